@@ -1,0 +1,19 @@
+//! Till's shared, cross-instance state: sessions, rate-limit counters, cached bytes and events.
+//!
+//! Every facility has two homes behind one type: Redis (when `REDIS_URL` is set, so any instance
+//! can serve any request) and an in-process fallback used in single-instance mode. Callers never
+//! branch on which one is in use.
+
+mod local;
+mod store;
+
+pub use store::{Store, StoreError};
+
+/// Result of counting one hit against a fixed-window rate-limit bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowCount {
+    /// Hits in the current window, this one included.
+    pub count: u64,
+    /// Seconds until the window resets.
+    pub reset_secs: u64,
+}

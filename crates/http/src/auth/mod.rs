@@ -1,0 +1,13 @@
+//! Authentication: passwords (Argon2id), access tokens (HS256 JWT), sessions (Redis or in
+//! process) and the one function that turns request headers into a principal.
+//!
+//! Every JWT names the session it was issued with (`sid`). A token is honoured only while that
+//! session exists in the shared store, so logout, deactivation and role changes revoke both the
+//! cookie and the token on every instance with one delete.
+
+pub mod jwt;
+pub mod password;
+mod resolve;
+pub mod session;
+
+pub use resolve::{bearer, cookie, resolve, resolve_token, AuthOutcome, Principal};

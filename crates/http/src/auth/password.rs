@@ -1,0 +1,77 @@
+//! Argon2id hashing, run on the blocking pool (a hash takes tens of milliseconds of CPU) and
+//! bounded by a semaphore so a login flood cannot queue unbounded memory-hard work.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use tokio::sync::Semaphore;
+
+fn permits() -> &'static Semaphore {
+    static S: OnceLock<Semaphore> = OnceLock::new();
+    S.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Semaphore::new(n * 2)
+    })
+}
+
+/// Argon2id v19 with the crate's defaults (m = 19 MiB, t = 2, p = 1), OWASP's recommended minimum.
+fn hasher() -> Argon2<'static> {
+    Argon2::default()
+}
+
+pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = permits().acquire().await?;
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        hasher()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hash failed: {e}"))
+    })
+    .await?
+}
+
+/// Verifies `password` against `stored`. With no stored hash (unknown email) a dummy hash is
+/// verified anyway, so response time does not reveal whether the account exists.
+pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+    let _permit = permits().acquire().await?;
+    tokio::task::spawn_blocking(move || {
+        let stored = stored.unwrap_or_else(|| dummy_hash().to_owned());
+        let parsed =
+            PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("bad stored hash: {e}"))?;
+        Ok(hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await?
+}
+
+fn dummy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        hasher()
+            .hash_password(b"not-a-real-password", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn hash_is_argon2id_and_verifies() {
+        let h = super::hash("correct horse".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+        assert!(super::verify("correct horse".into(), Some(h.clone()))
+            .await
+            .unwrap());
+        assert!(!super::verify("wrong".into(), Some(h)).await.unwrap());
+        assert!(!super::verify("x".into(), None).await.unwrap());
+    }
+}

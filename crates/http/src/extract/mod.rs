@@ -1,0 +1,14 @@
+//! Extractors that turn requests into typed inputs, answering in our error shape.
+
+mod auth;
+mod json;
+mod meta;
+mod pagination;
+
+pub use auth::{
+    Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerPlus, MaybeUser, Principal,
+    RolePolicy, StaffSide,
+};
+pub use json::Json;
+pub use meta::RequestMeta;
+pub use pagination::{PageQuery, Query};

@@ -1,0 +1,165 @@
+//! Health, readiness and metrics endpoints (no `/api/v1` prefix, not rate limited).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use till_domain::Role;
+
+use crate::auth::{self, AuthOutcome};
+use crate::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/liveness", get(liveness))
+        .route("/health/readiness", get(readiness))
+        .route("/health/detailed", get(detailed))
+        .route("/health/metrics", get(lb_metrics))
+        .route("/metrics", get(prometheus))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let (db, cache) = tokio::join!(state.db.ping(), state.store.ping());
+    let database = match &db {
+        Ok(d) => json!({"status": "up", "response_time_ms": ms(*d)}),
+        Err(_) => json!({"status": "down", "response_time_ms": null}),
+    };
+    let cache_json = match (&cache, state.store.is_redis()) {
+        (Ok(d), true) => json!({"status": "up", "response_time_ms": ms(*d), "backend": "redis"}),
+        (Ok(_), false) => json!({"status": "up", "response_time_ms": 0.0, "backend": "in_process"}),
+        (Err(_), _) => json!({"status": "down", "response_time_ms": null, "backend": "redis"}),
+    };
+    let (code, status) = match (db.is_ok(), cache.is_ok()) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unhealthy"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (true, true) => (StatusCode::OK, "healthy"),
+    };
+    let body = json!({
+        "status": status,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "version": env!("CARGO_PKG_VERSION"),
+        "environment": state.config.app_env.as_str(),
+        "instance": state.config.instance_id,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "database": database,
+        "cache": cache_json,
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+async fn liveness() -> Response {
+    axum::Json(json!({"status": "alive"})).into_response()
+}
+
+async fn readiness(State(state): State<AppState>) -> Response {
+    let not_ready = |reason: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "reason": reason})),
+        )
+            .into_response()
+    };
+    if state.is_draining() {
+        return not_ready("draining");
+    }
+    match state.db.pending_migrations().await {
+        Err(_) => not_ready("database unreachable"),
+        Ok(n) if n > 0 => {
+            state.schema_ready.store(false, Ordering::Relaxed);
+            not_ready("migrations pending")
+        }
+        Ok(_) => {
+            state.schema_ready.store(true, Ordering::Relaxed);
+            axum::Json(json!({"status": "ready"})).into_response()
+        }
+    }
+}
+
+/// Admin session/token, or `Authorization: Bearer $HEALTH_TOKEN` for monitoring systems.
+async fn may_see_details(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if let (Some(expected), Some(sent)) = (&state.config.health_token, auth::bearer(headers)) {
+        if bool::from(sent.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+            return Ok(());
+        }
+    }
+    match auth::resolve(state, headers).await {
+        AuthOutcome::Authenticated(p) if p.role == Role::Admin => Ok(()),
+        AuthOutcome::Authenticated(_) => Err(ApiError::forbidden()),
+        AuthOutcome::Unavailable => Err(ApiError::unavailable("Sign-in service unavailable.")),
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    may_see_details(&state, &headers).await?;
+    let m = &state.metrics;
+    let (size, idle, max) = state.db.pool_status();
+    let redis_pool = state
+        .store
+        .pool_status()
+        .map(|(size, idle, max)| json!({"size": size, "idle": idle, "max": max}));
+    let (rss, peak) = metrics::memory();
+    let backlog = till_db::jobs::backlog(&state.db.write).await.ok();
+    Ok(axum::Json(json!({
+        "instance": state.config.instance_id,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "pools": {
+            "database": {"size": size, "idle": idle, "max": max},
+            "redis": redis_pool,
+        },
+        "requests": {
+            "total": m.total.load(Ordering::Relaxed),
+            "5xx": m.errors_5xx.load(Ordering::Relaxed),
+            "in_flight": m.in_flight.load(Ordering::Relaxed),
+        },
+        "latency_ms": {"p50": m.percentile_ms(50.0), "p95": m.percentile_ms(95.0), "p99": m.percentile_ms(99.0)},
+        "cache": {"hit_rate": m.cache_hit_rate()},
+        "websocket": {"connections": m.ws_connections.load(Ordering::Relaxed)},
+        "memory": {"rss_bytes": rss, "peak_rss_bytes": peak},
+        "jobs": {"backlog": backlog},
+    }))
+    .into_response())
+}
+
+async fn lb_metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    let (requests, errors) = m.last_minute();
+    let error_rate = if requests == 0 {
+        0.0
+    } else {
+        errors as f64 / requests as f64
+    };
+    axum::Json(json!({
+        "active_connections": m.in_flight.load(Ordering::Relaxed).max(0) + m.ws_connections.load(Ordering::Relaxed).max(0),
+        "requests_per_minute": requests,
+        "error_rate": error_rate,
+        "p95_ms": m.percentile_ms(95.0),
+    }))
+    .into_response()
+}
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    ::metrics::gauge!("till_http_in_flight").set(m.in_flight.load(Ordering::Relaxed) as f64);
+    ::metrics::gauge!("till_ws_connections").set(m.ws_connections.load(Ordering::Relaxed) as f64);
+    let (size, idle, _) = state.db.pool_status();
+    ::metrics::gauge!("till_db_pool_size").set(size as f64);
+    ::metrics::gauge!("till_db_pool_idle").set(idle as f64);
+    let text = metrics::prometheus()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,241 @@
+//! Cross-cutting middleware, outermost first: observe (request id, log line, metrics),
+//! error envelope, security headers, panic → 500, timeout → 503, body limit → 413.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::request_id;
+use crate::state::AppState;
+
+/// Request id, one log line per request, and the request metrics.
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = request_id::accept_or_new(req.headers().get(request_id::HEADER));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let start = Instant::now();
+    state
+        .metrics
+        .in_flight
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut resp = request_id::scope(id.clone(), next.run(req).instrument(span.clone())).await;
+    state
+        .metrics
+        .in_flight
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.record(elapsed, status);
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "served"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(request_id::HEADER, v);
+    }
+    resp
+}
+
+/// Any error response that is not already our JSON envelope (axum's 405, the body limit's 413,
+/// a static file's 404…) is rewritten into it, so clients see one error shape everywhere.
+pub async fn envelope(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let mut fresh = ApiError::from_status(status).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            fresh.headers_mut().insert(name, v.clone());
+        }
+    }
+    fresh
+}
+
+/// Headers every response carries.
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+             connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+        ),
+    );
+    if state.config.cookie_secure {
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    resp
+}
+
+/// A request that runs past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503.
+pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // WebSocket upgrades live for hours; the timeout applies to the handshake only, which the
+    // handler answers at once, so no exception is needed here.
+    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable("The request took too long; try again.").into_response(),
+    }
+}
+
+/// `catch_panic` handler: a bug answers 500 in the error shape; the panic text is logged only.
+pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    ApiError::internal(format!("panic: {msg}")).into_response()
+}
+
+/// While migrations are behind, the API refuses work rather than run against an old schema.
+pub async fn schema_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.is_schema_ready() && !state.refresh_schema_ready().await {
+        return ApiError::unavailable("The database schema is being upgraded; try again shortly.")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// The client's address: the socket peer, or — when the peer is a trusted proxy — the right-most
+/// `X-Forwarded-For` hop that is not itself trusted. A header from an untrusted peer is ignored.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+pub fn peer_of(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The resolved client address, stored in request extensions by the rate limiter.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Resolves credentials once (handlers reuse the result), then counts the request against the
+/// caller's shared bucket: per user when signed in, per client IP otherwise.
+pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    use crate::auth::AuthOutcome;
+    use crate::extract::Credentials;
+
+    let ip = client_ip(peer_of(&req), req.headers(), &state.config.trusted_proxies);
+    req.extensions_mut().insert(ClientIp(ip));
+    let outcome = crate::auth::resolve(&state, req.headers()).await;
+    let (key, limit) = match &outcome {
+        AuthOutcome::Authenticated(p) => (
+            format!("rl:u:{}", p.user_id),
+            state.config.rate_limit_user_per_min,
+        ),
+        _ => (format!("rl:a:{ip}"), state.config.rate_limit_anon_per_min),
+    };
+    req.extensions_mut().insert(Credentials(outcome));
+    let count = match state.store.incr_window(&key, RATE_WINDOW).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            // Fail open: a Redis outage must not take the shop down; /health reports it.
+            tracing::warn!(error = %e, "rate limiter unavailable");
+            None
+        }
+    };
+    let mut resp = match count {
+        Some(c) if c.count > limit => ApiError::rate_limited(c.reset_secs).into_response(),
+        _ => next.run(req).await,
+    };
+    if let Some(c) = count {
+        set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
+    }
+    resp
+}
+
+pub fn set_rate_headers(h: &mut HeaderMap, limit: u64, count: u64, reset: u64) {
+    h.insert("ratelimit-limit", HeaderValue::from(limit));
+    h.insert(
+        "ratelimit-remaining",
+        HeaderValue::from(limit.saturating_sub(count)),
+    );
+    h.insert("ratelimit-reset", HeaderValue::from(reset));
+}
+
+/// Unknown route under the API.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_peers() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9, 10.0.0.7"),
+        );
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+}

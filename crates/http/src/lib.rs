@@ -1,0 +1,89 @@
+//! Till's HTTP layer: the axum application, its middleware and one router per area.
+//! Handlers extract and authorise, call into `till-db`/`till-domain`, and map the result; SQL
+//! never appears here.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod layers;
+pub mod metrics;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeDir;
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+/// The whole application. Layers are listed innermost first; the last one added runs first.
+pub fn app(state: AppState) -> Router {
+    let api = routes::api()
+        .fallback(layers::not_found)
+        .method_not_allowed_fallback(layers::method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), layers::rate_limit))
+        .layer(from_fn_with_state(state.clone(), layers::schema_guard));
+    let mut app = Router::new()
+        .nest("/api/v1", api)
+        .merge(health::router())
+        .method_not_allowed_fallback(layers::method_not_allowed);
+    app = match &state.config.static_dir {
+        Some(dir) => {
+            app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true))
+        }
+        None => app.fallback(layers::not_found),
+    };
+    let max_body = state.config.max_body_bytes;
+    app.layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(from_fn_with_state(state.clone(), layers::timeout))
+        .layer(CatchPanicLayer::custom(layers::panic_response))
+        .layer(from_fn_with_state(state.clone(), layers::security_headers))
+        .layer(from_fn(layers::envelope))
+        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(from_fn_with_state(state.clone(), layers::observe))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; then readiness turns 503 for `SHUTDOWN_DRAIN_MS` while
+/// requests are still answered (so the balancer stops sending new ones), then the listener
+/// closes and in-flight requests finish.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    metrics::prometheus();
+    let app = app(state.clone());
+    let drain = state.config.shutdown_drain;
+    let st = state.clone();
+    let signal = async move {
+        shutdown.await;
+        st.start_draining();
+        tracing::info!(
+            drain_ms = drain.as_millis() as u64,
+            "shutdown requested; draining"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!("closing listener; finishing in-flight requests");
+    };
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await
+}

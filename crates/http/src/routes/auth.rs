@@ -1,0 +1,206 @@
+//! Register, login, logout, me.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use till_db::{customers, users, DbError};
+use till_domain::{Email, FieldErrors, Phone, Role};
+
+use super::users::{check_account, User};
+use crate::auth::{password, session};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AnyUser, Authed, Json, RequestMeta};
+use crate::layers::{set_rate_headers, RATE_WINDOW};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    name: String,
+    phone: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<RegisterBody>,
+) -> ApiResult<Response> {
+    let mut errs = FieldErrors::default();
+    let checked = check_account(&body.email, &body.password, &body.name, &mut errs);
+    let phone = match body
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        None => None,
+        Some(p) => Phone::parse(p, &state.config.default_calling_code)
+            .map_err(|e| errs.add("phone", e.to_string()))
+            .ok(),
+    };
+    let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
+        return Err(ApiError::validation(errs));
+    };
+    let hash = password::hash(body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
+    // A shopper who has bought at the till before is recognised by phone and gets their history;
+    // a phone already tied to another login is refused rather than shared.
+    let existing = match &phone {
+        Some(p) => customers::find_by_phone(&mut tx, p.as_str()).await?,
+        None => None,
+    };
+    let customer = match existing {
+        Some(c) if users::customer_is_linked(&mut tx, c.id).await? => {
+            return Err(ApiError::already_exists(
+                "An account with this phone number already exists.",
+            )
+            .with_details(json!({"field": "phone"})))
+        }
+        Some(c) => c,
+        None => {
+            customers::insert(
+                &mut tx,
+                &name,
+                phone.as_ref().map(|p| p.as_str()),
+                Some(email.as_str()),
+            )
+            .await?
+        }
+    };
+    let user = users::insert(
+        &mut tx,
+        users::NewUser {
+            email: email.as_str(),
+            password_hash: &hash,
+            name: &name,
+            phone: phone.as_ref().map(|p| p.as_str()),
+            role: Role::Customer.as_str(),
+            customer_id: Some(customer.id),
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "user": User::from(user) })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&body.email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|_| body.email.trim().to_lowercase());
+    // Password guessing is limited per client IP and per account, on every instance together.
+    let limit = state.config.rate_limit_login_per_min;
+    let ip = meta.ip.map(|i| i.to_string()).unwrap_or_default();
+    let by_ip = state
+        .store
+        .incr_window(&format!("rl:login:ip:{ip}"), RATE_WINDOW)
+        .await;
+    let by_email = state
+        .store
+        .incr_window(&format!("rl:login:email:{email}"), RATE_WINDOW)
+        .await;
+    let worst = [by_ip.ok(), by_email.ok()]
+        .into_iter()
+        .flatten()
+        .max_by_key(|c| c.count);
+    if let Some(c) = worst.filter(|c| c.count > limit) {
+        let mut resp = ApiError::rate_limited(c.reset_secs).into_response();
+        set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
+        return Ok(resp);
+    }
+
+    let user = users::find_by_email(&state.db.write, &email).await?;
+    let ok = password::verify(
+        body.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let user = match user {
+        Some(u) if ok => u,
+        _ => return Err(ApiError::invalid_credentials()),
+    };
+    if !user.active {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "This account is deactivated; ask an administrator.",
+        ));
+    }
+    let ttl = state.config.session_ttl;
+    let (sid, sess) =
+        session::create(&state.store, ttl, user.id, &user.role, user.customer_id).await?;
+    let (token, _) = state
+        .jwt
+        .issue(user.id, &user.role, &sid)
+        .map_err(ApiError::internal)?;
+    let mut resp = Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": state.jwt.ttl.as_secs(),
+        "csrf_token": sess.csrf_token,
+        "user": User::from(user),
+    }))
+    .into_response();
+    set_cookie(&state, resp.headers_mut(), &sid, ttl.as_secs());
+    Ok(resp)
+}
+
+fn set_cookie(state: &AppState, headers: &mut HeaderMap, sid: &str, max_age: u64) {
+    let secure = if state.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    let v = format!(
+        "{}={sid}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+        session::COOKIE
+    );
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}
+
+async fn logout(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Response> {
+    session::end(&state.store, &who.session_id, who.user_id).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    set_cookie(&state, resp.headers_mut(), "", 0);
+    Ok(resp)
+}
+
+async fn me(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Response> {
+    let user = match users::get(&state.db.write, who.user_id).await {
+        Ok(u) if u.active => u,
+        Ok(_) | Err(DbError::NotFound) => return Err(ApiError::unauthorized()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(json!({ "user": User::from(user) })).into_response())
+}

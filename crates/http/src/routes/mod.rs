@@ -1,0 +1,13 @@
+//! One module per API area, each with its router.
+
+pub mod auth;
+pub mod users;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Everything under `/api/v1`.
+pub fn api() -> Router<AppState> {
+    Router::new().merge(auth::router()).merge(users::router())
+}

@@ -1,0 +1,172 @@
+//! The `till` binary: configuration, logging, start-up, graceful shutdown and subcommands.
+
+mod seed;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use till_http::{AppState, Config};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "till",
+    version,
+    about = "Till: point-of-sale, inventory and order backend"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and the static UI when STATIC_DIR is set).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Load data: `--demo` for a believable shop.
+    Seed {
+        /// Categories, products with barcodes and stock, and staff accounts of every role.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create an admin account (even when one exists).
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    match cfg.log_format {
+        till_http::config::LogFormat::Json => fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .init(),
+        till_http::config::LogFormat::Pretty => fmt().with_env_filter(filter).compact().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("till: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("till: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let state = AppState::new(config)?;
+            state.db.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { demo } => {
+            if !demo {
+                anyhow::bail!("nothing to seed: pass --demo");
+            }
+            let state = AppState::new(config)?;
+            ensure_schema(&state).await?;
+            seed::demo(&state).await
+        }
+        Command::CreateAdmin { email, password } => {
+            let state = AppState::new(config)?;
+            ensure_schema(&state).await?;
+            if till_http::routes::users::create_admin(&state, &email, &password, true).await? {
+                println!("admin {email} created");
+            } else {
+                println!("an account with email {email} already exists; nothing changed");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn ensure_schema(state: &AppState) -> anyhow::Result<()> {
+    if !state.refresh_schema_ready().await {
+        anyhow::bail!("the database schema is not up to date: run `till migrate` first");
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bind = config.bind_addr;
+    let state = AppState::new(config)?;
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+
+    // The first admin is created as soon as the schema is current; until then the API answers 503.
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if st.refresh_schema_ready().await {
+                match till_http::routes::users::bootstrap_admin(&st).await {
+                    Ok(true) => tracing::info!("first admin created from ADMIN_EMAIL"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!("could not create the first admin: {e:#}"),
+                }
+                break;
+            }
+            tracing::warn!("database unreachable or migrations pending; the API answers 503 until `till migrate` runs");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+
+    tracing::info!(
+        %addr,
+        instance = %state.config.instance_id,
+        redis = state.store.is_redis(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "till listening"
+    );
+    till_http::serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
