@@ -49,6 +49,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --bin till"
 cargo build --bin till
 
+step "drop databases left by earlier test runs"
+psql "$TILL_TEST_PG_URL/postgres" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'till\_t\_%'" |
+  while IFS= read -r db; do psql "$TILL_TEST_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+
 step "cargo test --workspace${*:+ $*}"
 cargo test --workspace "$@"
 
