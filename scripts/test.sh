@@ -49,9 +49,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo build --bin till"
 cargo build --bin till
 
-step "drop databases left by earlier test runs"
+step "drop test databases older than an hour"
+cutoff=$(( $(date +%s) - 3600 ))
 psql "$TILL_TEST_PG_URL/postgres" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'till\_t\_%'" |
-  while IFS= read -r db; do psql "$TILL_TEST_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+  while IFS= read -r db; do
+    created=${db#till_t_}; created=${created%%_*}
+    [[ "$created" =~ ^[0-9]+$ ]] && [ "$created" -lt "$cutoff" ] || continue
+    psql "$TILL_TEST_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
 
 step "cargo test --workspace${*:+ $*}"
 cargo test --workspace "$@"

@@ -61,7 +61,9 @@ pub async fn fresh_db() -> String {
         sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}")).execute(&mut admin).await.unwrap();
     }
     sqlx::query("SELECT pg_advisory_unlock($1)").bind(fp as i64).execute(&mut admin).await.unwrap();
-    let name = format!("till_t_{}", uuid::Uuid::new_v4().simple());
+    // The creation time in the name lets scripts/test.sh drop only databases of finished runs.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let name = format!("till_t_{now}_{}", uuid::Uuid::new_v4().simple());
     // CREATE DATABASE … TEMPLATE copies files: milliseconds, versus re-running migrations.
     let mut tries = 0;
     loop {
