@@ -31,7 +31,14 @@ pub use state::AppState;
 
 /// The whole application. Layers are listed innermost first; the last one added runs first.
 pub fn app(state: AppState) -> Router {
+    app_with_api_routes(state, Router::new())
+}
+
+/// The application with `extra` routes merged under `/api/v1`, behind every layer the real
+/// routes have (tests use it to exercise panics and timeouts).
+pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
     let api = routes::api()
+        .merge(extra)
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), layers::rate_limit))
@@ -66,8 +73,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_app(app(state.clone()), state, listener, shutdown).await
+}
+
+/// [`serve`] with a prebuilt application.
+pub async fn serve_app(
+    app: Router,
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     metrics::prometheus();
-    let app = app(state.clone());
     let drain = state.config.shutdown_drain;
     let st = state.clone();
     let signal = async move {

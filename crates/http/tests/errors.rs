@@ -1,0 +1,166 @@
+//! The error envelope everywhere: axum's own rejections, unknown routes, limits, request ids.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn unknown_routes_and_methods_use_the_envelope() {
+    let app = TestApp::spawn().await;
+    expect_error(
+        app.get("/api/v1/nothing/here", None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    expect_error(app.get("/not-api", None).await, 404, "not_found").await;
+    let r = app
+        .req(Method::DELETE, "/api/v1/auth/login")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 405, "method_not_allowed").await;
+    let r = app.req(Method::POST, "/health").send().await.unwrap();
+    expect_error(r, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn bodies_are_json_only_and_size_limited() {
+    let app = TestApp::spawn_with(&Opts::new().await.set("MAX_BODY_BYTES", "1024")).await;
+    let login = "/api/v1/auth/login";
+    let r = app
+        .req(Method::POST, login)
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 415, "unsupported_media_type").await;
+    let r = app
+        .req(Method::POST, login)
+        .body(r#"{"email":"a"}"#)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 415, "unsupported_media_type").await;
+    let r = app
+        .req(Method::POST, login)
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 400, "bad_request").await;
+    let big = format!(r#"{{"email":"{}","password":"x"}}"#, "a".repeat(4096));
+    let r = app
+        .req(Method::POST, login)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 413, "payload_too_large").await;
+    // Wrong JSON types are a 422 naming the field, without internals.
+    let r = app
+        .req(Method::POST, "/api/v1/auth/register")
+        .header("content-type", "application/json")
+        .body(r#"{"email":"a@b.co","password":"password-1","name":5}"#)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(r, 422, "validation_failed").await;
+    assert!(v["error"]["details"]["fields"]["name"].is_array(), "{v}");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .req(Method::GET, "/api/v1/nope")
+        .header("x-request-id", "till-abc_123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "till-abc_123");
+    let v = expect_error(r, 404, "not_found").await;
+    assert_eq!(v["error"]["request_id"], "till-abc_123");
+
+    let too_long = "x".repeat(65);
+    let r = app
+        .req(Method::GET, "/health/liveness")
+        .header("x-request-id", &too_long)
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(id, too_long);
+    assert_eq!(id.len(), 36);
+    let r = app
+        .req(Method::GET, "/health/liveness")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn security_headers_and_compression() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let r = app
+        .req(Method::GET, "/metrics")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let _ = admin;
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    assert!(r.headers().contains_key("content-security-policy"));
+    let r = app
+        .req(Method::GET, "/metrics")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "br");
+    let r = app
+        .req(Method::GET, "/metrics")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+}
+
+async fn boom() -> &'static str {
+    panic!("secret internal detail")
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    "late"
+}
+
+#[tokio::test]
+async fn panics_are_500_and_slow_requests_503_in_the_envelope() {
+    let extra = axum::Router::new()
+        .route("/test/boom", axum::routing::get(boom))
+        .route("/test/slow", axum::routing::get(slow));
+    let opts = Opts::new().await.set("REQUEST_TIMEOUT_SECONDS", "1");
+    let app = TestApp::spawn_with_routes(&opts, extra).await;
+    let v = expect_error(app.get("/api/v1/test/boom", None).await, 500, "internal").await;
+    assert!(!v.to_string().contains("secret internal detail"), "{v}");
+    // The server survives the panic.
+    assert_eq!(
+        app.get("/health/liveness", None).await.status(),
+        StatusCode::OK
+    );
+    let started = std::time::Instant::now();
+    let r = app.get("/api/v1/test/slow", None).await;
+    assert!(r.headers().contains_key("retry-after"));
+    expect_error(r, 503, "service_unavailable").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+}

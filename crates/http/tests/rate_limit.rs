@@ -1,0 +1,188 @@
+//! Shared rate limits: one bucket across instances, login limits, X-Forwarded-For trust.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+async fn hit(app: &TestApp, xff: Option<&str>) -> reqwest::Response {
+    let mut r = app.req(Method::GET, "/api/v1/no-such-route");
+    if let Some(x) = xff {
+        r = r.header("x-forwarded-for", x);
+    }
+    r.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_limit_is_shared_across_instances() {
+    let opts = Opts::new().await.set("RATE_LIMIT_ANON_PER_MIN", "10");
+    let a = TestApp::spawn_with(&opts).await;
+    let b = TestApp::spawn_with(&opts).await;
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = hit(app, None).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "request {i} is within the limit"
+        );
+        assert_eq!(r.headers()["ratelimit-limit"], "10");
+        assert_eq!(
+            r.headers()["ratelimit-remaining"],
+            (9 - i).to_string().as_str()
+        );
+    }
+    for app in [&a, &b] {
+        let r = hit(app, None).await;
+        let retry: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(r.headers()["ratelimit-remaining"], "0");
+        let reset: u64 = r.headers()["ratelimit-reset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&reset));
+        expect_error(r, 429, "rate_limited").await;
+    }
+}
+
+#[tokio::test]
+async fn signed_in_users_have_their_own_bucket() {
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_ANON_PER_MIN", "3")
+        .set("RATE_LIMIT_USER_PER_MIN", "5");
+    let (a, b) = (
+        TestApp::spawn_with(&opts).await,
+        TestApp::spawn_with(&opts).await,
+    );
+    let admin = a.admin().await; // one anonymous request
+    for _ in 0..5 {
+        assert_eq!(
+            b.get("/api/v1/auth/me", Some(&admin.token)).await.status(),
+            StatusCode::OK
+        );
+    }
+    expect_error(
+        a.get("/api/v1/auth/me", Some(&admin.token)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    // The anonymous bucket of the same IP is separate and still has room.
+    assert_eq!(hit(&a, None).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn login_is_limited_per_email_and_per_ip() {
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_LOGIN_PER_MIN", "3")
+        .set("TRUSTED_PROXIES", "127.0.0.1");
+    let (a, b) = (
+        TestApp::spawn_with(&opts).await,
+        TestApp::spawn_with(&opts).await,
+    );
+    // Per email: three tries from three different client IPs, on either instance, then 429,
+    // even with the right password.
+    for (i, app) in [&a, &b, &a].into_iter().enumerate() {
+        let r = app
+            .req(Method::POST, "/api/v1/auth/login")
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": "wrong-password"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 401, "invalid_credentials").await;
+    }
+    let r = b
+        .req(Method::POST, "/api/v1/auth/login")
+        .header("x-forwarded-for", "203.0.113.77")
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    expect_error(r, 429, "rate_limited").await;
+
+    // Per IP: one client cycling through emails is stopped too.
+    for i in 0..3 {
+        let r = a
+            .req(Method::POST, "/api/v1/auth/login")
+            .header("x-forwarded-for", "198.51.100.9")
+            .json(&json!({"email": format!("guess{i}@test.local"), "password": "whatever1"}))
+            .send()
+            .await
+            .unwrap();
+        expect_error(r, 401, "invalid_credentials").await;
+    }
+    let r = b
+        .req(Method::POST, "/api/v1/auth/login")
+        .header("x-forwarded-for", "198.51.100.9")
+        .json(&json!({"email": "fresh@test.local", "password": "whatever1"}))
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn forged_forwarded_for_from_untrusted_peer_is_ignored() {
+    // No trusted proxies: the socket peer is the client, whatever the header claims.
+    let app = TestApp::spawn_with(&Opts::new().await.set("RATE_LIMIT_ANON_PER_MIN", "4")).await;
+    for i in 0..4 {
+        assert_eq!(
+            hit(&app, Some(&format!("10.9.9.{i}"))).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    expect_error(hit(&app, Some("10.9.9.200")).await, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_trusted_proxy_names_the_client() {
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_ANON_PER_MIN", "2")
+        .set("TRUSTED_PROXIES", "127.0.0.0/8");
+    let app = TestApp::spawn_with(&opts).await;
+    for _ in 0..2 {
+        assert_eq!(
+            hit(&app, Some("192.0.2.1")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+    expect_error(hit(&app, Some("192.0.2.1")).await, 429, "rate_limited").await;
+    // A different client behind the same proxy has its own bucket; a spoofed left-most hop
+    // does not help the limited client (the right-most untrusted hop counts).
+    assert_eq!(
+        hit(&app, Some("192.0.2.2")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    expect_error(
+        hit(&app, Some("6.6.6.6, 192.0.2.1")).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn limits_work_in_single_instance_mode() {
+    let app = TestApp::spawn_with(
+        &Opts::new()
+            .await
+            .without_redis()
+            .set("RATE_LIMIT_ANON_PER_MIN", "2"),
+    )
+    .await;
+    assert_eq!(hit(&app, None).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(hit(&app, None).await.status(), StatusCode::NOT_FOUND);
+    expect_error(hit(&app, None).await, 429, "rate_limited").await;
+}
