@@ -4,6 +4,7 @@
 //! can serve any request) and an in-process fallback used in single-instance mode. Callers never
 //! branch on which one is in use.
 
+mod bus;
 mod local;
 mod store;
 

@@ -104,11 +104,18 @@ impl Store {
         }
     }
 
+    pub(crate) fn pool(&self) -> Option<&Pool> {
+        match &self.backend {
+            Backend::Redis { pool, .. } => Some(pool),
+            Backend::Local(_) => None,
+        }
+    }
+
     async fn conn(pool: &Pool) -> Result<deadpool_redis::Connection, StoreError> {
         Ok(pool.get().await?)
     }
 
-    async fn bounded<T>(
+    pub(crate) async fn bounded<T>(
         fut: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         tokio::time::timeout(OP_TIMEOUT, fut)

@@ -7,6 +7,7 @@ pub mod cursor;
 pub mod customers;
 mod error;
 pub mod jobs;
+pub mod outbox;
 pub mod users;
 
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod layers;
@@ -84,6 +85,8 @@ pub async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     metrics::prometheus();
+    tokio::spawn(events::run_publisher(state.clone()));
+    tokio::spawn(events::run_subscriber(state.clone()));
     let drain = state.config.shutdown_drain;
     let st = state.clone();
     let signal = async move {
@@ -95,6 +98,9 @@ pub async fn serve_app(
         );
         tokio::time::sleep(drain).await;
         tracing::info!("closing listener; finishing in-flight requests");
+        // Upgraded WebSocket connections are not tracked by the server's graceful shutdown:
+        // tell them to send their close frames.
+        st.hub.begin_shutdown();
     };
     axum::serve(
         listener,

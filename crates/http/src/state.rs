@@ -10,6 +10,7 @@ use till_db::Db;
 
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
+use crate::events::Hub;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// Request counters and latency histogram for the health endpoints.
     pub metrics: Metrics,
+    /// Live-event fan-out for this instance's WebSocket connections.
+    pub hub: Arc<Hub>,
     /// Set on SIGTERM: readiness turns 503 so the load balancer drains this instance.
     pub draining: AtomicBool,
     /// False while embedded migrations are ahead of the database; the API answers 503 meanwhile.
@@ -59,6 +62,7 @@ impl AppState {
             store,
             jwt,
             metrics: Metrics::default(),
+            hub: Arc::new(Hub::default()),
             draining: AtomicBool::new(false),
             schema_ready: AtomicBool::new(false),
             started: Instant::now(),

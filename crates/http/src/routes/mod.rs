@@ -9,5 +9,8 @@ use crate::state::AppState;
 
 /// Everything under `/api/v1`.
 pub fn api() -> Router<AppState> {
-    Router::new().merge(auth::router()).merge(users::router())
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .route("/ws", axum::routing::get(crate::events::ws::handler))
 }

@@ -1,0 +1,93 @@
+//! The transactional outbox: events are written in the same transaction as the change they
+//! describe, then published by one instance at a time in `seq` order.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+use crate::DbError;
+
+/// Advisory-lock key held by the active publisher; one publisher keeps `seq` in delivery order.
+const PUBLISHER_LOCK: i64 = 0x7469_6c6c_6f75_7462; // "tilloutb"
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub seq: i64,
+    pub topic: String,
+    pub payload: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Records an event; call inside the transaction of the change.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    topic: &str,
+    payload: &Value,
+) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("INSERT INTO outbox (topic, payload) VALUES ($1, $2) RETURNING id")
+            .bind(topic)
+            .bind(payload)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// In `conn`'s transaction: if no other instance is publishing, assigns `seq` to up to `limit`
+/// unpublished events and returns them in `seq` order. `None` when another publisher is active.
+/// The caller publishes them and commits; a rollback leaves them unpublished for the next round.
+pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<EventRow>>, DbError> {
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(PUBLISHER_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(None);
+    }
+    let mut rows: Vec<EventRow> = sqlx::query_as(
+        "WITH pending AS (
+             SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE
+         )
+         UPDATE outbox o SET seq = nextval('outbox_seq'), published_at = now()
+         FROM pending WHERE o.id = pending.id
+         RETURNING o.id, o.seq, o.topic, o.payload, o.created_at",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.sort_by_key(|r| r.seq);
+    Ok(Some(rows))
+}
+
+/// Published events after `seq`, oldest first (catch-up for subscribers and clients).
+pub async fn after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, seq, topic, payload, created_at FROM outbox
+         WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest published `seq` (0 when none).
+pub async fn last_seq(pool: &PgPool) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(max(seq), 0) FROM outbox WHERE seq IS NOT NULL")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Deletes published events older than `hours` (they stay a while for catch-up).
+pub async fn purge_published(pool: &PgPool, hours: i64) -> Result<u64, DbError> {
+    Ok(sqlx::query(
+        "DELETE FROM outbox WHERE seq IS NOT NULL AND published_at < now() - make_interval(hours => $1::int)",
+    )
+    .bind(hours)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

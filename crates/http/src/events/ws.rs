@@ -1,0 +1,206 @@
+//! `GET /api/v1/ws`: authenticated before the upgrade (cookie, `Authorization`, or
+//! `?access_token=`), limited per instance and per user, pinged every 30 s, closed with a
+//! close frame on shutdown. A client that falls behind is told to resync instead of being
+//! silently dropped; `?since=<seq>` replays what a reconnecting client missed.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use till_db::outbox;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::Event;
+use crate::auth::{self, session, AuthOutcome, Principal};
+use crate::error::ApiError;
+use crate::extract::{Credentials, Query};
+use crate::state::AppState;
+
+const PING_EVERY: Duration = Duration::from_secs(30);
+/// No pong for this long: the peer is gone.
+const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// A send that takes longer means the client is not reading; drop it rather than buffer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Replay at most this many missed events; beyond that the client must reload.
+const MAX_REPLAY: i64 = 1000;
+
+#[derive(Deserialize)]
+pub struct WsParams {
+    access_token: Option<String>,
+    since: Option<i64>,
+}
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Query(params): Query<WsParams>,
+    mut parts: Parts,
+) -> Result<Response, ApiError> {
+    let outcome = match &params.access_token {
+        Some(t) => auth::resolve_token(&state, t).await,
+        None => match parts.extensions.get::<Credentials>() {
+            Some(Credentials(o)) => o.clone(),
+            None => auth::resolve(&state, &parts.headers).await,
+        },
+    };
+    let principal = match outcome {
+        AuthOutcome::Authenticated(p) => p,
+        AuthOutcome::Unavailable => {
+            return Err(ApiError::unavailable("Sign-in service unavailable."))
+        }
+        _ => return Err(ApiError::unauthorized()),
+    };
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|_| ApiError::bad_request("Expected a WebSocket upgrade request."))?;
+    let cfg = &state.config;
+    match state.hub.try_admit(
+        principal.user_id,
+        cfg.ws_max_connections,
+        cfg.ws_max_per_user,
+    ) {
+        Ok(()) => {}
+        Err(true) => {
+            return Err(ApiError::unavailable(
+                "This server has no room for more live connections.",
+            ))
+        }
+        Err(false) => {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many live connections for this account.",
+            ))
+        }
+    }
+    let user = principal.user_id;
+    state
+        .metrics
+        .ws_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(upgrade
+        .on_failed_upgrade({
+            let state = state.clone();
+            move |_| {
+                state.hub.release(user);
+                state
+                    .metrics
+                    .ws_connections
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .on_upgrade(move |socket| async move {
+            connection(&state, &principal, params.since, socket).await;
+            state.hub.release(user);
+            state
+                .metrics
+                .ws_connections
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .into_response())
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await,
+        Ok(Ok(()))
+    )
+}
+
+fn frame(kind: &str, seq: i64) -> String {
+    json!({"type": kind, "at": chrono::Utc::now(), "seq": seq}).to_string()
+}
+
+async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut socket: WebSocket) {
+    let staff_side = p.role.is_staff_side();
+    let visible = |e: &Event| e.visible_to(staff_side, p.customer_id);
+    // Subscribe before replaying so nothing falls between the replay and the live stream.
+    let mut rx = state.hub.subscribe();
+    let mut shutdown = state.hub.shutdown_signal();
+    let mut sent_up_to = state.hub.last_seq();
+    if !send(&mut socket, frame("welcome", sent_up_to)).await {
+        return;
+    }
+    if let Some(since) = since.filter(|s| *s < sent_up_to) {
+        match outbox::after(&state.db.write, since, MAX_REPLAY).await {
+            Ok(rows) if rows.len() as i64 == MAX_REPLAY => {
+                if !send(&mut socket, frame("resync", sent_up_to)).await {
+                    return;
+                }
+            }
+            Ok(rows) => {
+                for ev in rows.iter().map(Event::from_row).filter(|e| visible(e)) {
+                    if !send(&mut socket, ev.frame).await {
+                        return;
+                    }
+                }
+                sent_up_to = sent_up_to.max(rows.last().map(|r| r.seq).unwrap_or(0));
+            }
+            Err(_) => {
+                if !send(&mut socket, frame("resync", sent_up_to)).await {
+                    return;
+                }
+            }
+        }
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_seen = Instant::now();
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(ev) => {
+                    if ev.seq > sent_up_to && visible(&ev) {
+                        sent_up_to = ev.seq;
+                        if !send(&mut socket, ev.frame.clone()).await {
+                            return;
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    if !send(&mut socket, frame("resync", state.hub.last_seq())).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => last_seen = Instant::now(),
+            },
+            _ = ping.tick() => {
+                // Signed out or deactivated since connecting: end the stream.
+                if matches!(session::get(&state.store, &p.session_id).await, Ok(None)) {
+                    close(&mut socket, 4401, "session ended").await;
+                    return;
+                }
+                if last_seen.elapsed() > IDLE_LIMIT {
+                    close(&mut socket, 1001, "idle").await;
+                    return;
+                }
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            _ = shutdown.changed() => {
+                close(&mut socket, 1001, "server shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}

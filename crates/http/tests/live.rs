@@ -1,0 +1,267 @@
+//! WebSocket live events across instances, with synthetic outbox events (order flows add their
+//! own tests): authentication, visibility, limits, replay, Redis outage, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, token: Option<&str>, query: &str) -> Result<Ws, u16> {
+    let url = format!("ws://{}/api/v1/ws{query}", app.addr);
+    let mut req = url.into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("ws connect: {e}"),
+    }
+}
+
+/// Next text frame as JSON, skipping pings; `None` after `wait` without one.
+async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return None,
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_))) => return None,
+        }
+    }
+}
+
+async fn welcome(ws: &mut Ws) -> i64 {
+    let v = next(ws, Duration::from_secs(5))
+        .await
+        .expect("welcome frame");
+    assert_eq!(v["type"], "welcome");
+    v["seq"].as_i64().unwrap()
+}
+
+/// Writes an outbox event through `app` as an order write would, and wakes its publisher.
+async fn emit(app: &TestApp, customer_id: Option<&str>, number: &str) {
+    let payload = json!({
+        "type": "order.updated",
+        "at": chrono::Utc::now(),
+        "order": {"id": uuid::Uuid::now_v7(), "number": number, "status": "confirmed"},
+        "customer_id": customer_id,
+    });
+    let mut tx = app.state.db.write.begin().await.unwrap();
+    till_db::outbox::enqueue(&mut tx, "order.updated", &payload)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.state.hub.kick();
+}
+
+async fn customer(app: &TestApp, email: &str) -> Login {
+    let r = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": email, "password": "password-123", "name": "C"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    app.login(email, "password-123").await
+}
+
+#[tokio::test]
+async fn upgrade_needs_credentials() {
+    let app = TestApp::spawn().await;
+    assert_eq!(connect(&app, None, "").await.err(), Some(401));
+    assert_eq!(
+        connect(&app, Some("forged.token.here"), "").await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        connect(&app, None, "?access_token=nope").await.err(),
+        Some(401)
+    );
+    let staff = app.user("staff").await;
+    let mut ws = connect(&app, None, &format!("?access_token={}", staff.token))
+        .await
+        .unwrap();
+    welcome(&mut ws).await;
+}
+
+#[tokio::test]
+async fn events_reach_every_instance_and_customers_see_only_their_own() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let staff = a.user("staff").await;
+    let ann = customer(&a, "ann@test.local").await;
+    let bob = customer(&a, "bob@test.local").await;
+    let mut staff_ws = connect(&b, Some(&staff.token), "").await.unwrap();
+    let mut ann_ws = connect(&b, Some(&ann.token), "").await.unwrap();
+    let mut bob_ws = connect(&a, Some(&bob.token), "").await.unwrap();
+    for ws in [&mut staff_ws, &mut ann_ws, &mut bob_ws] {
+        welcome(ws).await;
+    }
+    let ann_customer = ann.user["customer_id"].as_str().unwrap();
+    emit(&a, Some(ann_customer), "1001").await;
+    emit(&a, None, "1002").await;
+
+    let s1 = next(&mut staff_ws, Duration::from_secs(5))
+        .await
+        .expect("staff gets 1001");
+    let s2 = next(&mut staff_ws, Duration::from_secs(5))
+        .await
+        .expect("staff gets 1002");
+    assert_eq!(
+        (
+            s1["order"]["number"].as_str(),
+            s2["order"]["number"].as_str()
+        ),
+        (Some("1001"), Some("1002"))
+    );
+    assert!(s2["seq"].as_i64() > s1["seq"].as_i64());
+    assert!(
+        s1.get("customer_id").is_none(),
+        "routing data is not sent: {s1}"
+    );
+    let mine = next(&mut ann_ws, Duration::from_secs(5))
+        .await
+        .expect("ann gets her order");
+    assert_eq!(mine["order"]["number"], "1001");
+    assert!(
+        next(&mut ann_ws, Duration::from_millis(700))
+            .await
+            .is_none(),
+        "ann sees nothing else"
+    );
+    assert!(
+        next(&mut bob_ws, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "bob sees nothing"
+    );
+}
+
+#[tokio::test]
+async fn connection_limits_refuse_the_extra_connection() {
+    let opts = Opts::new()
+        .await
+        .set("WS_MAX_PER_USER", "2")
+        .set("WS_MAX_CONNECTIONS", "3");
+    let app = TestApp::spawn_with(&opts).await;
+    let staff = app.user("staff").await;
+    let _w1 = connect(&app, Some(&staff.token), "").await.unwrap();
+    let _w2 = connect(&app, Some(&staff.token), "").await.unwrap();
+    assert_eq!(connect(&app, Some(&staff.token), "").await.err(), Some(429));
+    let other = app.user("cashier").await;
+    let _w3 = connect(&app, Some(&other.token), "").await.unwrap();
+    assert_eq!(
+        connect(&app, Some(&other.token), "").await.err(),
+        Some(503),
+        "instance full"
+    );
+    drop(_w1);
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if connect(&app, Some(&other.token), "").await.is_ok() {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "a closed connection frees its slot");
+}
+
+#[tokio::test]
+async fn reconnecting_client_replays_what_it_missed() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let staff = a.user("staff").await;
+    let mut ws = connect(&b, Some(&staff.token), "").await.unwrap();
+    let start = welcome(&mut ws).await;
+    emit(&a, None, "1").await;
+    let first = next(&mut ws, Duration::from_secs(5)).await.unwrap();
+    let seen = first["seq"].as_i64().unwrap();
+    assert!(seen > start);
+    ws.close(None).await.ok();
+    emit(&a, None, "2").await;
+    emit(&a, None, "3").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = connect(&b, Some(&staff.token), &format!("?since={seen}"))
+        .await
+        .unwrap();
+    welcome(&mut ws).await;
+    let got: Vec<String> = [
+        next(&mut ws, Duration::from_secs(5)).await,
+        next(&mut ws, Duration::from_secs(5)).await,
+    ]
+    .into_iter()
+    .map(|v| {
+        v.expect("replayed")["order"]["number"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    })
+    .collect();
+    assert_eq!(got, ["2", "3"]);
+}
+
+#[tokio::test]
+async fn a_redis_outage_loses_no_event() {
+    let mut redis = PrivateRedis::start();
+    let mut opts = Opts::new().await;
+    opts.redis_url = Some(redis.url.clone());
+    let a = TestApp::spawn_with(&opts).await;
+    let b = TestApp::spawn_with(&opts).await;
+    let staff = a.user("staff").await;
+    let mut ws = connect(&b, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    emit(&a, None, "before").await;
+    assert_eq!(
+        next(&mut ws, Duration::from_secs(5)).await.unwrap()["order"]["number"],
+        "before"
+    );
+
+    redis.stop();
+    for n in ["during-1", "during-2", "during-3"] {
+        emit(&a, None, n).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart();
+    emit(&a, None, "after").await;
+
+    let mut got = Vec::new();
+    while let Some(v) = next(&mut ws, Duration::from_secs(10)).await {
+        got.push(v["order"]["number"].as_str().unwrap().to_owned());
+        if got.len() == 4 {
+            break;
+        }
+    }
+    assert_eq!(got, ["during-1", "during-2", "during-3", "after"]);
+}
+
+#[tokio::test]
+async fn shutdown_sends_a_close_frame() {
+    let mut app = TestApp::spawn_with(&Opts::new().await.set("SHUTDOWN_DRAIN_MS", "100")).await;
+    let staff = app.user("staff").await;
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    app.begin_shutdown();
+    let frame = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("close frame in time");
+    assert_eq!(u16::from(frame.expect("close frame").code), 1001);
+}
