@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (and the static UI when STATIC_DIR is set).
     Serve,
+    /// Run background jobs from the PostgreSQL queue (scale by running more).
+    Worker,
     /// Apply pending database migrations.
     Migrate,
     /// Load data: `--demo` for a believable shop.
@@ -79,6 +81,17 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
+        Command::Worker => {
+            let state = AppState::new(config)?;
+            while !state.refresh_schema_ready().await {
+                tracing::warn!("database unreachable or migrations pending; waiting");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            let cfg = till_server::worker::WorkerConfig::from_env()?;
+            till_server::jobs::production_worker(state, cfg)
+                .run(shutdown_signal())
+                .await
+        }
         Command::Migrate => {
             let state = AppState::new(config)?;
             state.db.migrate().await?;

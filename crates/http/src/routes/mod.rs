@@ -1,6 +1,7 @@
 //! One module per API area, each with its router.
 
 pub mod auth;
+pub mod jobs;
 pub mod users;
 
 use axum::Router;
@@ -12,5 +13,6 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(jobs::router())
         .route("/ws", axum::routing::get(crate::events::ws::handler))
 }

@@ -1,0 +1,4 @@
+//! The `till` binary's library half: the background worker (so tests can drive it in process).
+
+pub mod jobs;
+pub mod worker;

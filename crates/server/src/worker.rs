@@ -1,0 +1,259 @@
+//! `till worker`: runs jobs from the PostgreSQL queue.
+//!
+//! Each of `concurrency` loops claims one due job at a time (`FOR UPDATE SKIP LOCKED`, so workers
+//! on many machines never take the same job), keeps its lease alive while the handler runs, and
+//! records the outcome. A worker killed mid-job stops heartbeating; the lease runs out and another
+//! worker runs the job again, so handlers are written to be idempotent. Failures are retried with
+//! exponential backoff up to `max_attempts`. Recurring jobs re-enqueue themselves in the same
+//! transaction that completes them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use till_db::jobs::{self, JobRow, NewJob};
+use till_http::AppState;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+pub type JobResult = anyhow::Result<()>;
+pub type Handler =
+    Arc<dyn Fn(AppState, JobRow) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// After SIGTERM, how long running jobs may take before they are released unfinished.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let num = |k: &str, d: u64| -> anyhow::Result<u64> {
+            match std::env::var(k) {
+                Ok(v) if !v.is_empty() => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{k} must be an integer, got {v:?}")),
+                _ => Ok(d),
+            }
+        };
+        Ok(WorkerConfig {
+            concurrency: num("WORKER_CONCURRENCY", 4)?.max(1) as usize,
+            lease: Duration::from_secs(num("WORKER_LEASE_SECONDS", 60)?.max(1)),
+            poll: Duration::from_millis(num("WORKER_POLL_MS", 500)?.max(10)),
+            backoff_base: Duration::from_millis(num("WORKER_BACKOFF_BASE_MS", 1000)?),
+            backoff_cap: Duration::from_millis(num("WORKER_BACKOFF_CAP_MS", 600_000)?),
+            shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
+        })
+    }
+
+    /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = (attempts.max(1) - 1).min(30) as u32;
+        self.backoff_base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.backoff_cap)
+    }
+}
+
+pub struct Worker {
+    state: AppState,
+    config: WorkerConfig,
+    id: String,
+    handlers: HashMap<String, Handler>,
+    recurring: HashMap<String, Duration>,
+}
+
+impl Worker {
+    pub fn new(state: AppState, config: WorkerConfig) -> Self {
+        let id = format!(
+            "{}-w{}",
+            state.config.instance_id,
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
+        Worker {
+            state,
+            config,
+            id,
+            handlers: HashMap::new(),
+            recurring: HashMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn register<F, Fut>(&mut self, kind: &str, f: F) -> &mut Self
+    where
+        F: Fn(AppState, JobRow) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        self.handlers
+            .insert(kind.to_owned(), Arc::new(move |s, j| Box::pin(f(s, j))));
+        self
+    }
+
+    /// Runs `kind` every `every` (it must also be registered).
+    pub fn every(&mut self, kind: &str, every: Duration) -> &mut Self {
+        self.recurring.insert(kind.to_owned(), every);
+        self
+    }
+
+    /// Works until `shutdown` resolves, then finishes or releases running jobs.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let me = Arc::new(self);
+        for kind in me.recurring.keys() {
+            let mut conn = me.state.db.write.acquire().await?;
+            jobs::enqueue(&mut conn, recurring_job(kind, Duration::ZERO)).await?;
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut loops = Vec::new();
+        for _ in 0..me.config.concurrency {
+            loops.push(tokio::spawn(me.clone().claim_loop(stop_rx.clone())));
+        }
+        tracing::info!(worker = %me.id, kinds = ?me.handlers.keys().collect::<Vec<_>>(), "worker started");
+        shutdown.await;
+        tracing::info!(
+            "worker stopping: no new jobs; running jobs get {:?}",
+            me.config.shutdown_grace
+        );
+        let _ = stop_tx.send(true);
+        for l in loops {
+            let _ = l.await;
+        }
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+
+    async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let kinds: Vec<String> = self.handlers.keys().cloned().collect();
+        while !*stop.borrow() {
+            match jobs::claim(&self.state.db.write, &self.id, self.config.lease, &kinds).await {
+                Ok(Some(job)) => self.work(job, &mut stop).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a job failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn work(&self, job: JobRow, stop: &mut watch::Receiver<bool>) {
+        let span =
+            tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
+        self.work_in_span(job, stop).instrument(span).await
+    }
+
+    async fn work_in_span(&self, job: JobRow, stop: &mut watch::Receiver<bool>) {
+        let pool = &self.state.db.write;
+        if job.attempts > job.max_attempts {
+            // It kept dying mid-run (lease expiries count as attempts): stop retrying.
+            let _ = jobs::fail(pool, job.id, &self.id, "lease expired too many times", None).await;
+            return;
+        }
+        let Some(handler) = self.handlers.get(&job.kind).cloned() else {
+            return;
+        };
+        let run = handler(self.state.clone(), job.clone());
+        tokio::pin!(run);
+        let mut beat = tokio::time::interval(self.config.lease / 3);
+        beat.tick().await;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        let outcome = loop {
+            let grace = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = &mut run => break Some(r),
+                _ = beat.tick() => {
+                    if !matches!(jobs::heartbeat(pool, job.id, &self.id, self.config.lease).await, Ok(true)) {
+                        tracing::warn!("lost the job's lease; abandoning this run");
+                        return;
+                    }
+                }
+                _ = stop.changed(), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+                }
+                _ = grace => break None,
+            }
+        };
+        match outcome {
+            None => {
+                tracing::warn!("shutdown grace ran out; releasing the job");
+                let _ = jobs::release(pool, job.id, &self.id).await;
+            }
+            Some(Ok(())) => {
+                if let Err(e) = self.finish(&job).await {
+                    tracing::error!(error = %e, "could not record job completion");
+                }
+            }
+            Some(Err(e)) => {
+                let retry =
+                    (job.attempts < job.max_attempts).then(|| self.config.backoff(job.attempts));
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?retry, "job failed");
+                let _ = jobs::fail(pool, job.id, &self.id, &format!("{e:#}"), retry).await;
+            }
+        }
+    }
+
+    async fn finish(&self, job: &JobRow) -> anyhow::Result<()> {
+        let mut tx = self.state.db.write.begin().await?;
+        if jobs::complete(&mut tx, job.id, &self.id).await? {
+            if let Some(every) = self.recurring.get(&job.kind) {
+                jobs::enqueue(&mut tx, recurring_job(&job.kind, *every)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn recurring_job(kind: &str, delay: Duration) -> NewJob<'_> {
+    NewJob {
+        delay,
+        dedupe_key: Some(kind),
+        ..NewJob::new(kind, Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let c = WorkerConfig {
+            concurrency: 1,
+            lease: Duration::from_secs(1),
+            poll: Duration::from_millis(10),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        let d: Vec<u128> = (1..=5).map(|a| c.backoff(a).as_millis()).collect();
+        assert_eq!(d, vec![100, 200, 400, 500, 500]);
+    }
+}
