@@ -269,7 +269,9 @@ fn nginx(a: &LbArgs) -> String {
     line(out, "#   LOCK or PATCH once it went out (no `non_idempotent` in proxy_next_upstream), so an order");
     line(out, "#   or a payment is never made twice by the balancer. Clients retry those with their Idempotency-Key.");
     line(out, "# - Draining: a stopping instance keeps answering for SHUTDOWN_DRAIN_MS, then closes its listener;");
-    line(out, "#   nginx then gets `connection refused` and moves on, so a rolling restart loses no request.");
+    line(out, "#   nginx then gets `connection refused`, retries elsewhere and skips that server for fail_timeout.");
+    line(out, "#   A rolling restart loses no request if it stops the next instance only once nginx sends to the");
+    line(out, "#   restarted one again (at most fail_timeout after it is ready), never taking all out at once.");
     if a.resolver.is_some() {
         line(out, "# - `server NAME:PORT resolve` re-resolves NAME through `resolver` (valid=5s), so instances added or");
         line(out, "#   removed with `docker compose up --scale web=N` are followed without reloading nginx, and nginx");
@@ -317,7 +319,7 @@ fn nginx(a: &LbArgs) -> String {
     line(out, "    charset utf-8;");
     line(
         out,
-        "    charset_types text/css text/plain application/javascript application/json;",
+        "    charset_types text/css text/plain application/javascript;",
     );
     line(out, "    server_tokens off;");
     line(out, "    sendfile on;");
@@ -439,7 +441,7 @@ fn nginx(a: &LbArgs) -> String {
         };
         let _ = writeln!(
             out,
-            "        server {u} max_fails=2 fail_timeout=5s{resolve};"
+            "        server {u} max_fails=2 fail_timeout=3s{resolve};"
         );
     }
     line(out, "        keepalive 64;");
@@ -991,7 +993,7 @@ mod tests {
         for port in 18081..=18083 {
             assert!(
                 c.contains(&format!(
-                    "server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;"
+                    "server 127.0.0.1:{port} max_fails=2 fail_timeout=3s;"
                 )),
                 "{c}"
             );
@@ -1045,8 +1047,8 @@ mod tests {
         let c = render(&a);
         balanced(&c);
         assert!(c.contains("resolver 127.0.0.11 valid=5s ipv6=off;"));
-        assert!(c.contains("server web:8080 max_fails=2 fail_timeout=5s resolve;"));
-        assert!(c.contains("server 10.0.0.5:8080 max_fails=2 fail_timeout=5s;"));
+        assert!(c.contains("server web:8080 max_fails=2 fail_timeout=3s resolve;"));
+        assert!(c.contains("server 10.0.0.5:8080 max_fails=2 fail_timeout=3s;"));
         assert!(c.contains("root /srv/till/web;"));
         assert!(c.contains("try_files $uri $uri/ @till;"));
         assert!(c.contains("pid \"/tmp/run dir/nginx.pid\";"));
