@@ -319,6 +319,11 @@ cmd_down() {
   for name in "${pids[@]}"; do
     stop_proc "$name" "$BIN" TERM $((drain / 1000 + 15))
   done
+  case "$NGINX_DIR" in
+    /tmp/till-cluster-nginx.*) # made by `up` for a private state directory: keep its logs, drop the rest
+      cp "$NGINX_DIR"/*.log "$DIR/" 2>/dev/null || true
+      rm -rf "$NGINX_DIR" ;;
+  esac
   rm -f "$DIR/state"
   say "stopped (logs kept in $DIR)"
 }
