@@ -271,7 +271,12 @@ def check_nginx_edges():
     expect(r.json["error"]["request_id"] == rid, f"413 without the request id: {r}")
     r = request(NGINX, "GET", "/metrics", headers={"Accept-Encoding": "gzip"})
     expect(r.status == 200, f"/metrics from loopback: {r.status}")
-    return "X-Request-Id kept and made; 413 in Till's error shape"
+    # The UI's entry page from disk, or Till's own answer when there is none; never a bare 403.
+    r = request(NGINX, "GET", "/", headers={"Accept": "text/html"})
+    expect(r.status == 200 or (r.status == 404 and r.code() == "not_found"), f"GET / via nginx: {r}")
+    if r.status == 200:
+        expect(r.header("Content-Security-Policy"), f"GET / without the security headers: {r.headers}")
+    return "X-Request-Id kept and made; 413 in Till's error shape; / served"
 
 
 def check_kill_one_under_load():

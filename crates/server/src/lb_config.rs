@@ -452,6 +452,10 @@ fn nginx(a: &LbArgs) -> String {
     line(out, "    server {");
     let _ = writeln!(out, "        listen {} default_server;", a.listen.addr());
     line(out, "        server_name _;");
+    line(
+        out,
+        "        absolute_redirect off;  # `/till` → `/till/` stays right behind port mappings",
+    );
     line(out, "");
     line(out, "        proxy_connect_timeout 2s;");
     line(out, "        proxy_send_timeout 30s;");
@@ -474,16 +478,22 @@ fn nginx(a: &LbArgs) -> String {
                 out,
                 "        # The static UI, straight from disk; anything not there goes to Till.",
             );
-            line(out, "        location / {");
-            let _ = writeln!(out, "            root {};", quoted_path(dir));
-            line(out, "            index index.html;");
-            line(out, "            try_files $uri $uri/ @till;");
             line(
                 out,
-                "            add_header Cache-Control \"no-cache\" always;",
+                "        # `/` falls back to Till when there is no index.html (a directory would answer 403).",
             );
-            nginx_security_headers(out, "            ");
-            line(out, "        }");
+            let _ = writeln!(out, "        root {};", quoted_path(dir));
+            for (location, try_files) in [("= /", "/index.html @till"), ("/", "$uri $uri/ @till")] {
+                let _ = writeln!(out, "        location {location} {{");
+                line(out, "            index index.html;");
+                let _ = writeln!(out, "            try_files {try_files};");
+                line(
+                    out,
+                    "            add_header Cache-Control \"no-cache\" always;",
+                );
+                nginx_security_headers(out, "            ");
+                line(out, "        }");
+            }
             line(out, "");
             line(out, "        location @till {");
             nginx_proxy(out, false);
@@ -1049,7 +1059,8 @@ mod tests {
         assert!(c.contains("resolver 127.0.0.11 valid=5s ipv6=off;"));
         assert!(c.contains("server web:8080 max_fails=2 fail_timeout=3s resolve;"));
         assert!(c.contains("server 10.0.0.5:8080 max_fails=2 fail_timeout=3s;"));
-        assert!(c.contains("root /srv/till/web;"));
+        assert!(c.contains("        root /srv/till/web;"));
+        assert!(c.contains("try_files /index.html @till;"));
         assert!(c.contains("try_files $uri $uri/ @till;"));
         assert!(c.contains("pid \"/tmp/run dir/nginx.pid\";"));
         assert!(c.contains("client_body_temp_path \"/tmp/run dir/client_body_temp\";"));
