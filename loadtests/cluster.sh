@@ -4,14 +4,15 @@
 #
 #   loadtests/cluster.sh [--duration SECONDS] [--runs N] [--connections C] [--threads T] [--path PATH]
 #
-#   --duration   seconds per wrk run (default 8)          --runs         runs per setup (default 3)
+#   --duration   seconds per wrk run (default 8)          --runs         rounds (default 3)
 #   --connections  concurrent connections (default 32)   --threads      wrk threads (default 2)
 #   --path       the request (default: /api/v1/products?limit=20 when the catalog API exists, else
 #                /health/liveness)
 #
-# Each setup is a fresh `scripts/cluster.sh up N` (own ports from TILL_BENCH_PORT, default 18280; database
-# till_cluster_bench, seeded with `till seed --demo` when the catalog exists) with rate limits out of the
-# way. Uses TILL_BIN, else builds the release binary. Installs wrk with apt when missing. Everything runs
+# One `scripts/cluster.sh up 3` (own ports from TILL_BENCH_PORT, default 18280; database till_cluster_bench,
+# seeded with `till seed --demo` when the catalog exists; rate limits out of the way) with its nginx in front
+# of all 3, and two more nginx from the same generator in front of the first 1 and 2 instances (ports +11,
+# +12); the four setups take turns, round by round, so noise from other work hits them alike. Uses TILL_BIN, else builds the release binary. Installs wrk with apt when missing. Everything runs
 # on this machine: the instances, nginx, PostgreSQL, Redis and wrk share its cores, so more instances
 # add little throughput here; the numbers show the cost of the hop through nginx and that nothing is lost.
 set -euo pipefail
@@ -46,8 +47,6 @@ export TILL_CLUSTER_DIR="$ROOT/.tmp/cluster-bench" TILL_CLUSTER_PORT=$base TILL_
 export RATE_LIMIT_ANON_PER_MIN=1000000000 RATE_LIMIT_USER_PER_MIN=1000000000
 export SHUTDOWN_DRAIN_MS=${SHUTDOWN_DRAIN_MS:-200}
 unset REDIS_NAMESPACE DATABASE_URL REDIS_URL
-trap 'scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
-
 results=$ROOT/.tmp/cluster-bench/results.txt
 mkdir -p "$(dirname "$results")"
 : >"$results"
@@ -62,46 +61,74 @@ to_ms() {
     else printf "%s", v }'
 }
 
-# run_wrk LABEL URL: one warm-up, then $runs measured runs appended to $results as
-# "LABEL rps p50 p99 errors".
+# run_wrk LABEL URL: one measured run appended to $results as "LABEL rps p50 p99 errors".
 run_wrk() {
-  local label=$1 url=$2 out rps p50 p99 errs i
-  wrk -t "$threads" -c "$connections" -d 2s "$url" >/dev/null 2>&1 || true
-  for i in $(seq 1 "$runs"); do
-    out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
-    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
-    p50=$(to_ms "$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')")
-    p99=$(to_ms "$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')")
-    errs=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
-      for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { gsub(",", "", $i); n += $i } } END {print n + 0}')
-    printf '%s %s %s %s %s\n' "$label" "$rps" "$p50" "$p99" "$errs" >>"$results"
-    printf '  %-22s run %d: %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %s\n' "$label" "$i" "$rps" "$p50" "$p99" "$errs" >&2
-  done
+  local label=$1 url=$2 out rps p50 p99 errs
+  out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
+  rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+  p50=$(to_ms "$(printf '%s\n' "$out" | awk '$1 == "50%" {print $2}')")
+  p99=$(to_ms "$(printf '%s\n' "$out" | awk '$1 == "99%" {print $2}')")
+  errs=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
+    for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) { gsub(",", "", $i); n += $i } } END {print n + 0}')
+  printf '%s %s %s %s %s\n' "$label" "$rps" "$p50" "$p99" "$errs" >>"$results"
+  printf '  %-20s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  errors %s\n' "$label" "$rps" "$p50" "$p99" "$errs" >&2
 }
 
-for n in 1 2 3; do
-  echo "==> $n instance(s)" >&2
-  TILL_CLUSTER_FRESH=$([ "$n" = 1 ] && echo 1 || echo 0) scripts/cluster.sh up "$n" >&2
-  if [ -z "$path" ]; then
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((base + 1))/api/v1/products?limit=20")" = 200 ]; then
-      path='/api/v1/products?limit=20'
-      eval "$(scripts/cluster.sh env)"
-      (set -a; source "$TILL_CLUSTER_DIR/till.env"; "$TILL_BIN" seed --demo >/dev/null)
-    else
-      path=/health/liveness
+# One cluster of 3 instances behind the repository's nginx config (cluster.sh), plus two more nginx, from
+# the same generator, in front of its first 1 and 2 instances. The setups then take turns run by run, so a
+# busy moment on this shared machine lands on all of them alike.
+scripts/cluster.sh up 3 >&2
+eval "$(scripts/cluster.sh env)"
+extra_nginx=()
+stop_extra() {
+  local d pid
+  for d in "${extra_nginx[@]}"; do
+    pid=$(cat "$d/nginx.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && grep -q nginx "/proc/$pid/cmdline" 2>/dev/null; then
+      kill -QUIT "$pid" 2>/dev/null
+      for _ in $(seq 1 30); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
     fi
-    echo "==> benchmarking GET $path ($connections connections, $threads wrk threads, ${duration}s × $runs runs)" >&2
+    rm -rf "$d"
+  done
+  return 0
+}
+trap 'stop_extra; scripts/cluster.sh down >/dev/null 2>&1 || true' EXIT
+till_ensure_nginx
+for k in 1 2; do
+  d=$(mktemp -d /tmp/till-bench-nginx.XXXXXX)
+  chmod 755 "$d"
+  ups=()
+  for i in $(seq 1 "$k"); do ups+=("127.0.0.1:$((base + i))"); done
+  "$TILL_BIN" lb-config nginx --upstream "${ups[@]}" --listen "127.0.0.1:$((base + 10 + k))" --runtime-dir "$d" \
+    -o "$d/nginx.conf" 2>/dev/null
+  "$TILL_NGINX_BIN" -p "$d/" -c "$d/nginx.conf" -e "$d/error.log"
+  extra_nginx+=("$d")
+done
+sleep 0.5
+
+if [ -z "$path" ]; then
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((base + 1))/api/v1/products?limit=20")" = 200 ]; then
+    path='/api/v1/products?limit=20'
+    (set -a; source "$TILL_CLUSTER_DIR/till.env"; "$TILL_BIN" seed --demo >/dev/null)
+  else
+    path=/health/liveness
   fi
-  if [ "$n" = 1 ]; then
-    run_wrk "direct, 1 instance" "http://127.0.0.1:$((base + 1))$path"
-  fi
-  run_wrk "nginx, $n instance$([ "$n" = 1 ] || echo s)" "http://127.0.0.1:$base$path"
-  scripts/cluster.sh down >/dev/null 2>&1
+fi
+labels=("direct, 1 instance" "nginx, 1 instance" "nginx, 2 instances" "nginx, 3 instances")
+urls=("http://127.0.0.1:$((base + 1))$path" "http://127.0.0.1:$((base + 11))$path"
+  "http://127.0.0.1:$((base + 12))$path" "http://127.0.0.1:$base$path")
+echo "==> GET $path: $connections connections, $threads wrk threads, ${duration}s per run, $runs rounds" >&2
+for u in "${urls[@]}"; do wrk -t "$threads" -c "$connections" -d 2s "$u" >/dev/null 2>&1 || true; done
+for r in $(seq 1 "$runs"); do
+  echo "  round $r" >&2
+  for j in 0 1 2 3; do
+    k=$(((j + r - 1) % 4)) # rotate the order from round to round
+    run_wrk "${labels[$k]}" "${urls[$k]}"
+  done
 done
 
 # The table: medians per setup.
 median() { sort -n | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-labels=("direct, 1 instance" "nginx, 1 instance" "nginx, 2 instances" "nginx, 3 instances")
 declare -A RPS P50 P99 ERR
 for l in "${labels[@]}"; do
   RPS[$l]=$(grep -F "$l " "$results" | awk '{print $(NF-3)}' | median)
