@@ -88,6 +88,14 @@ impl Store {
         }
     }
 
+    /// The connection pool, for callers in this crate that need commands the facade lacks.
+    pub(crate) fn redis_pool(&self) -> Option<&Pool> {
+        match &self.backend {
+            Backend::Redis { pool, .. } => Some(pool),
+            Backend::Local(_) => None,
+        }
+    }
+
     /// Full key with this store's namespace.
     pub fn key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)

@@ -67,6 +67,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     metrics::prometheus();
+    // Other instances' catalog writes reach this one's in-process cache through Redis pub/sub.
+    state.catalog.spawn_listener();
     let app = app(state.clone());
     let drain = state.config.shutdown_drain;
     let st = state.clone();

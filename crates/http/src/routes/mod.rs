@@ -1,6 +1,11 @@
 //! One module per API area, each with its router.
 
 pub mod auth;
+pub mod catalog_cache;
+pub mod categories;
+pub mod customers;
+pub mod inventory;
+pub mod products;
 pub mod users;
 
 use axum::Router;
@@ -9,5 +14,11 @@ use crate::state::AppState;
 
 /// Everything under `/api/v1`.
 pub fn api() -> Router<AppState> {
-    Router::new().merge(auth::router()).merge(users::router())
+    Router::new()
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(categories::router())
+        .merge(products::router())
+        .merge(inventory::router())
+        .merge(customers::router())
 }
