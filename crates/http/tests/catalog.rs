@@ -523,6 +523,12 @@ async fn search_by_name_sku_barcode_and_category_filter() {
         mk("UND-002", "2000000000084", "Snakescase Snack", None),
     )
     .await;
+    create_product(
+        &app,
+        &mgr.token,
+        mk("CAF-001", "2000000000091", "Café Crème", None),
+    )
+    .await;
 
     let search = |q: &str| {
         let q = q.to_owned();
@@ -571,6 +577,9 @@ async fn search_by_name_sku_barcode_and_category_filter() {
     );
     assert_eq!(search("%").await, vec!["50% Dark Chocolate"]);
     assert_eq!(search("zz").await, Vec::<String>::new());
+    assert_eq!(search("É").await, vec!["Café Crème"]);
+    assert_eq!(search("x").await, Vec::<String>::new());
+    assert_eq!(search("CAFÉ").await, vec!["Café Crème"]);
 
     let (_, v) = get_json(
         &app,
