@@ -2,11 +2,14 @@
 //! change (the catalog): a small in-process tier (moka) in front of a shared Redis tier, in
 //! front of the loader (PostgreSQL).
 //!
-//! **Invalidation is by generation, never by key.** A write anywhere calls [`TieredCache::invalidate`]
-//! after it commits: that `INCR`s the generation in Redis and `PUBLISH`es on the cache's channel.
-//! * Shared tier: keys carry the generation (`<name>:g<gen>:<key>`), and a reader reads the
-//!   generation and the entry in one round trip (a tiny Lua script), so after the `INCR` no
-//!   instance can read an entry written under an older generation. Old entries expire by TTL.
+//! **Invalidation is by generation, never by key.** A write anywhere calls
+//! [`TieredCache::invalidate`] after it commits: that `INCR`s the cache's generation in Redis
+//! and `PUBLISH`es on the cache's channel.
+//! * Shared tier: entries are versioned. Each stores the generation it was loaded under, and a
+//!   reader fetches the current generation and the entry in one round trip (`MGET`); an entry
+//!   from an older generation is a miss. (Stamping the value rather than the key name means a
+//!   reload overwrites the dead entry, so Redis memory stays bounded by the number of keys
+//!   however often the catalog changes.)
 //! * Local tier: keys carry a local *epoch* that each instance bumps on every invalidation
 //!   message (and on its own writes, and when its subscription is (re)established). An entry
 //!   loaded before the bump sits under the old epoch and is never served again, even if its
@@ -14,7 +17,7 @@
 //!   (≤ 1 s), the safety net should a message be lost.
 //!
 //! A cold key under a burst is loaded once per instance: concurrent misses of one key wait for
-//! the first caller's load (moka's coalescing `try_get_with`).
+//! the first caller's load (moka's coalescing entry API).
 //!
 //! Without Redis (single-instance mode) only the local tier exists and invalidation is the
 //! epoch bump. When Redis fails, reads fall through to the loader rather than fail.
@@ -52,7 +55,7 @@ pub struct TieredOptions {
     /// Lifetime of an in-process entry; keep it ≤ 1 s: it bounds staleness if pub/sub is lost.
     pub local_ttl: Duration,
     /// Lifetime of a Redis entry. Generations make stale entries unreachable; this only
-    /// reclaims memory.
+    /// reclaims the memory of keys no longer asked for.
     pub shared_ttl: Duration,
     /// In-process budget, in bytes of values and keys.
     pub local_max_bytes: u64,
@@ -71,15 +74,6 @@ impl Default for TieredOptions {
 /// Redis calls are bounded like the store's: a stalled Redis degrades to the loader.
 const OP_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Reads the generation and the entry under it in one round trip. A nil inside a Lua table
-/// ends it, so a miss comes back as a one-element array.
-const GET_SCRIPT: &str = r"
-local g = redis.call('GET', KEYS[1]) or '0'
-local v = redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])
-if v then return {g, v} end
-return {g}
-";
-
 /// Cheap to clone; clones share both tiers.
 #[derive(Clone)]
 pub struct TieredCache {
@@ -90,9 +84,9 @@ struct Inner {
     store: Store,
     /// Namespaced key of the generation counter.
     gen_key: String,
-    /// Namespaced prefix of entry keys, to which `<gen>:<key>` is appended.
+    /// Namespaced prefix of entry keys.
     entry_prefix: String,
-    /// Un-namespaced prefix for `Store::set`, which adds the namespace itself.
+    /// The same prefix without the namespace, for `Store::set`, which adds it.
     set_prefix: String,
     /// Namespaced pub/sub channel.
     channel: String,
@@ -122,8 +116,8 @@ impl TieredCache {
         TieredCache {
             inner: Arc::new(Inner {
                 gen_key: store.key(&format!("{name}:gen")),
-                entry_prefix: store.key(&format!("{name}:g")),
-                set_prefix: format!("{name}:g"),
+                entry_prefix: store.key(&format!("{name}:e:")),
+                set_prefix: format!("{name}:e:"),
                 channel: store.key(&format!("{name}:invalidate")),
                 store,
                 local,
@@ -179,13 +173,14 @@ impl TieredCache {
             Ok((_, Some(v))) => Ok((v, Source::Shared)),
             Ok((generation, None)) => {
                 let v = load().await?;
-                let k = format!("{}{generation}:{key}", self.inner.set_prefix);
-                if let Err(e) = self
-                    .inner
-                    .store
-                    .set(&k, &v, Some(self.inner.shared_ttl))
-                    .await
-                {
+                // Stamped with the generation read *before* loading: if a write landed in
+                // between, the stamp is already old and no one will be served this value.
+                let mut stamped = Vec::with_capacity(8 + v.len());
+                stamped.extend_from_slice(&generation.to_be_bytes());
+                stamped.extend_from_slice(&v);
+                let k = format!("{}{key}", self.inner.set_prefix);
+                let ttl = Some(self.inner.shared_ttl);
+                if let Err(e) = self.inner.store.set(&k, &stamped, ttl).await {
                     tracing::warn!(error = %e, "shared cache write failed");
                 }
                 Ok((v, Source::Loaded))
@@ -197,7 +192,7 @@ impl TieredCache {
         }
     }
 
-    /// (current generation, entry under it).
+    /// (current generation, the entry if it was loaded under that generation).
     async fn shared_get(&self, key: &str) -> Result<(i64, Option<Bytes>), StoreError> {
         let inner = &self.inner;
         let Some(pool) = inner.store.redis_pool() else {
@@ -205,20 +200,18 @@ impl TieredCache {
         };
         let fut = async {
             let mut c = pool.get().await?;
-            let parts: Vec<Vec<u8>> = redis::cmd("EVAL")
-                .arg(GET_SCRIPT)
-                .arg(1)
+            let (generation, entry): (Option<i64>, Option<Vec<u8>>) = redis::cmd("MGET")
                 .arg(&inner.gen_key)
-                .arg(&inner.entry_prefix)
-                .arg(key)
+                .arg(format!("{}{key}", inner.entry_prefix))
                 .query_async(&mut c)
                 .await?;
-            let generation = parts
-                .first()
-                .and_then(|g| std::str::from_utf8(g).ok())
-                .and_then(|g| g.parse::<i64>().ok())
-                .unwrap_or(0);
-            Ok((generation, parts.into_iter().nth(1).map(Bytes::from)))
+            let generation = generation.unwrap_or(0);
+            let current = entry.filter(|e| {
+                e.get(..8)
+                    .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                    .is_some_and(|stamp| i64::from_be_bytes(stamp) == generation)
+            });
+            Ok((generation, current.map(|e| Bytes::from(e).slice(8..))))
         };
         tokio::time::timeout(OP_TIMEOUT, fut)
             .await
@@ -373,5 +366,79 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&v[..], b"ok");
+    }
+
+    fn redis_pair() -> (TieredCache, TieredCache) {
+        let url = std::env::var("TILL_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let ns = format!("tiered-test-{}", uuid::Uuid::new_v4().simple());
+        let mk = || {
+            TieredCache::new(
+                Store::redis(&url, &ns, 4).unwrap(),
+                "t",
+                TieredOptions::default(),
+            )
+        };
+        (mk(), mk())
+    }
+
+    async fn get(c: &TieredCache, v: &'static str) -> (String, Source) {
+        let (b, s) = c
+            .get_or_load("k", || async move {
+                Ok::<_, String>(Bytes::from_static(v.as_bytes()))
+            })
+            .await
+            .unwrap();
+        (String::from_utf8(b.to_vec()).unwrap(), s)
+    }
+
+    #[tokio::test]
+    async fn instances_share_redis_and_invalidate_each_other() {
+        let (a, b) = redis_pair();
+        a.spawn_listener();
+        b.spawn_listener();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        assert_eq!(get(&a, "v1").await, ("v1".into(), Source::Loaded));
+        assert_eq!(get(&b, "unused").await, ("v1".into(), Source::Shared));
+        assert_eq!(get(&b, "unused").await, ("v1".into(), Source::Local));
+
+        a.invalidate().await.unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            let (v, _) = get(&b, "v2").await;
+            if v == "v2" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_millis(500),
+                "B still serves {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(get(&a, "unused").await, ("v2".into(), Source::Shared));
+        cleanup(&a).await;
+    }
+
+    async fn cleanup(c: &TieredCache) {
+        let keys = ["t:gen".to_owned(), "t:e:k".to_owned()];
+        c.inner.store.del_many(&keys).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_value_loaded_across_a_write_is_never_served_from_redis() {
+        let (a, b) = redis_pair();
+        // A loads while B's write commits and invalidates: A's value is from before the write.
+        let (v, _) = a
+            .get_or_load("k", || async {
+                b.invalidate().await.unwrap();
+                Ok::<_, String>(Bytes::from_static(b"old"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(&v[..], b"old");
+        // Redis holds "old" stamped with the previous generation: a miss for everyone.
+        assert_eq!(get(&b, "new").await, ("new".into(), Source::Loaded));
+        cleanup(&a).await;
     }
 }
