@@ -20,7 +20,8 @@ TILL="${TILL_BIN:-$TARGET_DIR/release/till}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 BENCH_DB="${BENCH_DB:-till_bench_catalog}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
-PORT="${PORT:-18080}"
+# A free port unless told otherwise: another server on a fixed port would answer in ours' place.
+PORT="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 PRODUCTS="${PRODUCTS:-100000}"
 RUNS="${RUNS:-3}"
 DURATION="${DURATION:-10s}"
@@ -41,7 +42,7 @@ export REDIS_NAMESPACE="bench-catalog-$$"
 export BIND_ADDR="127.0.0.1:$PORT"
 export RATE_LIMIT_ANON_PER_MIN=1000000000
 export RATE_LIMIT_USER_PER_MIN=1000000000
-export RUST_LOG="${BENCH_RUST_LOG:-warn}"
+export RUST_LOG="${BENCH_RUST_LOG:-warn,sqlx=error}"
 export LOG_FORMAT=json
 
 SERVER_PID=""
@@ -62,7 +63,9 @@ for _ in $(seq 1 100); do
   curl -fs "$BASE/health/readiness" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -fs "$BASE/health/readiness" >/dev/null || { echo "server did not become ready" >&2; cat /tmp/till-bench-catalog.log >&2; exit 1; }
+if ! kill -0 "$SERVER_PID" 2>/dev/null || ! curl -fs "$BASE/health/readiness" >/dev/null; then
+  echo "till serve did not come up on port $PORT:" >&2; cat /tmp/till-bench-catalog.log >&2; exit 1
+fi
 
 SKU="$(psql -At "$DATABASE_URL" -c "SELECT sku FROM products ORDER BY random() LIMIT 1")"
 export BENCH_SKU_PREFIX="${SKU%-*}-"
@@ -96,7 +99,8 @@ for s in "${SCENARIOS[@]}"; do
     # shellcheck disable=SC2086
     out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency $extra "$BASE$path")"
     if grep -q "Non-2xx" <<<"$out"; then
-      echo "$name: error responses:" >&2; echo "$out" >&2; exit 1
+      echo "$name: error responses:" >&2; echo "$out" >&2
+      curl -s -i "$BASE$path" | head -20 >&2; exit 1
     fi
     rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
     p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"

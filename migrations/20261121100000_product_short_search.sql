@@ -21,4 +21,10 @@ BEGIN
 END
 $$;
 
-CREATE INDEX products_name_grams_idx ON products USING gin (till_short_grams(name));
+-- GIN indexes buffer new entries in a pending list that every search scans linearly until it
+-- is merged. With the default 4 MB, a burst of writes (a delivery, an import, a busy till: each
+-- stock change rewrites the product row) made a trigram search ~100× slower (14 ms instead of
+-- 0.1 ms on 100,000 products). A small list is merged often and stays cheap to scan.
+CREATE INDEX products_name_grams_idx ON products USING gin (till_short_grams(name))
+    WITH (gin_pending_list_limit = 256);
+ALTER INDEX products_name_trgm_idx SET (gin_pending_list_limit = 256);

@@ -71,9 +71,6 @@ impl Default for TieredOptions {
     }
 }
 
-/// Redis calls are bounded like the store's: a stalled Redis degrades to the loader.
-const OP_TIMEOUT: Duration = Duration::from_millis(1000);
-
 /// Cheap to clone; clones share both tiers.
 #[derive(Clone)]
 pub struct TieredCache {
@@ -198,8 +195,8 @@ impl TieredCache {
         let Some(pool) = inner.store.redis_pool() else {
             return Ok((0, None));
         };
-        let fut = async {
-            let mut c = pool.get().await?;
+        pool.bounded(async {
+            let mut c = pool.conn().await?;
             let (generation, entry): (Option<i64>, Option<Vec<u8>>) = redis::cmd("MGET")
                 .arg(&inner.gen_key)
                 .arg(format!("{}{key}", inner.entry_prefix))
@@ -212,10 +209,8 @@ impl TieredCache {
                     .is_some_and(|stamp| i64::from_be_bytes(stamp) == generation)
             });
             Ok((generation, current.map(|e| Bytes::from(e).slice(8..))))
-        };
-        tokio::time::timeout(OP_TIMEOUT, fut)
-            .await
-            .map_err(|_| StoreError::Unavailable("redis timed out".into()))?
+        })
+        .await
     }
 
     /// Makes every cached value unreachable on every instance. Call after the write commits.
@@ -230,19 +225,16 @@ impl TieredCache {
         let result = match inner.store.redis_pool() {
             None => Ok(()),
             Some(pool) => {
-                let fut = async {
-                    let mut c = pool.get().await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: (i64, i64) = redis::pipe()
                         .incr(&inner.gen_key, 1)
                         .publish(&inner.channel, "1")
                         .query_async(&mut c)
                         .await?;
                     Ok(())
-                };
-                tokio::time::timeout(OP_TIMEOUT, fut)
-                    .await
-                    .map_err(|_| StoreError::Unavailable("redis timed out".into()))
-                    .and_then(|r| r)
+                })
+                .await
             }
         };
         inner.bump_epoch();

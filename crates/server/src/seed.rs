@@ -84,7 +84,7 @@ pub async fn bench_products(state: &AppState, n: usize) -> anyhow::Result<()> {
         inserted += products::insert_many(&mut tx, &rows).await?;
         tx.commit().await?;
     }
-    products::analyze(&state.db.write).await?;
+    products::vacuum_analyze(&state.db.write).await?;
     till_http::routes::catalog_cache::invalidate(state).await;
     println!(
         "{inserted} of {n} products created in {:.1} s (run {tag})",
