@@ -3,11 +3,14 @@
 //! decide the transaction boundary.
 
 pub mod audit;
+pub mod categories;
 pub mod cursor;
 pub mod customers;
 mod error;
+pub mod inventory;
 pub mod jobs;
 pub mod outbox;
+pub mod products;
 pub mod users;
 
 use std::time::{Duration, Instant};

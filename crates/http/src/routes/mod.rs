@@ -1,7 +1,12 @@
 //! One module per API area, each with its router.
 
 pub mod auth;
+pub mod catalog_cache;
+pub mod categories;
+pub mod customers;
+pub mod inventory;
 pub mod jobs;
+pub mod products;
 pub mod users;
 
 use axum::Router;
@@ -13,6 +18,10 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(categories::router())
+        .merge(products::router())
+        .merge(inventory::router())
+        .merge(customers::router())
         .merge(jobs::router())
         .route("/ws", axum::routing::get(crate::events::ws::handler))
 }
