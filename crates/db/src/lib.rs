@@ -6,7 +6,11 @@ pub mod audit;
 pub mod cursor;
 pub mod customers;
 mod error;
+pub mod idempotency;
 pub mod jobs;
+pub mod orders;
+pub mod reports;
+pub mod stock;
 pub mod users;
 
 use std::time::{Duration, Instant};

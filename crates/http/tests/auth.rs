@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 
 #[tokio::test]
 async fn login_me_logout_with_bearer_token() {
@@ -16,7 +15,17 @@ async fn login_me_logout_with_bearer_token() {
     assert_eq!(me["user"]["email"], ADMIN_EMAIL);
     assert!(me["user"].get("password_hash").is_none());
 
-    let r = app.req(Method::POST, "/api/v1/auth/logout").bearer_auth(&admin.token).send().await.unwrap();
+    let r = app
+        .req(Method::POST, "/api/v1/auth/logout")
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_error(app.get("/api/v1/auth/me", Some(&admin.token)).await, 401, "unauthorized").await;
+    expect_error(
+        app.get("/api/v1/auth/me", Some(&admin.token)).await,
+        401,
+        "unauthorized",
+    )
+    .await;
 }

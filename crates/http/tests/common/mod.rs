@@ -17,7 +17,8 @@ pub const ADMIN_EMAIL: &str = "admin@test.local";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 pub fn pg_url() -> String {
-    std::env::var("TILL_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TILL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn redis_url() -> String {
@@ -41,33 +42,64 @@ pub async fn fresh_db() -> String {
     let base = pg_url();
     let fp = migrations_fingerprint();
     let template = format!("till_tpl_{fp:016x}");
-    let mut admin = PgConnection::connect(&format!("{base}/postgres")).await.expect("connect to test PostgreSQL");
+    let mut admin = PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .expect("connect to test PostgreSQL");
     // One process builds the template; the others wait on the advisory lock.
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(fp as i64).execute(&mut admin).await.unwrap();
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&template)
-        .fetch_one(&mut admin)
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(fp as i64)
+        .execute(&mut admin)
         .await
         .unwrap();
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
     if !exists {
         let building = format!("{template}_building");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {building}")).execute(&mut admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {building}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {building}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {building}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         {
-            let mut c = PgConnection::connect(&format!("{base}/{building}")).await.unwrap();
-            till_db::MIGRATOR.run(&mut c).await.expect("migrations apply");
+            let mut c = PgConnection::connect(&format!("{base}/{building}"))
+                .await
+                .unwrap();
+            till_db::MIGRATOR
+                .run(&mut c)
+                .await
+                .expect("migrations apply");
             c.close().await.unwrap();
         }
-        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
     }
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(fp as i64).execute(&mut admin).await.unwrap();
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(fp as i64)
+        .execute(&mut admin)
+        .await
+        .unwrap();
     // The creation time in the name lets scripts/test.sh drop only databases of finished runs.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let name = format!("till_t_{now}_{}", uuid::Uuid::new_v4().simple());
     // CREATE DATABASE … TEMPLATE copies files: milliseconds, versus re-running migrations.
     let mut tries = 0;
     loop {
-        match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await {
+        match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut admin)
+            .await
+        {
             Ok(_) => break,
             // "source database is being accessed by other users": another process is cloning.
             Err(e) if tries < 50 => {
@@ -155,7 +187,9 @@ impl TestApp {
     pub async fn spawn_with(opts: &Opts) -> TestApp {
         let state = AppState::new(opts.config()).expect("state");
         if state.refresh_schema_ready().await {
-            till_http::routes::users::bootstrap_admin(&state).await.expect("bootstrap admin");
+            till_http::routes::users::bootstrap_admin(&state)
+                .await
+                .expect("bootstrap admin");
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -168,7 +202,10 @@ impl TestApp {
             url: format!("http://{addr}"),
             addr,
             state,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -218,7 +255,13 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Login {
-        let resp = self.post("/api/v1/auth/login", None, json!({"email": email, "password": password})).await;
+        let resp = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "login {email}");
         let cookie = resp
             .headers()
@@ -294,7 +337,10 @@ pub async fn expect_error(resp: Response, status: u16, code: &str) -> Value {
     let (s, v) = body(resp).await;
     assert_eq!(s.as_u16(), status, "body: {v}");
     assert_eq!(v["error"]["code"], code, "body: {v}");
-    assert!(v["error"]["request_id"].is_string(), "request_id missing: {v}");
+    assert!(
+        v["error"]["request_id"].is_string(),
+        "request_id missing: {v}"
+    );
     v
 }
 
@@ -318,9 +364,19 @@ impl PrivateRedis {
     }
 
     pub fn restart(&mut self) {
-        let bin = std::env::var("TILL_TEST_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let bin =
+            std::env::var("TILL_TEST_REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
         let child = std::process::Command::new(bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("start redis-server");
@@ -349,5 +405,77 @@ impl Drop for PrivateRedis {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---- Orders fixtures (products are inserted directly: the catalog API lives elsewhere) ----
+
+/// Inserts an active, stock-tracked product and returns its id.
+pub async fn insert_product(
+    app: &TestApp,
+    sku: &str,
+    price_cents: i64,
+    tax_rate_bp: i32,
+    stock: i64,
+) -> String {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO products (id, sku, name, price_cents, tax_rate_bp, stock_on_hand)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(sku)
+    .bind(format!("Product {sku}"))
+    .bind(price_cents)
+    .bind(tax_rate_bp)
+    .bind(stock)
+    .execute(&app.state.db.write)
+    .await
+    .expect("insert product");
+    id.to_string()
+}
+
+/// Runs fixture SQL with one text parameter bound as `$1` (e.g. a product id).
+pub async fn exec_sql(app: &TestApp, sql: &str, arg: &str) {
+    sqlx::query(sql)
+        .bind(arg)
+        .execute(&app.state.db.write)
+        .await
+        .expect("fixture sql");
+}
+
+/// A product's stock on hand.
+pub async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
+    sqlx::query_scalar("SELECT stock_on_hand FROM products WHERE id = $1::uuid")
+        .bind(product_id)
+        .fetch_one(&app.state.db.write)
+        .await
+        .expect("stock_of")
+}
+
+/// A fresh Idempotency-Key.
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// POST with a bearer token and an Idempotency-Key.
+pub async fn post_idem(app: &TestApp, path: &str, token: &str, key: &str, body: Value) -> Response {
+    app.req(Method::POST, path)
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Creates an order (fresh key) and returns the 201 body; panics on anything else.
+pub async fn create_order(app: &TestApp, token: &str, body: Value) -> Value {
+    let (s, v) = self::body(post_idem(app, "/api/v1/orders", token, &new_key(), body).await).await;
+    assert_eq!(s, StatusCode::CREATED, "create order: {v}");
+    v
 }
