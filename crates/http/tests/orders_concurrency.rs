@@ -31,7 +31,10 @@ async fn two_hundred_checkouts_for_fifty_units_sell_exactly_fifty() {
         }
     });
     let results = join_all(requests).await;
-    let created = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).count();
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
     let short: Vec<&Value> = results
         .iter()
         .filter(|(s, v)| *s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock")
@@ -39,13 +42,19 @@ async fn two_hundred_checkouts_for_fifty_units_sell_exactly_fifty() {
         .collect();
     let others: Vec<_> = results
         .iter()
-        .filter(|(s, v)| !(*s == StatusCode::CREATED || (*s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock")))
+        .filter(|(s, v)| {
+            !(*s == StatusCode::CREATED
+                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock"))
+        })
         .collect();
     assert!(others.is_empty(), "unexpected answers: {others:?}");
     assert_eq!(created, 50);
     assert_eq!(short.len(), 150);
     for v in short {
-        assert_eq!(v["error"]["details"]["lines"], json!([{"product_id": product, "requested": 1, "available": 0}]));
+        assert_eq!(
+            v["error"]["details"]["lines"],
+            json!([{"product_id": product, "requested": 1, "available": 0}])
+        );
     }
     assert_eq!(stock_of(&a, &product).await, 0);
     let (orders, lines, moved): (i64, i64, i64) = sqlx::query_as(
@@ -57,10 +66,11 @@ async fn two_hundred_checkouts_for_fifty_units_sell_exactly_fifty() {
     .unwrap();
     assert_eq!((orders, lines, moved), (50, 50, -50));
     // Every movement's balance is distinct: 49 down to 0, one per sale.
-    let mut balances: Vec<i64> = sqlx::query_scalar("SELECT balance_after FROM inventory_movements")
-        .fetch_all(&a.state.db.write)
-        .await
-        .unwrap();
+    let mut balances: Vec<i64> =
+        sqlx::query_scalar("SELECT balance_after FROM inventory_movements")
+            .fetch_all(&a.state.db.write)
+            .await
+            .unwrap();
     balances.sort();
     assert_eq!(balances, (0..50).collect::<Vec<i64>>());
 }
@@ -80,7 +90,11 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
     }
     let clients = (0..24).map(|c| {
         let app = if c % 2 == 0 { &a } else { &b };
-        let token = if c % 6 == 5 { manager.token.clone() } else { cashiers[c % cashiers.len()].token.clone() };
+        let token = if c % 6 == 5 {
+            manager.token.clone()
+        } else {
+            cashiers[c % cashiers.len()].token.clone()
+        };
         let products = products.clone();
         async move {
             let mut answers = Vec::new();
@@ -94,14 +108,28 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
                         picked.swap(i, rng.gen_range(0..=i));
                     }
                     picked.truncate(n);
-                    picked.into_iter().map(|p| json!({"product_id": p, "quantity": rng.gen_range(1..=5)})).collect()
+                    picked
+                        .into_iter()
+                        .map(|p| json!({"product_id": p, "quantity": rng.gen_range(1..=5)}))
+                        .collect()
                 };
-                let resp = post_idem(app, "/api/v1/orders", &token, &new_key(), json!({"fulfilment": "pickup", "lines": basket})).await;
+                let resp = post_idem(
+                    app,
+                    "/api/v1/orders",
+                    &token,
+                    &new_key(),
+                    json!({"fulfilment": "pickup", "lines": basket}),
+                )
+                .await;
                 let (s, v) = body(resp).await;
                 let cancel = rand::thread_rng().gen_bool(0.3);
                 if s == StatusCode::CREATED && cancel {
                     let path = format!("/api/v1/orders/{}/transitions", v["id"].as_str().unwrap());
-                    let (cs, cv) = body(app.post(&path, Some(&token), json!({"to": "cancelled"})).await).await;
+                    let (cs, cv) = body(
+                        app.post(&path, Some(&token), json!({"to": "cancelled"}))
+                            .await,
+                    )
+                    .await;
                     answers.push((cs, cv));
                 }
                 answers.push((s, v));
@@ -144,7 +172,11 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
         let s = sold.get(p).copied().unwrap_or(0);
         assert!(on_hand >= 0);
         assert_eq!(on_hand + s, INITIAL, "product {p}");
-        assert_eq!(INITIAL + ledger.get(p).copied().unwrap_or(0), on_hand, "ledger of {p}");
+        assert_eq!(
+            INITIAL + ledger.get(p).copied().unwrap_or(0),
+            on_hand,
+            "ledger of {p}"
+        );
     }
 }
 
@@ -161,27 +193,46 @@ async fn twenty_requests_with_one_key_make_one_order() {
         async move { body(post_idem(app, "/api/v1/orders", &token, "same-key", req).await).await }
     });
     let results = join_all(sends).await;
-    let created: Vec<&Value> = results.iter().filter(|(s, _)| *s == StatusCode::CREATED).map(|(_, v)| v).collect();
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, v)| v)
+        .collect();
     for (s, v) in &results {
         assert!(
-            *s == StatusCode::CREATED || (*s == StatusCode::CONFLICT && v["error"]["code"] == "idempotency_key_in_use"),
+            *s == StatusCode::CREATED
+                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "idempotency_key_in_use"),
             "{s}: {v}"
         );
     }
     assert!(!created.is_empty());
-    assert!(created.iter().all(|v| *v == created[0]), "every 201 is the same order");
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(&a.state.db.write).await.unwrap();
+    assert!(
+        created.iter().all(|v| *v == created[0]),
+        "every 201 is the same order"
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&a.state.db.write)
+        .await
+        .unwrap();
     assert_eq!(orders, 1);
     assert_eq!(stock_of(&a, &product).await, 98);
 
     // After it finished: a replay on either instance, then a different body is refused.
     for app in [&a, &b] {
-        let r = post_idem(app, "/api/v1/orders", &cashier.token, "same-key", req.clone()).await;
+        let r = post_idem(
+            app,
+            "/api/v1/orders",
+            &cashier.token,
+            "same-key",
+            req.clone(),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(r.headers()["idempotent-replayed"], "true");
         assert_eq!(&body(r).await.1, created[0]);
     }
-    let other = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 3}]});
+    let other =
+        json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 3}]});
     let r = post_idem(&b, "/api/v1/orders", &cashier.token, "same-key", other).await;
     expect_error(r, 422, "idempotency_key_reused").await;
     assert_eq!(stock_of(&a, &product).await, 98);
