@@ -13,7 +13,10 @@
 #   4. initialises pgbench in its own database $PGBENCH_DB (pgbench -i -s $PGBENCH_SCALE);
 #   5. warms up, then $RUNS times: `pgbench -c $CONNECTIONS -j 2 -T $DURATION` followed by
 #      `wrk -t $THREADS -c $CONNECTIONS -d $DURATION` with loadtests/checkout.lua (3-line in-store
-#      orders, 3 distinct random products, a unique Idempotency-Key per request);
+#      orders, 3 distinct random products, a unique Idempotency-Key per request). With
+#      MODE=concurrent both run at the same time instead: on a machine shared with other work the
+#      two then see the same background load, so their ratio is steadier (each gets about half
+#      the machine, so absolute numbers and latencies are worse);
 #   6. prints each run and the medians; targets: orders/s >= 0.6 x pgbench tps, p99 < 50 ms.
 #
 # Environment (all optional):
@@ -22,6 +25,7 @@
 #   RUNS [3]  DURATION [20] seconds  CONNECTIONS [32]  THREADS [2] (wrk)  PRODUCTS [10000]
 #   PORT [a free one]  DB_POOL [32] (DATABASE_MAX_CONNECTIONS)  PGBENCH_SCALE [1]
 #   BENCH_DB [till_bench]  PGBENCH_DB [till_pgbench]  RUST_LOG [warn]  KEEP_DB [0]
+#   MODE [sequential] | concurrent
 #   CARGO_TARGET_DIR  build directory                        ($HOME/.cache/till-target)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -47,6 +51,8 @@ DB_POOL="${DB_POOL:-32}"
 PGBENCH_SCALE="${PGBENCH_SCALE:-1}"
 BENCH_DB="${BENCH_DB:-till_bench}"
 PGBENCH_DB="${PGBENCH_DB:-till_pgbench}"
+MODE="${MODE:-sequential}"
+case "$MODE" in sequential | concurrent) ;; *) echo "checkout.sh: MODE must be sequential or concurrent" >&2; exit 2 ;; esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
 
 need() {
@@ -142,9 +148,16 @@ run_wrk 5s "warm$$" >/dev/null
 declare -a tps_all rps_all p99_all ratio_all
 printf '\n%-4s %12s %12s %10s %10s %8s\n' run pgbench_tps orders_per_s p99_ms p50_ms ratio
 for i in $(seq 1 "$RUNS"); do
-  tps="$(pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -n1)"
-  line="$(run_wrk "${DURATION}s" "run$$-$i")"
+  if [ "$MODE" = concurrent ]; then
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>/dev/null &
+    pgbench_pid=$!
+    line="$(run_wrk "${DURATION}s" "run$$-$i")"
+    wait "$pgbench_pid"
+  else
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>/dev/null
+    line="$(run_wrk "${DURATION}s" "run$$-$i")"
+  fi
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
   rps="$(echo "$line" | field rps)"
   p99="$(echo "$line" | field p99_ms)"
   p50="$(echo "$line" | field p50_ms)"
@@ -165,7 +178,7 @@ errors5="$(grep -c '"level":"ERROR"' "$work/server.log" || true)"
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo PASS; else echo FAIL; fi; }
 cat <<EOF
 
-median of $RUNS runs ($CONNECTIONS connections, ${DURATION}s each, $(nproc) CPUs):
+median of $RUNS runs ($MODE, $CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):
   pgbench tps (TPC-B-like, scale $PGBENCH_SCALE)  $m_tps
   checkout orders/s                    $m_rps
   checkout p99                         $m_p99 ms    (target < 50 ms: $(verdict "$m_p99" 50 '<'))

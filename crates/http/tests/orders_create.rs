@@ -668,4 +668,43 @@ async fn idempotency_replays_rejects_reuse_and_is_scoped_per_caller() {
     assert!(r.headers().get("idempotent-replayed").is_none());
     assert_eq!(count_orders(&app).await, 2);
     assert_eq!(stock_of(&app, &a).await, 8);
+
+    // Keys are kept 24 h; the purge (run by the worker) frees older ones.
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE scope = $1",
+    )
+    .bind(cashier.id())
+    .execute(&app.state.db.write)
+    .await
+    .unwrap();
+    assert_eq!(
+        till_db::idempotency::purge_older_than(&app.state.db.write, 24)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        till_db::idempotency::purge_older_than(&app.state.db.write, 24)
+            .await
+            .unwrap(),
+        0
+    );
+    let r = post_idem(
+        &app,
+        "/api/v1/orders",
+        &other.token,
+        "key-1",
+        json!({"fulfilment": "pickup", "lines": [line(&a, 2)]}),
+    )
+    .await;
+    expect_error(r, 422, "idempotency_key_reused").await;
+    let r = post_idem(
+        &app,
+        "/api/v1/orders",
+        &cashier.token,
+        "key-1",
+        json!({"fulfilment": "pickup", "lines": [line(&a, 2)]}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
 }

@@ -75,7 +75,7 @@ pub async fn create(
             }
         }
     }
-    let lines = priced_lines(&mut run.tx, body, who.role).await?;
+    let (lines, priced) = priced_lines(&mut run.tx, body, who.role).await?;
     let order = orders::insert(
         &mut run.tx,
         NewOrder {
@@ -84,15 +84,15 @@ pub async fn create(
             fulfilment: body.fulfilment,
             customer_id,
             created_by: who.user_id,
-            subtotal_cents: lines.1.subtotal_cents,
-            discount_cents: lines.1.discount_cents,
-            tax_cents: lines.1.tax_cents,
-            total_cents: lines.1.total_cents,
+            subtotal_cents: priced.subtotal_cents,
+            discount_cents: priced.discount_cents,
+            tax_cents: priced.tax_cents,
+            total_cents: priced.total_cents,
             discount: body.discount.map(|d| json!(d)),
             note,
             delivery_address: address,
             currency: &state.config.currency,
-            lines: lines.0,
+            lines,
         },
     )
     .await?;
