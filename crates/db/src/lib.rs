@@ -44,6 +44,9 @@ impl Db {
                 .max_connections(max_connections)
                 .min_connections(0)
                 .acquire_timeout(Duration::from_secs(5))
+                // No ping before each checkout: it costs a round trip per transaction, and a
+                // connection that died meanwhile fails its first query (503, retried) instead.
+                .test_before_acquire(false)
                 .idle_timeout(Some(Duration::from_secs(300)))
         };
         let write = opts().connect_lazy(url)?;
