@@ -149,15 +149,20 @@ declare -a tps_all rps_all p99_all ratio_all
 printf '\n%-4s %12s %12s %10s %10s %8s\n' run pgbench_tps orders_per_s p99_ms p50_ms ratio
 for i in $(seq 1 "$RUNS"); do
   if [ "$MODE" = concurrent ]; then
-    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>/dev/null &
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" &
     pgbench_pid=$!
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
-    wait "$pgbench_pid"
+    wait "$pgbench_pid" || true
   else
-    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>/dev/null
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" || true
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
   fi
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
+  if [ -z "$tps" ] || [ -z "$line" ]; then
+    # e.g. PostgreSQL's max_connections reached by other work on a shared server.
+    echo "$i    run failed; pgbench said: $(tail -n2 "$work/pgbench.err" | tr '\n' ' ')" >&2
+    continue
+  fi
   rps="$(echo "$line" | field rps)"
   p99="$(echo "$line" | field p99_ms)"
   p50="$(echo "$line" | field p50_ms)"
@@ -168,6 +173,7 @@ for i in $(seq 1 "$RUNS"); do
   tps_all+=("$tps"); rps_all+=("$rps"); p99_all+=("$p99"); ratio_all+=("$ratio")
 done
 
+[ "${#tps_all[@]}" -gt 0 ] || { echo "checkout.sh: every run failed" >&2; exit 1; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 m_tps="$(median "${tps_all[@]}")"
 m_rps="$(median "${rps_all[@]}")"
@@ -178,7 +184,7 @@ errors5="$(grep -c '"level":"ERROR"' "$work/server.log" || true)"
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo PASS; else echo FAIL; fi; }
 cat <<EOF
 
-median of $RUNS runs ($MODE, $CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):
+median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):
   pgbench tps (TPC-B-like, scale $PGBENCH_SCALE)  $m_tps
   checkout orders/s                    $m_rps
   checkout p99                         $m_p99 ms    (target < 50 ms: $(verdict "$m_p99" 50 '<'))
