@@ -1,12 +1,15 @@
 //! One module per API area, each with its router.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog_cache;
 pub mod categories;
 pub mod customers;
 pub mod inventory;
 pub mod jobs;
+pub mod orders;
 pub mod products;
+pub mod reports;
 pub mod users;
 
 use axum::Router;
@@ -24,4 +27,7 @@ pub fn api() -> Router<AppState> {
         .merge(customers::router())
         .merge(jobs::router())
         .route("/ws", axum::routing::get(crate::events::ws::handler))
+        .merge(orders::router())
+        .merge(audit::router())
+        .merge(reports::router())
 }
