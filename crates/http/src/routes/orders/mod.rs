@@ -7,7 +7,7 @@ mod create;
 mod payments;
 mod read;
 mod refunds;
-mod transitions;
+pub mod transitions;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::routing::{get, post};
@@ -102,6 +102,46 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 /// The order as a JSON value (what idempotent answers store).
 pub fn order_json(o: &Order) -> Value {
     serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
+}
+
+/// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
+/// [`after_commit`] wakes the publisher. The customer id routes the event (it is not sent).
+pub async fn record_event(
+    conn: &mut till_db::PgConnection,
+    kind: &str,
+    o: &Order,
+) -> ApiResult<()> {
+    let full = order_json(o);
+    let mut summary = serde_json::Map::new();
+    for k in [
+        "id",
+        "number",
+        "status",
+        "channel",
+        "fulfilment",
+        "total_cents",
+        "payment_status",
+        "updated_at",
+    ] {
+        summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
+    }
+    let payload = serde_json::json!({
+        "type": kind,
+        "at": chrono::Utc::now(),
+        "order": summary,
+        "customer_id": o.customer_id,
+    });
+    till_db::outbox::enqueue(conn, kind, &payload).await?;
+    Ok(())
+}
+
+/// After a commit that wrote events (and maybe moved stock): publish now, and let cached
+/// catalog pages pick up the new stock levels.
+pub fn after_commit(state: &AppState, stock_moved: bool) {
+    state.hub.kick();
+    if stock_moved {
+        crate::routes::catalog_cache::invalidate_soon(state);
+    }
 }
 
 /// Staff see every order; a customer only orders of their own customer record.
