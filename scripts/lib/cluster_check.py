@@ -400,6 +400,10 @@ def check_orders_no_duplicates_under_rolling_restart():
     return f"{orders} orders, {orders} distinct, stock exact"
 
 
+# Bytes read past a frame, per socket (socket objects take no extra attributes).
+PENDING = {}
+
+
 def ws_connect(base, path, timeout=10):
     """A minimal RFC 6455 client: returns a socket after the 101, or raises with the status line."""
     u = urllib.parse.urlsplit(base)
@@ -417,13 +421,13 @@ def ws_connect(base, path, timeout=10):
     if " 101 " not in status + " ":
         s.close()
         raise AssertionError(f"upgrade refused: {status}")
-    s.pending = head.split(b"\r\n\r\n", 1)[1]
+    PENDING[s] = head.split(b"\r\n\r\n", 1)[1]
     return s
 
 
 def ws_read_text(s, deadline):
     """The next text frame (answering pings), or None at the deadline."""
-    buf = s.pending
+    buf = PENDING.get(s, b"")
 
     def need(n):
         nonlocal buf
@@ -450,7 +454,7 @@ def ws_read_text(s, deadline):
                 ln, off = int.from_bytes(buf[2:10], "big"), 10
             need(off + ln)
             payload, buf = buf[off:off + ln], buf[off + ln:]
-            s.pending = buf
+            PENDING[s] = buf
             if op == 1:
                 return payload.decode()
             if op == 9:  # ping → masked pong
@@ -460,7 +464,7 @@ def ws_read_text(s, deadline):
             if op == 8:
                 raise ConnectionError("websocket closed by server")
     except TimeoutError:
-        s.pending = buf
+        PENDING[s] = buf
         return None
 
 
