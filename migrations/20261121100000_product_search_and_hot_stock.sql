@@ -28,3 +28,14 @@ $$;
 CREATE INDEX products_name_grams_idx ON products USING gin (till_short_grams(name))
     WITH (gin_pending_list_limit = 256);
 ALTER INDEX products_name_trgm_idx SET (gin_pending_list_limit = 256);
+
+-- Stock changes with every sale. PostgreSQL rewrites a row in place (a HOT update, with no
+-- index maintenance at all) only when no indexed column changes and the page has room. The
+-- partial index products_low_stock_idx names stock_on_hand in its predicate, so every stock
+-- movement had to add entries to all of the product indexes, both GIN indexes included:
+-- measured on 100,000 products, ~100-200 µs per movement, against ~20 µs as a HOT update.
+-- The low-stock list (a staff screen, not the till's hot path) now walks the active
+-- (name, id) index with a filter: well under 1 ms when low-stock products are common, tens of
+-- ms when there are none at all. fillfactor leaves room on each page for the new versions.
+DROP INDEX products_low_stock_idx;
+ALTER TABLE products SET (fillfactor = 90);
