@@ -2,7 +2,7 @@
 # Catalog benchmark: a release build of `till serve` on a fresh database seeded with
 # `till seed --products N` (default 100,000), driven by wrk at 32 connections.
 #
-# Scenarios (each run RUNS times for DURATION; the table shows the medians):
+# Scenarios (RUNS rounds of every scenario for DURATION each; the table shows medians):
 #   liveness      GET /health/liveness               the baseline: the HTTP stack, no work
 #   list          GET /api/v1/products?limit=20      first page of the catalog (cached)
 #   search name   GET /api/v1/products?q=cof&limit=20
@@ -23,8 +23,8 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 # A free port unless told otherwise: another server on a fixed port would answer in ours' place.
 PORT="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 PRODUCTS="${PRODUCTS:-100000}"
-RUNS="${RUNS:-3}"
-DURATION="${DURATION:-10s}"
+RUNS="${RUNS:-5}"
+DURATION="${DURATION:-5s}"
 CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
 BASE="http://127.0.0.1:$PORT"
@@ -90,12 +90,17 @@ to_ms() {
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-declare -A RPS P99
+# Rounds run every scenario once, so that load from other processes on the machine hits all
+# scenarios alike; the table reports medians over the rounds.
+declare -A RPS_RUNS P99_RUNS RPS P99
 for s in "${SCENARIOS[@]}"; do
-  IFS='|' read -r name path extra <<<"$s"
-  curl -fs "$BASE$path" >/dev/null || true   # warm up
-  rps_runs=""; p99_runs=""
-  for run in $(seq 1 "$RUNS"); do
+  IFS='|' read -r name path _ <<<"$s"
+  curl -s "$BASE$path" >/dev/null || true   # warm up
+  RPS_RUNS[$name]=""; P99_RUNS[$name]=""
+done
+for run in $(seq 1 "$RUNS"); do
+  for s in "${SCENARIOS[@]}"; do
+    IFS='|' read -r name path extra <<<"$s"
     # shellcheck disable=SC2086
     out="$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency $extra "$BASE$path")"
     if grep -q "Non-2xx" <<<"$out"; then
@@ -104,11 +109,14 @@ for s in "${SCENARIOS[@]}"; do
     fi
     rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
     p99="$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
-    printf '  %-24s run %d: %10.0f req/s  p99 %7.2f ms\n' "$name" "$run" "$rps" "$p99"
-    rps_runs+="$rps"$'\n'; p99_runs+="$p99"$'\n'
+    printf '  round %d  %-24s %10.0f req/s  p99 %7.2f ms\n' "$run" "$name" "$rps" "$p99"
+    RPS_RUNS[$name]+="$rps"$'\n'; P99_RUNS[$name]+="$p99"$'\n'
   done
-  RPS[$name]="$(printf '%s' "$rps_runs" | median)"
-  P99[$name]="$(printf '%s' "$p99_runs" | median)"
+done
+for s in "${SCENARIOS[@]}"; do
+  IFS='|' read -r name _ _ <<<"$s"
+  RPS[$name]="$(printf '%s' "${RPS_RUNS[$name]}" | median)"
+  P99[$name]="$(printf '%s' "${P99_RUNS[$name]}" | median)"
 done
 
 base="${RPS[liveness]}"

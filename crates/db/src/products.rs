@@ -195,8 +195,9 @@ pub async fn list(
     Ok(Page::from_rows(rows, limit, |p| (p.name.clone(), p.id)))
 }
 
-/// Tracked, active products at or below their reorder threshold, by (name, id); served by the
-/// partial index `products_low_stock_idx`.
+/// Tracked, active products at or below their reorder threshold, by (name, id): a filtered
+/// walk of the active (name, id) index. (There is deliberately no index on stock: it would
+/// make every stock movement a non-HOT update; see migration 20261121400000.)
 pub async fn low_stock(
     pool: &PgPool,
     after: Option<ListCursor>,
