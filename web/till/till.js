@@ -68,6 +68,7 @@ function layout() {
       h('p#scan-hint.sr-only', 'Press Enter to add. Arrow down moves into the search results.'),
       els.results,
       els.cart),
+    h('p#announce.sr-only', { 'aria-live': 'polite' }),
     h('aside.till-side',
       els.totals,
       h('div.till-actions', els.payBtn, els.discBtn, els.cancelBtn),
@@ -140,7 +141,15 @@ function addProduct(p) {
     cart.lines.push({ product: p, quantity: 1 });
   }
   render();
-  say(`Added ${p.name}`, 'ok', 1500);
+  announce(`Added ${p.name}`);
+  const row = els.cart.querySelector(`tr[data-sku="${CSS.escape(p.sku)}"]`);
+  if (row) { row.classList.add('flash'); row.scrollIntoView({ block: 'nearest' }); }
+}
+
+/** Read out to screen readers without covering the screen. */
+function announce(msg) {
+  const live = $('#announce');
+  if (live) live.textContent = msg;
 }
 
 function setQty(i, q) {
@@ -509,6 +518,11 @@ function showReceipt(sale, offline) {
     h('div.r-sep'),
     h('div.r-center', 'Thank you!'));
   const newSale = h('button#new-sale.btn.primary.big', { type: 'button', onclick: () => d.close() }, 'New sale ', h('kbd', 'Enter'));
+  // The printer gets a copy that lives outside the dialog (see @media print in app.css).
+  let printRoot = $('#print-root');
+  if (!printRoot) { printRoot = h('div#print-root', { 'aria-hidden': 'true' }); document.body.append(printRoot); }
+  fill(printRoot, receipt.cloneNode(true));
+  printRoot.firstChild.removeAttribute('id');
   const d = modal(offline ? 'Sale saved offline' : 'Sale complete', h('div.modal-body',
     offline ? h('p.notice.warn', { role: 'alert' }, "No connection. The sale is saved on this till and will be sent automatically; don't ring it up again.") : null,
     change ? h('p', 'Change due: ', h('span.change-due', m(change))) : null,
