@@ -521,8 +521,9 @@ function showReceipt(sale, offline) {
   // The printer gets a copy that lives outside the dialog (see @media print in app.css).
   let printRoot = $('#print-root');
   if (!printRoot) { printRoot = h('div#print-root', { 'aria-hidden': 'true' }); document.body.append(printRoot); }
-  fill(printRoot, receipt.cloneNode(true));
-  printRoot.firstChild.removeAttribute('id');
+  const copy = receipt.cloneNode(true);
+  for (const el of [copy, ...copy.querySelectorAll('[id]')]) el.removeAttribute('id');
+  fill(printRoot, copy);
   const d = modal(offline ? 'Sale saved offline' : 'Sale complete', h('div.modal-body',
     offline ? h('p.notice.warn', { role: 'alert' }, "No connection. The sale is saved on this till and will be sent automatically; don't ring it up again.") : null,
     change ? h('p', 'Change due: ', h('span.change-due', m(change))) : null,
