@@ -184,3 +184,57 @@ test('an answer lost on the way back is retried with the same keys: one order, o
   assert.equal(o.payment_status, 'paid');
   await ctx.close();
 });
+
+test('a discounted sale: the till previews exactly what the server charges', async () => {
+  const x = await makeProduct(admin, { name: 'Discount Mug', price_cents: 1333, tax_rate_bp: 825 });
+  const y = await makeProduct(admin, { name: 'Discount Spoon', price_cents: 199, tax_rate_bp: 1000 });
+  const z = await makeProduct(admin, { name: 'Discount Card', price_cents: 250, tax_rate_bp: 0 });
+  const { ctx, page, errors } = await tillPage();
+  for (const p of [x, y, y, y, z]) await scan(page, p.barcode);
+  await until(async () => (await page.locator(`tr[data-sku="${y.sku}"] input[type=number]`).inputValue()) === '3');
+  await page.keyboard.press('F4');
+  await page.locator('#discount-value').fill('12.5');
+  await page.locator('#discount-value').press('Enter');
+  const preview = {
+    subtotal: await page.locator('#t-subtotal').innerText(),
+    discount: await page.locator('#t-discount').innerText(),
+    tax: await page.locator('#t-tax').innerText(),
+    total: await page.locator('#t-total').innerText(),
+  };
+  await shot(page, 'till-discount');
+  await page.keyboard.press('F2');
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByRole('button', { name: 'Card' }).click();
+  await dlg.locator('#pay-amount').press('Enter');
+  await dlg.locator('#complete-sale').click();
+  await page.locator('#receipt').waitFor();
+  const o = await admin.get(`/orders/${(await ordersWith(x.id))[0].id}`);
+  const fmt = (c) => `$${(c / 100).toFixed(2)}`;
+  assert.deepEqual(preview, {
+    subtotal: fmt(o.subtotal_cents), discount: `−${fmt(o.discount_cents)}`, tax: fmt(o.tax_cents), total: fmt(o.total_cents),
+  });
+  assert.equal(await page.locator('#r-total').innerText(), fmt(o.total_cents));
+  assert.equal(o.payment_status, 'paid');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('a sale the server refuses for stock gives the cart back with a plain reason', async () => {
+  const p = await makeProduct(admin, { name: 'Last Croissant', price_cents: 300, stock: 1 });
+  const { ctx, page } = await tillPage();
+  await scan(page, p.barcode);
+  await scan(page, p.barcode);
+  await until(async () => (await page.locator(`tr[data-sku="${p.sku}"] input[type=number]`).inputValue()) === '2');
+  await page.keyboard.press('F2');
+  const dlg = page.locator('dialog[open]');
+  await dlg.getByRole('button', { name: 'Card' }).click();
+  await dlg.locator('#pay-amount').press('Enter');
+  await dlg.locator('#complete-sale').click();
+  await page.getByRole('alert').getByText('Not enough stock: Last Croissant (only 1 left).').waitFor();
+  await shot(page, 'till-refused');
+  await page.getByRole('button', { name: 'OK' }).click();
+  assert.equal(await page.locator(`tr[data-sku="${p.sku}"] input[type=number]`).inputValue(), '2');
+  assert.equal((await ordersWith(p.id)).length, 0);
+  assert.equal((await page.evaluate(() => window.tillQueue())).length, 0);
+  await ctx.close();
+});

@@ -55,6 +55,27 @@ test('a manager changes a price and the shop shows the new price', async () => {
   await shopCtx.close();
 });
 
+test('a manager creates a product with opening stock; the till can scan it', async () => {
+  const u = uniq();
+  const { ctx, page, errors } = await backOffice(MANAGER);
+  await page.locator('#new-product').click();
+  await page.locator('#prod-name').fill(`Oolong ${u}`);
+  await page.locator('#prod-sku').fill(`OOL-${u}`);
+  await page.locator('#prod-barcode').fill(`77${Date.now().toString().slice(-10)}`);
+  await page.locator('#prod-price').fill('7.5');
+  await page.locator('#prod-tax').fill('8.25');
+  await page.locator('#prod-initial').fill('12');
+  await shot(page, 'admin-product-new');
+  await page.locator('#save-product').click();
+  await page.getByRole('heading', { name: `Oolong ${u}` }).waitFor();
+  const p = await call('GET', `/products/lookup?code=OOL-${u}`);
+  assert.equal(p.price_cents, 750);
+  assert.equal(p.tax_rate_bp, 825);
+  assert.equal(p.stock_on_hand, 12);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('an edit that lost a race says so plainly and can reload', async () => {
   const name = `Honey ${uniq()}`;
   const p = await makeProduct(admin, { name, price_cents: 899 });

@@ -102,7 +102,7 @@ async function pageProduct(id) {
   const err = errorBox();
   const inputs = {
     name: h('input', { name: 'name', required: true, maxLength: 200 }),
-    sku: h('input', { name: 'sku', required: true, maxLength: 64, pattern: '[A-Za-z0-9._\\-]+' }),
+    sku: h('input', { name: 'sku', required: true, maxLength: 64, autocomplete: 'off' }),
     barcode: h('input', { name: 'barcode', inputMode: 'numeric', autocomplete: 'off' }),
     price: h('input', { name: 'price_cents', inputMode: 'decimal', required: true, autocomplete: 'off' }),
     tax: h('input', { name: 'tax_rate_bp', inputMode: 'decimal', autocomplete: 'off' }),

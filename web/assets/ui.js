@@ -120,10 +120,6 @@ export async function requireUser(main, { roles, title, hint, allowRegister = fa
     throw e;
   }
   if (user && (!roles || roles.includes(user.role)) && session.csrf) return user;
-  if (user && session.csrf) {
-    // Signed in, but as someone who cannot use this screen.
-    await logout();
-  }
   return new Promise((resolve) => {
     fill(main, signInForm({ title, hint, wrongRole: user ? user.role : null, roles, onDone: resolve, allowRegister }));
     $('#login-email', main)?.focus();

@@ -465,6 +465,9 @@ async function submitSale(sale) {
 
 function saleRefused(sale) {
   let msg = sale.error;
+  if (sale.error_code === 'forbidden' && sale.order_body.discount) {
+    msg = 'Discounts over 20% need a manager. Ask a manager to sign in, or lower the discount.';
+  }
   if (sale.error_code === 'insufficient_stock' && sale.error_details && sale.error_details.lines) {
     msg = `Not enough stock: ${sale.error_details.lines.map((l) => {
       const line = cart.lines.find((c) => c.product.id === l.product_id);
@@ -474,8 +477,9 @@ function saleRefused(sale) {
   const d = modal('The sale was not completed', h('div.modal-body',
     h('p.form-error', { role: 'alert' }, msg),
     h('p', 'No money was recorded. Fix the sale and take payment again.'),
-    h('button.btn.primary.big', { type: 'button', onclick: () => d.close() }, 'OK')),
+    h('button#refused-ok.btn.primary.big', { type: 'button', onclick: () => d.close() }, 'OK')),
   { onClose: () => els.scan.focus() });
+  $('#refused-ok', d).focus();
 }
 
 // ---- receipt ----
