@@ -101,7 +101,7 @@ function render() {
       return h('tr', { dataset: { sku: l.product.sku } },
         h('td', h('strong', l.product.name), h('br'), h('small.muted', l.product.sku),
           low ? h('div', h('span.pill.bad', `Only ${l.product.stock_on_hand} in stock`)) : null),
-        h('td.num', money(l.product.price_cents)),
+        h('td.num.hide-narrow', money(l.product.price_cents)),
         h('td.qty',
           h('button.btn.small', { type: 'button', 'aria-label': `One less ${l.product.name}`, onclick: () => setQty(i, l.quantity - 1) }, '−'),
           ' ', qty, ' ',
@@ -111,7 +111,7 @@ function render() {
     });
     fill(els.cart, h('table',
       h('caption.sr-only', 'Items in this sale'),
-      h('thead', h('tr', h('th', 'Item'), h('th.num', 'Price'), h('th', 'Qty'), h('th.num', 'Amount'), h('th', h('span.sr-only', 'Remove')))),
+      h('thead', h('tr', h('th', 'Item'), h('th.num.hide-narrow', 'Price'), h('th', 'Qty'), h('th.num', 'Amount'), h('th', h('span.sr-only', 'Remove')))),
       h('tbody', rows)));
   }
   // totals
