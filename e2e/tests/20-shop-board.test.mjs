@@ -70,7 +70,8 @@ test('a customer order appears on the board live and moves when staff confirm it
   const card = board.locator(`#col-pending [data-number="${number}"]`);
   await card.waitFor({ timeout: 10000 });
   await until(async () => Number(await board.locator('#col-pending .count').innerText()) === pendingBefore + 1);
-  assert.match(await card.innerText(), /2 × Sourdough Loaf/);
+  // The event moves the card at once; its lines arrive with the full order just after.
+  await card.getByText(`2 × Sourdough Loaf ${u}`).waitFor();
   assert.match(await card.innerText(), /Pickup/);
   await shot(board, 'board-new-order');
 

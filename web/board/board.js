@@ -100,7 +100,8 @@ function onEvent(f) {
   if (!f.order || (f.type !== 'order.created' && f.type !== 'order.updated')) return;
   const isNew = f.type === 'order.created';
   apply(f.order, { isNew });
-  if (isNew && COLS.includes(f.order.status)) {
+  // Till sales pass through "pending" for an instant on their way to "completed": no fanfare for them.
+  if (isNew && COLS.includes(f.order.status) && f.order.fulfilment !== 'in_store') {
     state.fresh.add(f.order.id);
     setTimeout(() => { state.fresh.delete(f.order.id); render(); }, 8000);
     beep();

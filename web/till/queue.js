@@ -64,7 +64,8 @@ export class SaleQueue {
 
   /** Sends everything that can be sent now. Resolves when this pass is over. */
   flush() {
-    if (this.running) return this.running;
+    // A pass already under way may have started before the newest sale was added: go again after it.
+    if (this.running) return this.running.then(() => this.flush());
     this.running = exclusive(() => this.pass()).finally(() => {
       this.running = null;
       this.onChange(load());

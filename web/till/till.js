@@ -177,6 +177,7 @@ function onScanInput() {
 
 async function onScan() {
   clearTimeout(searchTimer);
+  searchSeq += 1; // an answer to a search typed before Enter must not pop up afterwards
   const code = els.scan.value.trim();
   if (!code) return;
   els.scan.value = '';
