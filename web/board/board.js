@@ -97,6 +97,10 @@ async function refresh(id) {
 }
 
 function onEvent(f) {
+  if (f.type === 'stock.low' && f.product) {
+    say(`Low stock: ${f.product.name} (${f.product.stock_on_hand} left)`, 'info', 10000);
+    return;
+  }
   if (!f.order || (f.type !== 'order.created' && f.type !== 'order.updated')) return;
   const isNew = f.type === 'order.created';
   apply(f.order, { isNew });
