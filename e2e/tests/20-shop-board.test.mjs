@@ -111,3 +111,28 @@ test('the board on a phone scrolls its columns and keeps the buttons large', asy
   await shot(page, 'board-phone');
   await ctx.close();
 });
+
+test('a delivery order goes out for delivery and lands in "recently done"', async () => {
+  const p = await makeProduct(admin, { name: `Pizza ${uniq()}`, price_cents: 1200 });
+  const customer = await Api.login('customer@till.local', 'customer-pass-1');
+  const ctx = await b.context({ width: 1024, height: 768 });
+  const board = await ctx.newPage();
+  const errors = watch(board);
+  await board.goto('/board/');
+  await signIn(board, STAFF.email, STAFF.password);
+  await until(async () => (await board.locator('#live').innerText()) === 'Live');
+  const o = await customer.post('/orders', { fulfilment: 'delivery', delivery_address: '12 Harbour Road', lines: [{ product_id: p.id, quantity: 1 }] },
+    { idempotencyKey: crypto.randomUUID() });
+  const card = (s) => board.locator(`#col-${s} [data-number="${o.number}"]`);
+  await card('pending').getByText('Deliver to: 12 Harbour Road').waitFor();
+  for (const [from, to] of [['pending', 'Confirmed'], ['confirmed', 'Preparing'], ['preparing', 'Ready'], ['ready', 'Out for delivery']]) {
+    await card(from).getByRole('button', { name: new RegExp(`^${to}`) }).click();
+  }
+  await card('out_for_delivery').waitFor();
+  await shot(board, 'board-out-for-delivery');
+  await card('out_for_delivery').getByRole('button', { name: /^Delivered/ }).click();
+  await board.locator('.done-list').getByText(`#${o.number} Delivered`).waitFor();
+  assert.equal((await customer.get(`/orders/${o.id}`)).status, 'delivered');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
