@@ -59,8 +59,9 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(from_fn_with_state(state.clone(), layers::timeout))
         .layer(CatchPanicLayer::custom(layers::panic_response))
-        .layer(from_fn_with_state(state.clone(), layers::security_headers))
+        // The envelope runs inside the security headers so rewritten errors carry them too.
         .layer(from_fn(layers::envelope))
+        .layer(from_fn_with_state(state.clone(), layers::security_headers))
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(from_fn_with_state(state.clone(), layers::observe))
         .with_state(state)

@@ -164,3 +164,19 @@ async fn panics_are_500_and_slow_requests_503_in_the_envelope() {
     expect_error(r, 503, "service_unavailable").await;
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn rewritten_errors_keep_the_security_headers() {
+    // The body-limit layer answers a plain 413 before any handler; the envelope rewrites it.
+    let app = TestApp::spawn_with(&Opts::new().await.set("MAX_BODY_BYTES", "64")).await;
+    let r = app
+        .req(Method::POST, "/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body("x".repeat(1000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    expect_error(r, 413, "payload_too_large").await;
+}

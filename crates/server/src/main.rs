@@ -1,5 +1,6 @@
 //! The `till` binary: configuration, logging, start-up, graceful shutdown and subcommands.
 
+mod lb_config;
 mod seed;
 
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
         #[arg(long)]
         password: String,
     },
+    /// Print a ready load-balancer configuration for several `till serve` instances.
+    LbConfig(lb_config::LbArgs),
 }
 
 fn init_logging(cfg: &Config) {
@@ -60,6 +63,16 @@ fn init_logging(cfg: &Config) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Needs no database or secrets: runs before the configuration is read.
+    if let Command::LbConfig(args) = &cli.command {
+        return match lb_config::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("till: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -116,6 +129,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::LbConfig(args) => lb_config::run(&args),
     }
 }
 

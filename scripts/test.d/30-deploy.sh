@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Deployment files: every configuration the repository ships or generates is accepted by its own tool.
+#   nginx -t        nginx/nginx.conf (the compose one) and `till lb-config nginx` outputs
+#   haproxy -c      `till lb-config haproxy` outputs (static servers; DNS server-template)
+#   apache2 -t      `till lb-config apache`, when apache2 is installed (it is not installed for this)
+#   compose config  docker-compose.yml with a .env made by `deploy.sh` (fresh secrets), plus its shape
+#   and: .env.example names every setting Till reads; the Dockerfile copies every crate manifest.
+# nginx, haproxy and docker-compose are installed with apt when missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=scripts/lib/services.sh
+source scripts/lib/services.sh
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok    $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL  $*"; }
+# check NAME CMD…: runs CMD, shows the end of its output when it fails.
+check() {
+  local name=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    ok "$name"
+  else
+    bad "$name"
+    printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
+  fi
+}
+note() { echo "note  $*"; }
+
+if [ -z "${TILL_BIN:-}" ] || [ ! -x "$TILL_BIN" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
+  cargo build -q --bin till
+  TILL_BIN="$CARGO_TARGET_DIR/debug/till"
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/till-deploy-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]; }
+
+# ------------------------------------------------------------------------------------------------ nginx
+till_ensure_nginx
+nginx_version=$("$TILL_NGINX_BIN" -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
+nginx_e=()
+"$TILL_NGINX_BIN" -h 2>&1 | grep -q -- '-e filename' && nginx_e=(-e "$tmp/nginx-error.log")
+mkdir -p "$tmp/nginx-prefix"
+nginx_t() { "$TILL_NGINX_BIN" -t -q -p "$tmp/nginx-prefix/" -c "$1" "${nginx_e[@]}"; }
+
+# `server NAME resolve` needs nginx >= 1.27.3 (compose pins nginx:1.28). On an older local nginx, test the
+# same file with that one parameter dropped and the compose host name pointed at loopback (an older nginx
+# resolves upstream names while reading the config, and `web` exists only inside the compose network).
+for_local_nginx() {
+  if version_ge "$nginx_version" 1.27.3; then
+    cat "$1"
+  else
+    sed -e 's/ resolve;$/;/' -e 's/server web:8080 /server 127.0.0.1:8080 /' "$1"
+  fi
+}
+if ! version_ge "$nginx_version" 1.27.3; then
+  note "local nginx is $nginx_version (< 1.27.3): the compose config is tested without \`resolve\` and with web → 127.0.0.1"
+fi
+
+for_local_nginx nginx/nginx.conf >"$tmp/compose-nginx.conf"
+check "nginx -t nginx/nginx.conf (compose)" nginx_t "$tmp/compose-nginx.conf"
+
+"$TILL_BIN" lb-config nginx --upstream 127.0.0.1:18081 127.0.0.1:18082 127.0.0.1:18083 \
+  --listen 127.0.0.1:18080 --runtime-dir "$tmp/nginx-run" --static-dir "$PWD/web" >"$tmp/lb-loopback.conf"
+mkdir -p "$tmp/nginx-run"
+check "nginx -t lb-config nginx (loopback, runtime dir, static UI)" nginx_t "$tmp/lb-loopback.conf"
+
+"$TILL_BIN" lb-config nginx --upstream 10.0.0.11:8080 10.0.0.12:8080 --max-body-bytes 5000000 \
+  --login-per-min 10 >"$tmp/lb-plain.conf"
+check "nginx -t lb-config nginx (defaults)" nginx_t "$tmp/lb-plain.conf"
+
+"$TILL_BIN" lb-config nginx --upstream web:8080 --resolver 127.0.0.11 >"$tmp/lb-dns.raw"
+for_local_nginx "$tmp/lb-dns.raw" >"$tmp/lb-dns.conf"
+check "nginx -t lb-config nginx (resolver)" nginx_t "$tmp/lb-dns.conf"
+
+check "lb-config rejects a bad upstream" bash -c "! '$TILL_BIN' lb-config nginx --upstream 'web' 2>/dev/null"
+
+# ---------------------------------------------------------------------------------------------- HAProxy
+command -v haproxy >/dev/null 2>&1 || till__apt_install haproxy
+"$TILL_BIN" lb-config haproxy --upstream 127.0.0.1:18081 127.0.0.1:18082 --listen 127.0.0.1:18090 \
+  --runtime-dir "$tmp" >"$tmp/haproxy.cfg"
+check "haproxy -c lb-config haproxy (loopback)" haproxy -c -q -f "$tmp/haproxy.cfg"
+"$TILL_BIN" lb-config haproxy --upstream web:8080 --resolver 127.0.0.11 >"$tmp/haproxy-dns.cfg"
+check "haproxy -c lb-config haproxy (resolver, server-template)" haproxy -c -q -f "$tmp/haproxy-dns.cfg"
+
+# ----------------------------------------------------------------------------------------------- Apache
+apache=$(PATH="$PATH:/usr/sbin" command -v apache2 || PATH="$PATH:/usr/sbin" command -v httpd || true)
+mods=/usr/lib/apache2/modules
+if [ -n "$apache" ] && [ -f "$mods/mod_proxy_balancer.so" ]; then
+  mkdir -p "$tmp/apache"
+  {
+    echo "ServerRoot $tmp/apache"
+    echo "DefaultRuntimeDir $tmp/apache"
+    echo "PidFile $tmp/apache/httpd.pid"
+    echo "ErrorLog $tmp/apache/error.log"
+    echo "ServerName localhost"
+    for m in mpm_event authz_core authz_host proxy proxy_http proxy_wstunnel proxy_balancer \
+      lbmethod_bybusyness slotmem_shm headers alias dir mime; do
+      [ -f "$mods/mod_$m.so" ] && echo "LoadModule ${m}_module $mods/mod_$m.so"
+    done
+    echo "Include $tmp/apache/till.conf"
+  } >"$tmp/apache/httpd.conf"
+  "$TILL_BIN" lb-config apache --upstream 127.0.0.1:18081 127.0.0.1:18082 --listen 127.0.0.1:18095 \
+    --static-dir "$PWD/web" >"$tmp/apache/till.conf"
+  check "apache2 -t lb-config apache" "$apache" -t -f "$tmp/apache/httpd.conf"
+else
+  note "apache2 is not installed: lb-config apache is covered by unit tests only"
+fi
+
+# ---------------------------------------------------------------------------------------------- compose
+# deploy.sh runs in a copy, so the repository never gets a .env.
+mkdir -p "$tmp/deploy"
+cp -r deploy.sh docker-compose.yml .env.example nginx "$tmp/deploy/"
+have_compose() {
+  { command -v docker >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; } || command -v docker-compose >/dev/null 2>&1
+}
+have_compose || till__apt_install docker-compose || true
+if have_compose; then
+  check "deploy.sh config (docker compose config with a generated .env)" bash -c "cd '$tmp/deploy' && ./deploy.sh config"
+else
+  note "docker-compose could not be installed: only a YAML parse of docker-compose.yml below"
+  check "deploy.sh init" bash -c "cd '$tmp/deploy' && ./deploy.sh init"
+fi
+
+env_checks() {
+  local f=$tmp/deploy/.env
+  [ -f "$f" ] || { echo "no .env"; return 1; }
+  [ "$(stat -c %a "$f")" = 600 ] || { echo ".env mode $(stat -c %a "$f")"; return 1; }
+  ! grep -n '__[A-Z_]*__' "$f" || { echo "placeholders left"; return 1; }
+  local k v seen=''
+  for k in POSTGRES_PASSWORD REDIS_PASSWORD JWT_SECRET ADMIN_PASSWORD HEALTH_TOKEN; do
+    v=$(sed -n "s/^$k=//p" "$f")
+    [[ "$v" =~ ^[0-9a-f]{24,}$ ]] || { echo "$k=$v is not a long random hex"; return 1; }
+    case " $seen " in *" $v "*) echo "$k repeats another secret"; return 1 ;; esac
+    seen="$seen $v"
+  done
+  [ "$(sed -n 's/^JWT_SECRET=//p' "$f" | tr -d '\n' | wc -c)" -ge 32 ] || { echo "JWT_SECRET too short"; return 1; }
+  grep -q "^DATABASE_URL=postgres://till:$(sed -n 's/^POSTGRES_PASSWORD=//p' "$f")@postgres:5432/till$" "$f" ||
+    { echo "DATABASE_URL does not carry POSTGRES_PASSWORD"; return 1; }
+  cp "$f" "$tmp/env.before"
+  (cd "$tmp/deploy" && ./deploy.sh init >/dev/null)
+  cmp -s "$f" "$tmp/env.before" || { echo "a second run changed .env"; return 1; }
+}
+check ".env from deploy.sh: mode 600, distinct random secrets, kept on later runs" env_checks
+
+# The compose file's shape, from the YAML itself.
+py=''
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import yaml' 2>/dev/null; then py=$p; break; fi
+done
+if [ -n "$py" ]; then
+  check "docker-compose.yml: services, ports, dependencies, health checks" "$py" - docker-compose.yml <<'PY'
+import sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]
+need = {"nginx", "web", "worker", "postgres", "redis", "migrate"}
+assert need <= set(s), f"services: {sorted(s)}"
+published = [n for n, v in s.items() if v.get("ports")]
+assert published == ["nginx"], f"only nginx may publish a port, not {published}"
+cmd = lambda n: s[n]["command"] if isinstance(s[n]["command"], str) else " ".join(s[n]["command"])
+assert cmd("web") == "serve" and cmd("worker") == "worker" and cmd("migrate") == "migrate"
+for n in ("web", "worker"):
+    d = s[n]["depends_on"]
+    assert d["migrate"]["condition"] == "service_completed_successfully", d
+    assert d["postgres"]["condition"] == "service_healthy" and d["redis"]["condition"] == "service_healthy", d
+    assert s[n]["env_file"] == ".env" and s[n]["restart"] == "unless-stopped"
+for n in ("postgres", "redis"):
+    assert s[n]["healthcheck"]["test"], n
+assert "pg_isready" in str(s["postgres"]["healthcheck"]["test"])
+assert any("pgdata" in v for v in s["postgres"]["volumes"])
+assert s["migrate"]["restart"] in ("on-failure", "no") or s["migrate"]["restart"].startswith("on-failure")
+assert "nginx.conf" in " ".join(s["nginx"]["volumes"])
+subnet = c["networks"]["default"]["ipam"]["config"][0]["subnet"]
+assert "TILL_SUBNET" in subnet, subnet
+env = open(".env.example").read()
+assert "TRUSTED_PROXIES=172.28.0.0/24" in env and "TILL_SUBNET=172.28.0.0/24" in env
+PY
+else
+  note "no python3 with PyYAML: the compose file's shape is not checked"
+fi
+
+if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
+  deploy_without_engine() {
+    local out
+    if out=$(cd "$tmp/deploy" && ./deploy.sh up 2>&1); then
+      echo "deploy.sh up succeeded without a Docker engine?"
+      return 1
+    fi
+    printf '%s\n' "$out" | grep -Eq 'Docker engine is not reachable|docker is not installed' ||
+      { printf '%s\n' "$out"; return 1; }
+  }
+  check "deploy.sh up explains a missing Docker engine" deploy_without_engine
+fi
+
+# ------------------------------------------------------------------------------------ settings, image
+settings_listed() {
+  local k missing=''
+  for k in $(grep -o 'get("[A-Z_]*")' crates/http/src/config.rs | sed 's/get("\(.*\)")/\1/' | sort -u); do
+    grep -q "^$k=" .env.example || missing="$missing $k"
+  done
+  [ -z "$missing" ] || { echo ".env.example lacks:$missing"; return 1; }
+}
+check ".env.example names every setting Till reads" settings_listed
+
+dockerfile_crates() {
+  local d c missing=''
+  for d in crates/*/; do
+    c=$(basename "$d")
+    grep -q "^COPY crates/$c/Cargo.toml crates/$c/Cargo.toml$" Dockerfile || missing="$missing $c(manifest)"
+    if [ -f "$d/src/lib.rs" ] && [ ! -f "$d/src/main.rs" ]; then
+      grep -Eq "for c in .*\\b$c\\b.*; do" Dockerfile || missing="$missing $c(stub)"
+    fi
+  done
+  [ -z "$missing" ] || { echo "Dockerfile dependency layer lacks:$missing"; return 1; }
+  grep -A2 '^HEALTHCHECK' Dockerfile | grep -q '/health/liveness' || { echo "no HEALTHCHECK on /health/liveness"; return 1; }
+  grep -q '^USER ' Dockerfile || { echo "runs as root"; return 1; }
+}
+check "Dockerfile: dependency layer covers every crate, non-root, health check" dockerfile_crates
+
+echo "deploy: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
