@@ -227,7 +227,12 @@ async function pageCheckout() {
   addrField,
   field('Note for the shop (optional)', note),
   err, place);
-  fill(main, h('h1', 'Check out'), h('p', `Signed in as ${user.name}. `, h('a', { href: '#/cart' }, 'Back to cart')), form);
+  const p = priceOrder(c.map((l) => ({ unit_price_cents: l.price_cents, quantity: l.quantity, tax_rate_bp: l.tax_rate_bp })), null);
+  const summary = h('section.card', { style: { maxWidth: '640px', marginBottom: '1rem' }, 'aria-labelledby': 'sum-h' },
+    h('h2#sum-h', 'Your order'),
+    h('ul', c.map((l) => h('li', `${l.quantity} × ${l.name}`))),
+    h('p', 'Total ', h('strong#checkout-total', money(p.total_cents)), h('small.muted', ' incl. tax, confirmed when you place the order')));
+  fill(main, h('h1', 'Check out'), h('p', `Signed in as ${user.name}. `, h('a', { href: '#/cart' }, 'Back to cart')), summary, form);
 }
 
 const FLOW = {
