@@ -136,3 +136,24 @@ test('a delivery order goes out for delivery and lands in "recently done"', asyn
   assert.deepEqual(errors, []);
   await ctx.close();
 });
+
+test('a category pages with "Load more" without repeating or skipping products', async () => {
+  const u = uniq();
+  const cat = await admin.post('/categories', { name: `Spices ${u}` });
+  await Promise.all(Array.from({ length: 30 }, (_, i) => makeProduct(admin, {
+    name: `Spice ${String(i).padStart(2, '0')} ${u}`, price_cents: 100 + i, stock: 0, category_id: cat.id,
+  })));
+  const ctx = await b.context({ width: 1024, height: 768 });
+  const page = await ctx.newPage();
+  const errors = watch(page);
+  await page.goto(`/#/c/${cat.id}`);
+  await page.getByRole('heading', { name: `Spices ${u}` }).waitFor();
+  await until(async () => (await page.locator('li.product-tile').count()) === 24);
+  await page.locator('#load-more').click();
+  await until(async () => (await page.locator('li.product-tile').count()) === 30);
+  assert.ok(await page.locator('#load-more').isHidden());
+  const names = await page.locator('li.product-tile a.name').allInnerTexts();
+  assert.deepEqual(names, Array.from({ length: 30 }, (_, i) => `Spice ${String(i).padStart(2, '0')} ${u}`));
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
