@@ -238,3 +238,32 @@ test('a sale the server refuses for stock gives the cart back with a plain reaso
   assert.equal((await page.evaluate(() => window.tillQueue())).length, 0);
   await ctx.close();
 });
+
+test('the till reopens after a reload while offline and still takes a sale', async () => {
+  const p = await makeProduct(admin, { name: 'Reload Rice Cakes', price_cents: 250, tax_rate_bp: 0 });
+  const { ctx, page } = await tillPage();
+  await scan(page, p.barcode); // seen once online: known to this till from now on
+  await page.locator(`tr[data-sku="${p.sku}"]`).waitFor();
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await ctx.setOffline(true);
+  await page.reload();
+  await page.locator('#scan').waitFor();
+  await page.getByText('Offline: sales are kept on this till').waitFor();
+  await shot(page, 'till-offline-reload');
+  await scan(page, p.barcode);
+  await page.locator(`tr[data-sku="${p.sku}"]`).waitFor();
+  await page.keyboard.press('F2');
+  const dlg = page.locator('dialog[open]');
+  await dlg.locator('#pay-tendered').fill('5');
+  await dlg.locator('#pay-tendered').press('Enter');
+  await dlg.locator('#complete-sale').click();
+  await page.getByRole('heading', { name: 'Sale saved offline' }).waitFor();
+  await page.keyboard.press('Enter');
+  assert.equal((await ordersWith(p.id)).length, 0);
+  await ctx.setOffline(false);
+  await until(async () => (await page.evaluate(() => window.tillQueue())).length === 0, 15000);
+  const orders = await ordersWith(p.id);
+  assert.equal(orders.length, 1);
+  assert.equal((await admin.get(`/orders/${orders[0].id}`)).payments[0].change_cents, 250);
+  await ctx.close();
+});

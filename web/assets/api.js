@@ -205,6 +205,7 @@ export async function login(email, password) {
 
 export async function logout() {
   try { await api('POST', '/auth/logout'); } catch { /* gone already */ }
+  try { sessionStorage.removeItem('till.user'); } catch { /* ignore */ }
   session.csrf = null;
   session.user = null;
 }

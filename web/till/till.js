@@ -584,7 +584,19 @@ function onKey(e) {
 // ---- start ----
 async function start() {
   reloginOn401();
-  user = await requireUser(main, { roles: ROLES, title: 'Sign in to the till', hint: 'Cashiers, managers and admins.' });
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/till/sw.js', { scope: '/till/' }).catch(() => { /* works without it */ });
+  }
+  try {
+    user = await requireUser(main, { roles: ROLES, title: 'Sign in to the till', hint: 'Cashiers, managers and admins.' });
+  } catch (e) {
+    // Reopened while the network is down: carry on as the cashier this tab had, queueing sales.
+    const saved = JSON.parse(sessionStorage.getItem('till.user') || 'null');
+    if (e.code !== 'network' || !saved) throw e;
+    user = saved;
+    say('Offline: sales are kept on this till and sent when the connection returns.', 'info', 10000);
+  }
+  sessionStorage.setItem('till.user', JSON.stringify(user));
   fill($('#user'), userBox(user));
   queue = new SaleQueue(user.id, () => renderQueue());
   layout();
