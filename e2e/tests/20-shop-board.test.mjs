@@ -157,3 +157,33 @@ test('a category pages with "Load more" without repeating or skipping products',
   assert.deepEqual(errors, []);
   await ctx.close();
 });
+
+test('a delivery checkout asks for the address, then shows it on the order', async () => {
+  const p = await makeProduct(admin, { name: `Lasagne ${uniq()}`, price_cents: 1450, tax_rate_bp: 700 });
+  const ctx = await b.context({ width: 1024, height: 768 });
+  const shop = await ctx.newPage();
+  const errors = watch(shop);
+  await shop.goto(`/#/p/${p.id}`);
+  await shop.locator('#add').click();
+  await shop.goto('/#/checkout');
+  // Not signed in yet: the shop asks, then comes back to the checkout.
+  await shop.getByRole('heading', { name: 'Sign in' }).waitFor();
+  await shop.getByLabel('Email').fill('customer@till.local');
+  await shop.getByLabel('Password').fill('customer-pass-1');
+  await shop.getByRole('button', { name: 'Sign in' }).click();
+  await shop.locator('#place-order').waitFor();
+  assert.equal(await shop.locator('#checkout-total').innerText(), '$15.52'); // 1450 + round(101.5)
+  await shop.getByLabel('Deliver to me').check();
+  await shop.locator('#place-order').click();
+  await shop.getByRole('alert').getByText('Enter the delivery address.').waitFor();
+  await shop.getByLabel('Delivery address').fill('4 Mill Lane, Springfield');
+  await shot(shop, 'shop-checkout-delivery');
+  await shop.locator('#place-order').click();
+  await shop.getByText('Delivery to: 4 Mill Lane, Springfield').waitFor();
+  assert.equal(await shop.locator('#cart-count').innerText(), '0');
+  await shop.getByRole('link', { name: 'My orders' }).first().click();
+  await shop.getByRole('heading', { name: 'My orders' }).waitFor();
+  await shot(shop, 'shop-my-orders');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});

@@ -326,7 +326,7 @@ async function pageStock(productId) {
   fill(main, tabs('stock'), h('h1', 'Stock'),
     h('div.split', form,
       h('section.card', { 'aria-labelledby': 'low-h' }, h('h2#low-h', 'Low stock'),
-        h('div.table-wrap', h('table', h('thead', h('tr', h('th', 'Product'), h('th', 'SKU'), h('th.num', 'On hand'), h('th.num', 'Low at'))), low)),
+        h('div.table-wrap', h('table', h('thead', h('tr', h('th', 'Product'), h('th', 'SKU'), h('th.num', 'On hand'), h('th.num', 'Alert'))), low)),
         lowMore)));
   loadLow().catch((e) => say(e.message, 'error'));
   if (productId) {

@@ -181,6 +181,7 @@ async function pageCheckout() {
   const place = h('button#place-order.btn.ok.big', { type: 'submit' }, 'Place order');
   const form = h('form.card', {
     style: { maxWidth: '640px' },
+    noValidate: true, // our own message, read out, rather than the browser's bubble
     onsubmit: async (e) => {
       e.preventDefault();
       showError(err, null);
