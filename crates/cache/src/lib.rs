@@ -7,8 +7,10 @@
 mod bus;
 mod local;
 mod store;
+mod tiered;
 
 pub use store::{Store, StoreError};
+pub use tiered::{Source, TieredCache, TieredOptions};
 
 /// Result of counting one hit against a fixed-window rate-limit bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,9 @@
 //! The key/value facade over Redis or the in-process fallback.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 
@@ -34,8 +35,64 @@ const OP_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(Clone)]
 enum Backend {
-    Redis { pool: Pool, client: redis::Client },
+    Redis {
+        pool: RedisConns,
+        client: redis::Client,
+    },
     Local(Arc<Local>),
+}
+
+/// The store's Redis connections. Operations share one multiplexed connection (commands of
+/// concurrent requests are pipelined over it); the pool only creates and health-checks it.
+/// Checking a pooled connection out per operation costs an extra round trip each time
+/// (deadpool-redis sends `UNWATCH` + `PING` to every connection it hands out), which made the
+/// rate limiter's round trip twice as expensive and capped `/api/v1` at a fraction of the
+/// throughput of routes without it. After any error or timeout the shared connection goes
+/// back to the pool, whose check replaces it if it is broken.
+#[derive(Clone)]
+pub(crate) struct RedisConns {
+    pool: Pool,
+    shared: Arc<Mutex<Option<deadpool_redis::Connection>>>,
+}
+
+impl RedisConns {
+    fn new(pool: Pool) -> Self {
+        RedisConns {
+            pool,
+            shared: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<deadpool_redis::Connection>> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle on the shared connection, (re)checked out from the pool when there is none.
+    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
+        if let Some(c) = self.slot().as_ref() {
+            return Ok((**c).clone());
+        }
+        let fresh = self.pool.get().await?;
+        let mut slot = self.slot();
+        // Another task may have filled the slot meanwhile; then `fresh` goes back to the pool.
+        let c = slot.get_or_insert(fresh);
+        Ok((**c).clone())
+    }
+
+    /// Runs one operation, bounded in time; on failure the shared connection is given up.
+    pub(crate) async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = tokio::time::timeout(OP_TIMEOUT, fut)
+            .await
+            .map_err(|_| StoreError::Unavailable("redis timed out".into()))
+            .and_then(|r| r);
+        if result.is_err() {
+            self.slot().take();
+        }
+        result
+    }
 }
 
 /// Shared store. Cheap to clone.
@@ -71,7 +128,10 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let client = redis::Client::open(url)?;
         Ok(Store {
-            backend: Backend::Redis { pool, client },
+            backend: Backend::Redis {
+                pool: RedisConns::new(pool),
+                client,
+            },
             prefix: Arc::from(format!("{namespace}:")),
         })
     }
@@ -88,6 +148,14 @@ impl Store {
         }
     }
 
+    /// The connections, for callers in this crate that need commands the facade lacks.
+    pub(crate) fn redis_pool(&self) -> Option<&RedisConns> {
+        match &self.backend {
+            Backend::Redis { pool, .. } => Some(pool),
+            Backend::Local(_) => None,
+        }
+    }
+
     /// Full key with this store's namespace.
     pub fn key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
@@ -97,30 +165,11 @@ impl Store {
     pub fn pool_status(&self) -> Option<(usize, usize, usize)> {
         match &self.backend {
             Backend::Redis { pool, .. } => {
-                let s = pool.status();
+                let s = pool.pool.status();
                 Some((s.size, s.available, s.max_size))
             }
             Backend::Local(_) => None,
         }
-    }
-
-    pub(crate) fn pool(&self) -> Option<&Pool> {
-        match &self.backend {
-            Backend::Redis { pool, .. } => Some(pool),
-            Backend::Local(_) => None,
-        }
-    }
-
-    async fn conn(pool: &Pool) -> Result<deadpool_redis::Connection, StoreError> {
-        Ok(pool.get().await?)
-    }
-
-    pub(crate) async fn bounded<T>(
-        fut: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        tokio::time::timeout(OP_TIMEOUT, fut)
-            .await
-            .map_err(|_| StoreError::Unavailable("redis timed out".into()))?
     }
 
     /// Round-trip time to the store.
@@ -129,8 +178,8 @@ impl Store {
         match &self.backend {
             Backend::Local(_) => Ok(start.elapsed()),
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: String = redis::cmd("PING").query_async(&mut c).await?;
                     Ok(start.elapsed())
                 })
@@ -144,8 +193,8 @@ impl Store {
         match &self.backend {
             Backend::Local(l) => Ok(l.get(&key)),
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     Ok(c.get(key).await?)
                 })
                 .await
@@ -166,8 +215,8 @@ impl Store {
                 Ok(())
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     match ttl {
                         Some(t) => {
                             let ms = t.as_millis().max(1) as u64;
@@ -198,8 +247,8 @@ impl Store {
                 Ok(())
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: i64 = c.del(&key).await?;
                     Ok(())
                 })
@@ -214,8 +263,8 @@ impl Store {
         match &self.backend {
             Backend::Local(l) => Ok(l.incr(&key)),
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     Ok(c.incr(&key, 1).await?)
                 })
                 .await
@@ -240,8 +289,8 @@ impl Store {
                 })
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let (count, _, pttl): (u64, i64, i64) = redis::pipe()
                         .atomic()
                         .incr(&key, 1)
@@ -276,8 +325,8 @@ impl Store {
                 Ok(())
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: () = redis::pipe()
                         .sadd(&key, member)
                         .ignore()
@@ -300,8 +349,8 @@ impl Store {
                 Ok(())
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: i64 = c.srem(&key, member).await?;
                     Ok(())
                 })
@@ -316,8 +365,8 @@ impl Store {
         match &self.backend {
             Backend::Local(l) => Ok(l.take_set(&key)),
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let (members, _): (Vec<String>, i64) = redis::pipe()
                         .atomic()
                         .smembers(&key)
@@ -345,13 +394,79 @@ impl Store {
                 Ok(())
             }
             Backend::Redis { pool, .. } => {
-                Self::bounded(async {
-                    let mut c = Self::conn(pool).await?;
+                pool.bounded(async {
+                    let mut c = pool.conn().await?;
                     let _: i64 = c.del(full).await?;
                     Ok(())
                 })
                 .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway redis-server on a free port.
+    struct Server {
+        port: u16,
+        child: std::process::Child,
+    }
+
+    impl Server {
+        fn start(port: u16) -> Server {
+            let bin = std::env::var("TILL_TEST_REDIS_SERVER_BIN")
+                .unwrap_or_else(|_| "redis-server".into());
+            let child = std::process::Command::new(bin)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("start redis-server");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Server { port, child }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_shared_connection_recovers_after_redis_restarts() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Server::start(port);
+        let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t", 4).unwrap();
+        store.set("k", b"v", None).await.unwrap();
+        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
+
+        drop(server);
+        assert!(store.get("k").await.is_err());
+
+        let _server = Server::start(port);
+        let mut ok = false;
+        for _ in 0..50 {
+            if store.set("k", b"w", None).await.is_ok() {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ok, "store did not reconnect");
+        assert_eq!(store.get("k").await.unwrap(), Some(b"w".to_vec()));
     }
 }

@@ -47,3 +47,8 @@ pub async fn find_by_phone(
         .fetch_optional(conn)
         .await?)
 }
+
+pub async fn get(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<CustomerRow>, DbError> {
+    let sql = format!("SELECT {COLS} FROM customers WHERE id = $1");
+    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use secrecy::ExposeSecret;
-use till_cache::Store;
+use till_cache::{Store, TieredCache, TieredOptions};
 use till_db::Db;
 
 use crate::auth::jwt::JwtKeys;
@@ -23,6 +23,9 @@ pub struct Inner {
     pub db: Db,
     /// Shared store: Redis, or in-process in single-instance mode.
     pub store: Store,
+    /// Catalog reads (products, categories), cached in process and in Redis; every catalog or
+    /// stock write calls `catalog.invalidate()` after commit. See `routes::catalog_cache`.
+    pub catalog: TieredCache,
     /// Access-token signing keys.
     pub jwt: JwtKeys,
     /// Request counters and latency histogram for the health endpoints.
@@ -56,10 +59,12 @@ impl AppState {
             None => Store::local(),
         };
         let jwt = JwtKeys::new(config.jwt_secret_bytes(), config.jwt_ttl);
+        let catalog = TieredCache::new(store.clone(), "catalog", TieredOptions::default());
         Ok(AppState(Arc::new(Inner {
             config,
             db,
             store,
+            catalog,
             jwt,
             metrics: Metrics::default(),
             hub: Arc::new(Hub::default()),

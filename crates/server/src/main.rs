@@ -29,11 +29,14 @@ enum Command {
     Worker,
     /// Apply pending database migrations.
     Migrate,
-    /// Load data: `--demo` for a believable shop.
+    /// Load data: `--demo` for a believable shop, `--products N` for a benchmark catalog.
     Seed {
         /// Categories, products with barcodes and stock, and staff accounts of every role.
         #[arg(long)]
         demo: bool,
+        /// Add N generated products (with opening stock movements), in batched inserts.
+        #[arg(long, value_name = "N")]
+        products: Option<usize>,
     },
     /// Create an admin account (even when one exists).
     CreateAdmin {
@@ -111,13 +114,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Seed { demo } => {
-            if !demo {
-                anyhow::bail!("nothing to seed: pass --demo");
+        Command::Seed { demo, products } => {
+            if !demo && products.is_none() {
+                anyhow::bail!("nothing to seed: pass --demo and/or --products N");
             }
             let state = AppState::new(config)?;
             ensure_schema(&state).await?;
-            seed::demo(&state).await
+            if demo {
+                seed::demo(&state).await?;
+            }
+            if let Some(n) = products {
+                seed::bench_products(&state, n).await?;
+            }
+            Ok(())
         }
         Command::CreateAdmin { email, password } => {
             let state = AppState::new(config)?;

@@ -1,6 +1,7 @@
 //! Extractors that turn requests into typed inputs, answering in our error shape.
 
 mod auth;
+pub mod idempotency;
 mod json;
 mod meta;
 mod pagination;
@@ -9,6 +10,7 @@ pub use auth::{
     Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerPlus, MaybeUser, Principal,
     RolePolicy, StaffSide,
 };
+pub use idempotency::{IdempotencyKey, Idempotent, IdempotentRun, Started};
 pub use json::Json;
 pub use meta::RequestMeta;
 pub use pagination::{PageQuery, Query};

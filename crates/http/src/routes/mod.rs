@@ -1,7 +1,15 @@
 //! One module per API area, each with its router.
 
+pub mod audit;
 pub mod auth;
+pub mod catalog_cache;
+pub mod categories;
+pub mod customers;
+pub mod inventory;
 pub mod jobs;
+pub mod orders;
+pub mod products;
+pub mod reports;
 pub mod users;
 
 use axum::Router;
@@ -13,6 +21,13 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(users::router())
+        .merge(categories::router())
+        .merge(products::router())
+        .merge(inventory::router())
+        .merge(customers::router())
         .merge(jobs::router())
         .route("/ws", axum::routing::get(crate::events::ws::handler))
+        .merge(orders::router())
+        .merge(audit::router())
+        .merge(reports::router())
 }

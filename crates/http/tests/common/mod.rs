@@ -417,3 +417,71 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+// ---- Orders fixtures (products are inserted directly: the catalog API lives elsewhere) ----
+
+/// Inserts an active, stock-tracked product and returns its id.
+pub async fn insert_product(
+    app: &TestApp,
+    sku: &str,
+    price_cents: i64,
+    tax_rate_bp: i32,
+    stock: i64,
+) -> String {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO products (id, sku, name, price_cents, tax_rate_bp, stock_on_hand)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(sku)
+    .bind(format!("Product {sku}"))
+    .bind(price_cents)
+    .bind(tax_rate_bp)
+    .bind(stock)
+    .execute(&app.state.db.write)
+    .await
+    .expect("insert product");
+    id.to_string()
+}
+
+/// Runs fixture SQL with one text parameter bound as `$1` (e.g. a product id).
+pub async fn exec_sql(app: &TestApp, sql: &str, arg: &str) {
+    sqlx::query(sql)
+        .bind(arg)
+        .execute(&app.state.db.write)
+        .await
+        .expect("fixture sql");
+}
+
+/// A product's stock on hand.
+pub async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
+    sqlx::query_scalar("SELECT stock_on_hand FROM products WHERE id = $1::uuid")
+        .bind(product_id)
+        .fetch_one(&app.state.db.write)
+        .await
+        .expect("stock_of")
+}
+
+/// A fresh Idempotency-Key.
+pub fn new_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// POST with a bearer token and an Idempotency-Key.
+pub async fn post_idem(app: &TestApp, path: &str, token: &str, key: &str, body: Value) -> Response {
+    app.req(Method::POST, path)
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Creates an order (fresh key) and returns the 201 body; panics on anything else.
+pub async fn create_order(app: &TestApp, token: &str, body: Value) -> Value {
+    let (s, v) = self::body(post_idem(app, "/api/v1/orders", token, &new_key(), body).await).await;
+    assert_eq!(s, StatusCode::CREATED, "create order: {v}");
+    v
+}

@@ -1,0 +1,130 @@
+//! Customers: created at the till, found by phone (normalised to E.164, exact match on the
+//! unique index), read by staff or by the customer themself.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use till_db::{audit, customers, DbError};
+use till_domain::{Email, FieldErrors, Phone};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AnyUser, Authed, CashierPlus, Json, Query, RequestMeta, StaffSide};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/customers", get(find).post(create))
+        .route("/customers/{id}", get(read))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCustomer {
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    who: Authed<CashierPlus>,
+    meta: RequestMeta,
+    Json(body): Json<NewCustomer>,
+) -> ApiResult<Response> {
+    let mut errs = FieldErrors::default();
+    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > 200 {
+        errs.add("name", "must be 1 to 200 characters");
+    }
+    let phone = match body.phone.as_deref() {
+        None => {
+            errs.add("phone", "is required");
+            None
+        }
+        Some(p) => errs.check("phone", Phone::parse(p, &state.config.default_calling_code)),
+    };
+    let email = match body
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        None => None,
+        Some(e) => errs.check("email", Email::parse(e)),
+    };
+    let Some(phone) = phone.filter(|_| errs.is_empty()) else {
+        return Err(ApiError::validation(errs));
+    };
+    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
+    let customer = customers::insert(
+        &mut tx,
+        name,
+        Some(phone.as_str()),
+        email.as_ref().map(Email::as_str),
+    )
+    .await
+    .map_err(|e| match e {
+        DbError::Unique(_) => {
+            ApiError::already_exists("A customer with this phone number already exists.")
+                .with_details(json!({ "field": "phone" }))
+        }
+        e => e.into(),
+    })?;
+    audit::record(
+        &mut tx,
+        &meta.actor(&who),
+        "customer.create",
+        "customer",
+        customer.id,
+        json!({ "name": customer.name, "phone": customer.phone }),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    let mut resp = (StatusCode::CREATED, Json(&customer)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/customers/{}", customer.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+struct FindParams {
+    phone: Option<String>,
+}
+
+/// Look-up by phone only: customers are never listed or searched by partial text.
+async fn find(
+    State(state): State<AppState>,
+    _: Authed<StaffSide>,
+    Query(params): Query<FindParams>,
+) -> ApiResult<Response> {
+    let Some(raw) = params.phone.as_deref() else {
+        return Err(ApiError::field("phone", "is required"));
+    };
+    let phone = Phone::parse(raw, &state.config.default_calling_code)
+        .map_err(|e| ApiError::field("phone", &e.to_string()))?;
+    let mut conn = state.db.write.acquire().await.map_err(DbError::from)?;
+    let found = customers::find_by_phone(&mut conn, phone.as_str()).await?;
+    let items: Vec<_> = found.into_iter().collect();
+    Ok(Json(json!({ "items": items, "next_cursor": null })).into_response())
+}
+
+/// Staff read any customer; a customer reads only their own record (anyone else's is 404).
+async fn read(
+    State(state): State<AppState>,
+    who: Authed<AnyUser>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    if !who.role.is_staff_side() && who.customer_id != Some(id) {
+        return Err(ApiError::not_found());
+    }
+    let customer = customers::get(&state.db.write, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(customer).into_response())
+}

@@ -1,0 +1,97 @@
+//! `GET /reports/sales?from=YYYY-MM-DD&to=YYYY-MM-DD` (manager+), days in `STORE_TIMEZONE`,
+//! read from the replica pool. What each figure means is documented in till-db `reports`;
+//! in short `gross = Σ subtotal` and `net = gross − discount + tax − refunds`.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use till_db::reports::{self, DayRow};
+use till_domain::{FieldErrors, PaymentMethod};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Authed, Json, ManagerPlus, Query};
+use crate::state::AppState;
+
+/// Longest range one report may cover, in days (a leap year).
+const MAX_DAYS: i64 = 366;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/reports/sales", get(sales))
+}
+
+#[derive(Deserialize)]
+struct Params {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn sales(
+    State(state): State<AppState>,
+    _: Authed<ManagerPlus>,
+    Query(p): Query<Params>,
+) -> ApiResult<impl IntoResponse> {
+    let (from, to) = parse_range(&p)?;
+    let tz = state.config.store_timezone.name();
+    let r = reports::sales(&state.db.read, from, to, tz).await?;
+    let mut totals = DayRow::default();
+    for d in &r.days {
+        totals.orders += d.orders;
+        totals.gross_cents += d.gross_cents;
+        totals.discount_cents += d.discount_cents;
+        totals.tax_cents += d.tax_cents;
+        totals.refunds_cents += d.refunds_cents;
+        totals.net_cents += d.net_cents;
+    }
+    let mut totals = serde_json::to_value(&totals).unwrap_or(Value::Null);
+    if let Some(t) = totals.as_object_mut() {
+        t.remove("date");
+        t.insert("from".into(), json!(from));
+        t.insert("to".into(), json!(to));
+    }
+    let mut methods = Map::new();
+    for m in PaymentMethod::ALL {
+        let cents = r
+            .by_payment_method
+            .iter()
+            .find(|(name, _)| name == m.as_str())
+            .map_or(0, |x| x.1);
+        methods.insert(m.as_str().to_owned(), json!(cents));
+    }
+    Ok(Json(json!({
+        "days": r.days,
+        "totals": totals,
+        "by_payment_method": methods,
+        "top_products": r.top_products,
+        "timezone": tz,
+    })))
+}
+
+fn parse_range(p: &Params) -> ApiResult<(NaiveDate, NaiveDate)> {
+    let mut errs = FieldErrors::new();
+    let mut date = |name: &str, v: &Option<String>| match v.as_deref() {
+        None | Some("") => {
+            errs.add(name, "is required (YYYY-MM-DD)");
+            None
+        }
+        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| errs.add(name, "must be a date as YYYY-MM-DD"))
+            .ok(),
+    };
+    let from = date("from", &p.from);
+    let to = date("to", &p.to);
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            errs.add("to", "must not be before from");
+        } else if (t - f).num_days() + 1 > MAX_DAYS {
+            errs.add("to", format!("the range may cover at most {MAX_DAYS} days"));
+        }
+    }
+    match (from, to) {
+        (Some(f), Some(t)) if errs.is_empty() => Ok((f, t)),
+        _ => Err(ApiError::validation(errs)),
+    }
+}

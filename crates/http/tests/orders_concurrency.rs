@@ -1,0 +1,239 @@
+//! Never oversold, exactly once: concurrent checkouts across two instances sharing PostgreSQL
+//! and Redis.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use futures::future::join_all;
+use rand::Rng;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_checkouts_for_fifty_units_sell_exactly_fifty() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let mut cashiers = Vec::new();
+    for _ in 0..5 {
+        cashiers.push(a.user("cashier").await);
+    }
+    let product = insert_product(&a, "HOT", 500, 825, 50).await;
+
+    let requests = (0..200).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let token = cashiers[i % cashiers.len()].token.clone();
+        let product = product.clone();
+        async move {
+            let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
+            let resp = post_idem(app, "/api/v1/orders", &token, &new_key(), req).await;
+            body(resp).await
+        }
+    });
+    let results = join_all(requests).await;
+    let created = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let short: Vec<&Value> = results
+        .iter()
+        .filter(|(s, v)| *s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock")
+        .map(|(_, v)| v)
+        .collect();
+    let others: Vec<_> = results
+        .iter()
+        .filter(|(s, v)| {
+            !(*s == StatusCode::CREATED
+                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock"))
+        })
+        .collect();
+    assert!(others.is_empty(), "unexpected answers: {others:?}");
+    assert_eq!(created, 50);
+    assert_eq!(short.len(), 150);
+    for v in short {
+        assert_eq!(
+            v["error"]["details"]["lines"],
+            json!([{"product_id": product, "requested": 1, "available": 0}])
+        );
+    }
+    assert_eq!(stock_of(&a, &product).await, 0);
+    let (orders, lines, moved): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders), (SELECT COALESCE(sum(quantity), 0)::bigint FROM order_lines),
+                (SELECT COALESCE(sum(delta), 0)::bigint FROM inventory_movements WHERE reason = 'sale')",
+    )
+    .fetch_one(&a.state.db.write)
+    .await
+    .unwrap();
+    assert_eq!((orders, lines, moved), (50, 50, -50));
+    // Every movement's balance is distinct: 49 down to 0, one per sale.
+    let mut balances: Vec<i64> =
+        sqlx::query_scalar("SELECT balance_after FROM inventory_movements")
+            .fetch_all(&a.state.db.write)
+            .await
+            .unwrap();
+    balances.sort();
+    assert_eq!(balances, (0..50).collect::<Vec<i64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let mut cashiers = Vec::new();
+    for _ in 0..4 {
+        cashiers.push(a.user("cashier").await);
+    }
+    let manager = a.user("manager").await;
+    const INITIAL: i64 = 40;
+    let mut products = Vec::new();
+    for i in 0..8 {
+        products.push(insert_product(&a, &format!("P{i}"), 100 + i, 0, INITIAL).await);
+    }
+    let clients = (0..24).map(|c| {
+        let app = if c % 2 == 0 { &a } else { &b };
+        let token = if c % 6 == 5 {
+            manager.token.clone()
+        } else {
+            cashiers[c % cashiers.len()].token.clone()
+        };
+        let products = products.clone();
+        async move {
+            let mut answers = Vec::new();
+            for _ in 0..6 {
+                let basket: Vec<Value> = {
+                    let mut rng = rand::thread_rng();
+                    let n = rng.gen_range(1..=4);
+                    let mut picked = products.clone();
+                    // A random subset in random order: line order differs between requests.
+                    for i in (1..picked.len()).rev() {
+                        picked.swap(i, rng.gen_range(0..=i));
+                    }
+                    picked.truncate(n);
+                    picked
+                        .into_iter()
+                        .map(|p| json!({"product_id": p, "quantity": rng.gen_range(1..=5)}))
+                        .collect()
+                };
+                let resp = post_idem(
+                    app,
+                    "/api/v1/orders",
+                    &token,
+                    &new_key(),
+                    json!({"fulfilment": "pickup", "lines": basket}),
+                )
+                .await;
+                let (s, v) = body(resp).await;
+                let cancel = rand::thread_rng().gen_bool(0.3);
+                if s == StatusCode::CREATED && cancel {
+                    let path = format!("/api/v1/orders/{}/transitions", v["id"].as_str().unwrap());
+                    let (cs, cv) = body(
+                        app.post(&path, Some(&token), json!({"to": "cancelled"}))
+                            .await,
+                    )
+                    .await;
+                    answers.push((cs, cv));
+                }
+                answers.push((s, v));
+            }
+            answers
+        }
+    });
+    let answers: Vec<(StatusCode, Value)> = join_all(clients).await.into_iter().flatten().collect();
+    let mut created = 0;
+    for (s, v) in &answers {
+        match s.as_u16() {
+            200 => assert_eq!(v["status"], "cancelled"),
+            201 => created += 1,
+            409 => assert_eq!(v["error"]["code"], "insufficient_stock", "{v}"),
+            _ => panic!("unexpected {s}: {v}"),
+        }
+    }
+    assert!(created > 0);
+
+    // Per product: on hand + sold on live orders = initial; the ledger agrees with both.
+    let sold: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT l.product_id::text, sum(l.quantity)::bigint FROM order_lines l JOIN orders o ON o.id = l.order_id
+         WHERE o.status <> 'cancelled' GROUP BY 1",
+    )
+    .fetch_all(&a.state.db.write)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let ledger: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>(
+        "SELECT product_id::text, sum(delta)::bigint FROM inventory_movements GROUP BY 1",
+    )
+    .fetch_all(&a.state.db.write)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    for p in &products {
+        let on_hand = stock_of(&a, p).await;
+        let s = sold.get(p).copied().unwrap_or(0);
+        assert!(on_hand >= 0);
+        assert_eq!(on_hand + s, INITIAL, "product {p}");
+        assert_eq!(
+            INITIAL + ledger.get(p).copied().unwrap_or(0),
+            on_hand,
+            "ledger of {p}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_requests_with_one_key_make_one_order() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let cashier = a.user("cashier").await;
+    let product = insert_product(&a, "ONE", 250, 0, 100).await;
+    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 2}]});
+
+    let sends = (0..20).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (token, req) = (cashier.token.clone(), req.clone());
+        async move { body(post_idem(app, "/api/v1/orders", &token, "same-key", req).await).await }
+    });
+    let results = join_all(sends).await;
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, v)| v)
+        .collect();
+    for (s, v) in &results {
+        assert!(
+            *s == StatusCode::CREATED
+                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "idempotency_key_in_use"),
+            "{s}: {v}"
+        );
+    }
+    assert!(!created.is_empty());
+    assert!(
+        created.iter().all(|v| *v == created[0]),
+        "every 201 is the same order"
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&a.state.db.write)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+    assert_eq!(stock_of(&a, &product).await, 98);
+
+    // After it finished: a replay on either instance, then a different body is refused.
+    for app in [&a, &b] {
+        let r = post_idem(
+            app,
+            "/api/v1/orders",
+            &cashier.token,
+            "same-key",
+            req.clone(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(r.headers()["idempotent-replayed"], "true");
+        assert_eq!(&body(r).await.1, created[0]);
+    }
+    let other =
+        json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 3}]});
+    let r = post_idem(&b, "/api/v1/orders", &cashier.token, "same-key", other).await;
+    expect_error(r, 422, "idempotency_key_reused").await;
+    assert_eq!(stock_of(&a, &product).await, 98);
+}

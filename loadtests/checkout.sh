@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Till: checkout benchmark. Prints orders/s and p99 of POST /api/v1/orders next to pgbench's
+# TPC-B-like tps on the same machine and PostgreSQL, and the ratio of the two.
+#
+#   loadtests/checkout.sh [--no-build]
+#
+# What it does:
+#   1. builds the release binary (cargo build --release -p till-server) unless --no-build;
+#   2. creates the database $BENCH_DB (dropped first), migrates it, and inserts $PRODUCTS products
+#      with a stock of 1,000,000,000 each straight into PostgreSQL;
+#   3. starts `till serve` on 127.0.0.1:$PORT with RATE_LIMIT_USER_PER_MIN set huge, creates a
+#      cashier through the API and signs in (Bearer token);
+#   4. initialises pgbench in its own database $PGBENCH_DB (pgbench -i -s $PGBENCH_SCALE);
+#   5. warms up, then $RUNS times: `pgbench -c $CONNECTIONS -j 2 -T $DURATION` followed by
+#      `wrk -t $THREADS -c $CONNECTIONS -d $DURATION` with loadtests/checkout.lua (3-line in-store
+#      orders, 3 distinct random products, a unique Idempotency-Key per request). With
+#      MODE=concurrent both run at the same time instead: on a machine shared with other work the
+#      two then see the same background load, so their ratio is steadier (each gets about half
+#      the machine, so absolute numbers and latencies are worse);
+#   6. prints each run and the medians; targets: orders/s >= 0.6 x pgbench tps, p99 < 50 ms.
+#
+# Environment (all optional):
+#   TILL_PG_URL     PostgreSQL server URL without database   (postgres://postgres@127.0.0.1:5432)
+#   TILL_REDIS_URL  Redis URL                                (redis://127.0.0.1:6379)
+#   RUNS [3]  DURATION [20] seconds  CONNECTIONS [32]  THREADS [2] (wrk)  PRODUCTS [10000]
+#   PORT [a free one]  DB_POOL [32] (DATABASE_MAX_CONNECTIONS)  PGBENCH_SCALE [1]
+#   BENCH_DB [till_bench]  PGBENCH_DB [till_pgbench]  RUST_LOG [warn]  KEEP_DB [0]
+#   MODE [sequential] | concurrent
+#   CARGO_TARGET_DIR  build directory                        ($HOME/.cache/till-target)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build=0 ;;
+    -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+    *) echo "checkout.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+PG_URL="${TILL_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+REDIS="${TILL_REDIS_URL:-redis://127.0.0.1:6379}"
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-20}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+PRODUCTS="${PRODUCTS:-10000}"
+PORT="${PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+DB_POOL="${DB_POOL:-32}"
+PGBENCH_SCALE="${PGBENCH_SCALE:-1}"
+BENCH_DB="${BENCH_DB:-till_bench}"
+PGBENCH_DB="${PGBENCH_DB:-till_pgbench}"
+MODE="${MODE:-sequential}"
+case "$MODE" in sequential | concurrent) ;; *) echo "checkout.sh: MODE must be sequential or concurrent" >&2; exit 2 ;; esac
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "== installing $2 (for $1)"
+  if [ -z "${APT_UPDATED:-}" ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+need wrk wrk
+need psql postgresql-client
+need curl curl
+if ! command -v pgbench >/dev/null 2>&1; then
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+  if [ -n "$pg_bin" ] && [ -x "$pg_bin/pgbench" ]; then PATH="$pg_bin:$PATH"; else need pgbench postgresql-contrib; fi
+fi
+
+if [ "$build" = 1 ]; then
+  echo "== cargo build --release -p till-server"
+  cargo build --release -p till-server
+fi
+TILL="$CARGO_TARGET_DIR/release/till"
+[ -x "$TILL" ] || { echo "checkout.sh: $TILL not built (drop --no-build)" >&2; exit 1; }
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ "${KEEP_DB:-0}" != 1 ]; then
+    psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== database $BENCH_DB with $PRODUCTS products"
+psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
+export DATABASE_URL="$PG_URL/$BENCH_DB"
+"$TILL" migrate >/dev/null
+psql -w -X -q -d "$DATABASE_URL" <<SQL
+INSERT INTO products (id, sku, name, price_cents, tax_rate_bp, stock_on_hand)
+SELECT gen_random_uuid(), 'BENCH-' || g, 'Bench product ' || g, 100 + (g * 37) % 5000,
+       CASE WHEN g % 3 = 0 THEN 825 ELSE 0 END, 1000000000
+FROM generate_series(1, $PRODUCTS) AS g;
+ANALYZE;
+SQL
+psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT id FROM products" >"$work/products.txt"
+
+admin_email="bench-admin@till.local"
+admin_pass="bench-admin-password"
+"$TILL" create-admin --email "$admin_email" --password "$admin_pass" >/dev/null
+
+echo "== till serve on 127.0.0.1:$PORT"
+if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then echo "checkout.sh: port $PORT is in use" >&2; exit 1; fi
+env REDIS_URL="$REDIS" REDIS_NAMESPACE="bench$$" BIND_ADDR="127.0.0.1:$PORT" \
+  JWT_TTL_SECONDS=7200 \
+  RATE_LIMIT_USER_PER_MIN=1000000000 RATE_LIMIT_ANON_PER_MIN=1000000000 RATE_LIMIT_LOGIN_PER_MIN=1000 \
+  DATABASE_MAX_CONNECTIONS="$DB_POOL" LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}" \
+  "$TILL" serve >"$work/server.log" 2>&1 &
+server_pid=$!
+base="http://127.0.0.1:$PORT"
+for _ in $(seq 1 100); do
+  if curl -fsS "$base/health/readiness" >/dev/null 2>&1; then break; fi
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.2
+done
+curl -fsS "$base/health/readiness" >/dev/null
+
+token_of() { sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p'; }
+login() {
+  curl -fsS -H 'content-type: application/json' -d "{\"email\":\"$1\",\"password\":\"$2\"}" "$base/api/v1/auth/login" | token_of
+}
+admin_token="$(login "$admin_email" "$admin_pass")"
+curl -fsS -o /dev/null -H 'content-type: application/json' -H "authorization: Bearer $admin_token" \
+  -d '{"email":"bench-cashier@till.local","password":"bench-cashier-password","name":"Bench cashier","role":"cashier"}' \
+  "$base/api/v1/users"
+export TILL_TOKEN
+TILL_TOKEN="$(login bench-cashier@till.local bench-cashier-password)"
+export TILL_PRODUCTS_FILE="$work/products.txt"
+
+echo "== pgbench -i -s $PGBENCH_SCALE (database $PGBENCH_DB)"
+psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
+pgbench -i -q -s "$PGBENCH_SCALE" "$PG_URL/$PGBENCH_DB" >/dev/null 2>&1
+
+run_wrk() { # duration tag
+  TILL_RUN="$2" wrk -t "$THREADS" -c "$CONNECTIONS" -d "$1" --timeout 10s -s loadtests/checkout.lua "$base/api/v1/orders" |
+    sed -n 's/^BENCH //p'
+}
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+echo "== warm-up (5 s)"
+run_wrk 5s "warm$$" >/dev/null
+
+declare -a tps_all rps_all p99_all ratio_all
+printf '\n%-4s %12s %12s %10s %10s %8s\n' run pgbench_tps orders_per_s p99_ms p50_ms ratio
+for i in $(seq 1 "$RUNS"); do
+  if [ "$MODE" = concurrent ]; then
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" &
+    pgbench_pid=$!
+    line="$(run_wrk "${DURATION}s" "run$$-$i")"
+    wait "$pgbench_pid" || true
+  else
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" || true
+    line="$(run_wrk "${DURATION}s" "run$$-$i")"
+  fi
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
+  if [ -z "$tps" ] || [ -z "$line" ]; then
+    # e.g. PostgreSQL's max_connections reached by other work on a shared server.
+    echo "$i    run failed; pgbench said: $(tail -n2 "$work/pgbench.err" | tr '\n' ' ')" >&2
+    continue
+  fi
+  rps="$(echo "$line" | field rps)"
+  p99="$(echo "$line" | field p99_ms)"
+  p50="$(echo "$line" | field p50_ms)"
+  bad="$(echo "$line" | field non2xx)"
+  ratio="$(awk -v a="$rps" -v b="$tps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+  printf '%-4s %12.1f %12.1f %10.2f %10.2f %8s\n' "$i" "$tps" "$rps" "$p99" "$p50" "$ratio"
+  if [ "$bad" != 0 ]; then echo "     ($bad responses were not 2xx or failed)"; fi
+  tps_all+=("$tps"); rps_all+=("$rps"); p99_all+=("$p99"); ratio_all+=("$ratio")
+done
+
+[ "${#tps_all[@]}" -gt 0 ] || { echo "checkout.sh: every run failed" >&2; exit 1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+m_tps="$(median "${tps_all[@]}")"
+m_rps="$(median "${rps_all[@]}")"
+m_p99="$(median "${p99_all[@]}")"
+m_ratio="$(median "${ratio_all[@]}")"
+orders="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM orders")"
+errors5="$(grep -c '"level":"ERROR"' "$work/server.log" || true)"
+verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo PASS; else echo FAIL; fi; }
+cat <<EOF
+
+median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):
+  pgbench tps (TPC-B-like, scale $PGBENCH_SCALE)  $m_tps
+  checkout orders/s                    $m_rps
+  checkout p99                         $m_p99 ms    (target < 50 ms: $(verdict "$m_p99" 50 '<'))
+  ratio orders/s / pgbench tps         $m_ratio      (target >= 0.6: $(verdict "$m_ratio" 0.6 '>='))
+  orders in the database               $orders
+  errors logged by the server          $errors5
+EOF
