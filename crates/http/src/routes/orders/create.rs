@@ -19,7 +19,7 @@ use till_domain::{
 };
 use uuid::Uuid;
 
-use super::{etag, order_json};
+use super::{etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta, Started};
 use crate::state::AppState;
@@ -140,7 +140,10 @@ pub async fn create(
             .with_details(json!({ "lines": lines })),
             TakeError::Db(e) => e.into(),
         })?;
-    run.commit().await
+    record_event(&mut run.tx, "order.created", &order).await?;
+    let resp = run.commit().await;
+    state.hub.kick();
+    resp
 }
 
 /// The order's customer: a customer orders for themselves (naming anyone else is a 403);

@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use till_db::orders::{Line, Order, Payment, Refund, StatusChange};
+use till_db::{outbox, PgConnection};
 use till_domain::{balance_due, payment_status, Channel, Fulfilment, OrderStatus, PaymentStatus};
 use uuid::Uuid;
 
@@ -102,6 +103,30 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 /// The order as a JSON value (what idempotent answers store).
 pub fn order_json(o: &Order) -> Value {
     serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
+}
+
+/// Records `order.created` / `order.updated` in the outbox inside the change's own transaction,
+/// so the board and the customer's order page hear of exactly the changes that commit. Call
+/// [`AppState`]'s `hub.kick()` after the commit to publish at once.
+pub async fn record_event(conn: &mut PgConnection, kind: &str, o: &Order) -> ApiResult<()> {
+    let payload = json!({
+        "type": kind,
+        "at": Utc::now(),
+        // Routing only (stripped from the frame): the customer sees events of their own orders.
+        "customer_id": o.customer_id,
+        "order": {
+            "id": o.id,
+            "number": o.number.to_string(),
+            "status": o.status,
+            "channel": o.channel,
+            "fulfilment": o.fulfilment,
+            "total_cents": o.total_cents,
+            "payment_status": payment_status(o.total_cents, o.paid_cents, o.refunded_cents),
+            "updated_at": o.updated_at,
+        },
+    });
+    outbox::enqueue(conn, kind, &payload).await?;
+    Ok(())
 }
 
 /// Staff see every order; a customer only orders of their own customer record.

@@ -15,7 +15,7 @@ use till_domain::{
 };
 use uuid::Uuid;
 
-use super::{can_see, etag, order_json};
+use super::{can_see, etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta, Started};
 use crate::state::AppState;
@@ -103,10 +103,13 @@ pub async fn pay(
         .await?;
     }
     let order = orders::get(&mut run.tx, id).await?;
+    record_event(&mut run.tx, "order.updated", &order).await?;
     let answer = json!({"payment": payment, "order": order_json(&order)});
     run.save(StatusCode::CREATED, answer, vec![etag(order.version)])
         .await?;
-    run.commit().await
+    let resp = run.commit().await;
+    state.hub.kick();
+    resp
 }
 
 /// Amount > 0; `tendered_cents` only for cash and at least the amount (absent: exact cash).

@@ -15,7 +15,7 @@ use till_db::{audit, PgConnection};
 use till_domain::{FieldErrors, MovementReason};
 use uuid::Uuid;
 
-use super::{etag, order_json};
+use super::{etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Idempotent, ManagerPlus, RequestMeta, Started};
 use crate::state::AppState;
@@ -75,10 +75,13 @@ pub async fn refund(
     )
     .await?;
     let order = orders::get(&mut run.tx, id).await?;
+    record_event(&mut run.tx, "order.updated", &order).await?;
     let answer = json!({"refund": refund, "order": order_json(&order)});
     run.save(StatusCode::CREATED, answer, vec![etag(order.version)])
         .await?;
-    run.commit().await
+    let resp = run.commit().await;
+    state.hub.kick();
+    resp
 }
 
 fn check_body(b: &RefundBody) -> ApiResult<&str> {

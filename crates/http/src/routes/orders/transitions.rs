@@ -13,7 +13,7 @@ use till_db::{audit, DbError, PgConnection};
 use till_domain::{check_transition, MovementReason, OrderStatus};
 use uuid::Uuid;
 
-use super::{can_see, etag, if_match, order_json};
+use super::{can_see, etag, if_match, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Json, RequestMeta};
 use crate::state::AppState;
@@ -68,7 +68,9 @@ pub async fn transition(
         .await?;
     }
     let order = orders::get(&mut tx, id).await?;
+    record_event(&mut tx, "order.updated", &order).await?;
     tx.commit().await.map_err(DbError::from)?;
+    state.hub.kick();
     Ok(([etag(order.version)], Json(order_json(&order))))
 }
 
