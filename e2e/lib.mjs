@@ -5,7 +5,7 @@ import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, randomInt } from 'node:crypto';
 
 export const BASE = process.env.BASE_URL || 'http://127.0.0.1:18080';
 export const SHOTS = join(dirname(fileURLToPath(import.meta.url)), 'screenshots');
@@ -105,7 +105,7 @@ export async function makeProduct(api, { name, price_cents, tax_rate_bp = 0, sto
   const u = uniq();
   const p = await api.post('/products', {
     sku: `E2E-${u}`,
-    barcode: barcode || `20${String(Date.now()).slice(-8)}${Math.floor(Math.random() * 900 + 100)}`,
+    barcode: barcode || `29${randomInt(1e10, 1e11)}`, // 13 digits, random: tests run side by side
     name: name || `E2E Product ${u}`,
     price_cents,
     tax_rate_bp,
