@@ -66,6 +66,7 @@ test('the shop home page works signed out, on a phone', async () => {
   const errors = watch(page);
   await page.goto('/');
   await page.getByRole('heading', { name: 'All products' }).waitFor();
+  await page.locator('ul.products:not([aria-busy])').waitFor();
   assert.deepEqual(await unlabelled(page), []);
   await shot(page, 'shop-home-phone');
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
@@ -78,7 +79,7 @@ test('the shop home page on a 1024×768 tablet', async () => {
   const ctx = await b.context({ width: 1024, height: 768 });
   const page = await ctx.newPage();
   await page.goto('/');
-  await page.getByRole('heading', { name: 'All products' }).waitFor();
+  await page.locator('ul.products:not([aria-busy])').waitFor();
   await shot(page, 'shop-home-tablet');
   await ctx.close();
 });

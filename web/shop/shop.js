@@ -43,7 +43,8 @@ function thumb(p) {
   let hash = 0;
   for (const ch of p.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const hue = hash % 360;
-  const initials = p.name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join('');
+  const initials = p.name.split(/\s+/).map((w) => (w.match(/[\p{L}\p{N}]/u) || [])[0]).filter(Boolean)
+    .slice(0, 2).join('').toUpperCase();
   return h('div.thumb', { 'aria-hidden': 'true', style: { background: `hsl(${hue} 45% 38%)` } }, initials);
 }
 function priceWithTax(p) {
@@ -58,7 +59,7 @@ function go(hash) { if (location.hash === hash) route(); else location.hash = ha
 async function pageList({ categoryId = null, q = null } = {}) {
   view = { name: 'list' };
   setTitle(q ? `Search: ${q}` : categoryId ? (categories.find((c) => c.id === categoryId)?.name || 'Category') : 'Shop');
-  const list = h('ul.products', { 'aria-live': 'polite' });
+  const list = h('ul.products', { 'aria-live': 'polite', 'aria-busy': 'true' });
   const more = h('button#load-more.btn.big', { type: 'button', hidden: true }, 'Load more');
   const heading = q ? `Results for “${q}”` : categoryId ? (categories.find((c) => c.id === categoryId)?.name || 'Products') : 'All products';
   fill(main,
@@ -70,6 +71,7 @@ async function pageList({ categoryId = null, q = null } = {}) {
   const load = async () => {
     const page = await get('/products', { limit: PAGE, cursor, category_id: categoryId, q });
     for (const p of page.items) list.append(tile(p));
+    list.removeAttribute('aria-busy');
     if (!list.children.length) list.replaceWith(h('p.muted', q ? 'Nothing matches that search.' : 'No products here yet.'));
     cursor = page.next_cursor;
     more.hidden = !cursor;
