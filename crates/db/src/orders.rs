@@ -349,7 +349,7 @@ pub async fn set_status(
     conn: &mut PgConnection,
     id: Uuid,
     to: OrderStatus,
-    by: Uuid,
+    by: Option<Uuid>,
 ) -> Result<(), DbError> {
     sqlx::query(
         "WITH u AS (
@@ -627,4 +627,22 @@ pub async fn customer_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, 
             .fetch_one(conn)
             .await?,
     )
+}
+
+/// Unpaid `online` orders still `pending` that were created more than `ttl_secs` ago.
+pub async fn expired_unpaid(
+    pool: &PgPool,
+    ttl_secs: i64,
+    limit: i64,
+) -> Result<Vec<Uuid>, DbError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM orders
+         WHERE status = 'pending' AND channel = 'online' AND paid_cents = 0
+           AND created_at < now() - make_interval(secs => $1::float8)
+         ORDER BY created_at LIMIT $2",
+    )
+    .bind(ttl_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }

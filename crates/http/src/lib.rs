@@ -88,6 +88,7 @@ pub async fn serve_app(
     metrics::prometheus();
     tokio::spawn(events::run_publisher(state.clone()));
     tokio::spawn(events::run_subscriber(state.clone()));
+    tokio::spawn(routes::catalog_cache::run_stock_refresher(state.clone()));
     // Other instances' catalog writes reach this one's in-process cache through Redis pub/sub.
     state.catalog.spawn_listener();
     let drain = state.config.shutdown_drain;

@@ -32,6 +32,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Live-event fan-out for this instance's WebSocket connections.
     pub hub: Arc<Hub>,
+    /// Stock changed since the catalog cache was last invalidated (see `catalog_cache`).
+    pub catalog_stale: AtomicBool,
     /// Set on SIGTERM: readiness turns 503 so the load balancer drains this instance.
     pub draining: AtomicBool,
     /// False while embedded migrations are ahead of the database; the API answers 503 meanwhile.
@@ -69,6 +71,7 @@ impl AppState {
             metrics: Metrics::default(),
             hub: Arc::new(Hub::default()),
             draining: AtomicBool::new(false),
+            catalog_stale: AtomicBool::new(false),
             schema_ready: AtomicBool::new(false),
             started: Instant::now(),
         })))

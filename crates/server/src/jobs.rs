@@ -14,6 +14,39 @@ use crate::worker::{Worker, WorkerConfig};
 /// Delivered events stay this long so reconnecting clients can replay them.
 const OUTBOX_KEEP_HOURS: i64 = 24;
 const DONE_JOBS_KEEP_HOURS: i64 = 72;
+/// API.md: idempotency keys are kept at least 24 h.
+const IDEMPOTENCY_KEEP_HOURS: i64 = 24;
+
+/// Raises `stock.low` to staff when a product's stock crossed its threshold (the job is
+/// enqueued in the transaction that moved the stock). Skipped if it was restocked meanwhile.
+async fn stock_low_alert(state: &AppState, job: &JobRow) -> anyhow::Result<()> {
+    let id: uuid::Uuid = job.payload["product_id"]
+        .as_str()
+        .context("product_id")?
+        .parse()?;
+    let mut tx = state.db.write.begin().await?;
+    let Some(p) = till_db::products::get(&mut tx, id, true).await? else {
+        return Ok(());
+    };
+    if !p.track_stock || p.stock_on_hand > p.low_stock_threshold {
+        return Ok(());
+    }
+    let payload = json!({
+        "type": "stock.low",
+        "at": chrono::Utc::now(),
+        "audience": "staff",
+        "product": {
+            "id": p.id,
+            "sku": p.sku,
+            "name": p.name,
+            "stock_on_hand": p.stock_on_hand,
+            "low_stock_threshold": p.low_stock_threshold,
+        },
+    });
+    outbox::enqueue(&mut tx, "stock.low", &payload).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 pub fn production_worker(state: AppState, config: WorkerConfig) -> Worker {
     let mut w = Worker::new(state, config);
@@ -23,6 +56,26 @@ pub fn production_worker(state: AppState, config: WorkerConfig) -> Worker {
         Ok(())
     })
     .every("outbox.purge", Duration::from_secs(3600));
+    w.register("orders.expire_unpaid", |state, _job| async move {
+        let n = till_http::routes::orders::transitions::cancel_expired_unpaid(&state)
+            .await
+            .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.source.unwrap_or_default()))?;
+        if n > 0 {
+            tracing::info!(cancelled = n, "cancelled unpaid online orders");
+        }
+        Ok(())
+    })
+    .every("orders.expire_unpaid", Duration::from_secs(60));
+    w.register("idempotency.purge", |state, _job| async move {
+        let n =
+            till_db::idempotency::purge_older_than(&state.db.write, IDEMPOTENCY_KEEP_HOURS).await?;
+        tracing::info!(deleted = n, "purged idempotency keys");
+        Ok(())
+    })
+    .every("idempotency.purge", Duration::from_secs(3600));
+    w.register("stock.low_alert", |state, job| async move {
+        stock_low_alert(&state, &job).await
+    });
     w.register("jobs.purge", |state, _job| async move {
         let n = till_db::jobs::purge_done(&state.db.write, DONE_JOBS_KEEP_HOURS).await?;
         tracing::info!(deleted = n, "purged finished jobs");

@@ -19,7 +19,7 @@ use till_domain::{
 };
 use uuid::Uuid;
 
-use super::{etag, order_json, record_event};
+use super::{after_commit, etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta, Started};
 use crate::state::AppState;
@@ -141,9 +141,9 @@ pub async fn create(
             TakeError::Db(e) => e.into(),
         })?;
     record_event(&mut run.tx, "order.created", &order).await?;
-    let resp = run.commit().await;
-    state.hub.kick();
-    resp
+    let resp = run.commit().await?;
+    after_commit(&state, true);
+    Ok(resp)
 }
 
 /// The order's customer: a customer orders for themselves (naming anyone else is a 403);

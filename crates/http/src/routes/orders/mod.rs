@@ -7,16 +7,15 @@ mod create;
 mod payments;
 mod read;
 mod refunds;
-mod transitions;
+pub mod transitions;
 
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use till_db::orders::{Line, Order, Payment, Refund, StatusChange};
-use till_db::{outbox, PgConnection};
 use till_domain::{balance_due, payment_status, Channel, Fulfilment, OrderStatus, PaymentStatus};
 use uuid::Uuid;
 
@@ -105,28 +104,44 @@ pub fn order_json(o: &Order) -> Value {
     serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
 }
 
-/// Records `order.created` / `order.updated` in the outbox inside the change's own transaction,
-/// so the board and the customer's order page hear of exactly the changes that commit. Call
-/// [`AppState`]'s `hub.kick()` after the commit to publish at once.
-pub async fn record_event(conn: &mut PgConnection, kind: &str, o: &Order) -> ApiResult<()> {
-    let payload = json!({
+/// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
+/// [`after_commit`] wakes the publisher. The customer id routes the event (it is not sent).
+pub async fn record_event(
+    conn: &mut till_db::PgConnection,
+    kind: &str,
+    o: &Order,
+) -> ApiResult<()> {
+    let full = order_json(o);
+    let mut summary = serde_json::Map::new();
+    for k in [
+        "id",
+        "number",
+        "status",
+        "channel",
+        "fulfilment",
+        "total_cents",
+        "payment_status",
+        "updated_at",
+    ] {
+        summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
+    }
+    let payload = serde_json::json!({
         "type": kind,
-        "at": Utc::now(),
-        // Routing only (stripped from the frame): the customer sees events of their own orders.
+        "at": chrono::Utc::now(),
+        "order": summary,
         "customer_id": o.customer_id,
-        "order": {
-            "id": o.id,
-            "number": o.number.to_string(),
-            "status": o.status,
-            "channel": o.channel,
-            "fulfilment": o.fulfilment,
-            "total_cents": o.total_cents,
-            "payment_status": payment_status(o.total_cents, o.paid_cents, o.refunded_cents),
-            "updated_at": o.updated_at,
-        },
     });
-    outbox::enqueue(conn, kind, &payload).await?;
+    till_db::outbox::enqueue(conn, kind, &payload).await?;
     Ok(())
+}
+
+/// After a commit that wrote events (and maybe moved stock): publish now, and let cached
+/// catalog pages pick up the new stock levels.
+pub fn after_commit(state: &AppState, stock_moved: bool) {
+    state.hub.kick();
+    if stock_moved {
+        crate::routes::catalog_cache::invalidate_soon(state);
+    }
 }
 
 /// Staff see every order; a customer only orders of their own customer record.

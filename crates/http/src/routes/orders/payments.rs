@@ -15,7 +15,7 @@ use till_domain::{
 };
 use uuid::Uuid;
 
-use super::{can_see, etag, order_json, record_event};
+use super::{after_commit, can_see, etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta, Started};
 use crate::state::AppState;
@@ -107,9 +107,9 @@ pub async fn pay(
     let answer = json!({"payment": payment, "order": order_json(&order)});
     run.save(StatusCode::CREATED, answer, vec![etag(order.version)])
         .await?;
-    let resp = run.commit().await;
-    state.hub.kick();
-    resp
+    let resp = run.commit().await?;
+    after_commit(&state, false);
+    Ok(resp)
 }
 
 /// Amount > 0; `tendered_cents` only for cash and at least the amount (absent: exact cash).

@@ -15,7 +15,7 @@ use till_db::{audit, PgConnection};
 use till_domain::{FieldErrors, MovementReason};
 use uuid::Uuid;
 
-use super::{etag, order_json, record_event};
+use super::{after_commit, etag, order_json, record_event};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Idempotent, ManagerPlus, RequestMeta, Started};
 use crate::state::AppState;
@@ -79,9 +79,9 @@ pub async fn refund(
     let answer = json!({"refund": refund, "order": order_json(&order)});
     run.save(StatusCode::CREATED, answer, vec![etag(order.version)])
         .await?;
-    let resp = run.commit().await;
-    state.hub.kick();
-    resp
+    let resp = run.commit().await?;
+    after_commit(&state, !body.restock.is_empty());
+    Ok(resp)
 }
 
 fn check_body(b: &RefundBody) -> ApiResult<&str> {
