@@ -202,5 +202,10 @@ async fn me(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Re
         Ok(_) | Err(DbError::NotFound) => return Err(ApiError::unauthorized()),
         Err(e) => return Err(e.into()),
     };
-    Ok(Json(json!({ "user": User::from(user) })).into_response())
+    // A page signed in by cookie learns its CSRF token again here (a new tab has lost it).
+    let mut body = json!({ "user": User::from(user) });
+    if let Some(csrf) = &who.cookie_csrf {
+        body["csrf_token"] = json!(csrf);
+    }
+    Ok(Json(body).into_response())
 }
