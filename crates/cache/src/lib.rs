@@ -5,6 +5,7 @@
 //! branch on which one is in use.
 
 mod bus;
+mod leases;
 mod local;
 mod store;
 mod tiered;
@@ -19,4 +20,6 @@ pub struct WindowCount {
     pub count: u64,
     /// Seconds until the window resets.
     pub reset_secs: u64,
+    /// The same, in milliseconds.
+    pub reset_ms: u64,
 }

@@ -100,6 +100,8 @@ impl RedisConns {
 pub struct Store {
     backend: Backend,
     prefix: Arc<str>,
+    /// Locally held blocks of rate-limit hits (see [`Store::count_hit`]).
+    leases: Arc<crate::leases::Leases>,
 }
 
 impl Store {
@@ -108,6 +110,7 @@ impl Store {
         Store {
             backend: Backend::Local(Arc::new(Local::default())),
             prefix: Arc::from("till:"),
+            leases: Arc::default(),
         }
     }
 
@@ -133,6 +136,7 @@ impl Store {
                 client,
             },
             prefix: Arc::from(format!("{namespace}:")),
+            leases: Arc::default(),
         })
     }
 
@@ -279,6 +283,45 @@ impl Store {
         key: &str,
         window: Duration,
     ) -> Result<WindowCount, StoreError> {
+        self.incr_window_by(key, window, 1).await
+    }
+
+    /// Counts one hit against a bucket of `limit` per `window`, shared by every instance.
+    ///
+    /// Exact for small limits (one Redis round trip per hit). For large limits an instance
+    /// reserves a block of `limit / 100` hits at once (INCRBY) and hands them out locally, so a
+    /// busy client costs one round trip per block. Reserved hits count as used everywhere, so a
+    /// bucket can only be stricter than its limit (by at most one unused block per instance per
+    /// window), never looser.
+    pub async fn count_hit(
+        &self,
+        key: &str,
+        window: Duration,
+        limit: u64,
+    ) -> Result<WindowCount, StoreError> {
+        let block = (limit / 100).clamp(1, 1000);
+        if block == 1 || !self.is_redis() {
+            return self.incr_window(key, window).await;
+        }
+        if let Some(c) = self.leases.take(key) {
+            return Ok(c);
+        }
+        let reserved = self.incr_window_by(key, window, block).await?;
+        let first = reserved.count + 1 - block;
+        self.leases
+            .put(key, first + 1, reserved.count, reserved.reset_ms);
+        Ok(WindowCount {
+            count: first,
+            ..reserved
+        })
+    }
+
+    async fn incr_window_by(
+        &self,
+        key: &str,
+        window: Duration,
+        by: u64,
+    ) -> Result<WindowCount, StoreError> {
         let key = self.key(key);
         match &self.backend {
             Backend::Local(l) => {
@@ -286,6 +329,7 @@ impl Store {
                 Ok(WindowCount {
                     count,
                     reset_secs: left.as_secs_f64().ceil() as u64,
+                    reset_ms: left.as_millis() as u64,
                 })
             }
             Backend::Redis { pool, .. } => {
@@ -293,7 +337,7 @@ impl Store {
                     let mut c = pool.conn().await?;
                     let (count, _, pttl): (u64, i64, i64) = redis::pipe()
                         .atomic()
-                        .incr(&key, 1)
+                        .incr(&key, by)
                         .cmd("PEXPIRE")
                         .arg(&key)
                         .arg(window.as_millis() as u64)
@@ -310,6 +354,7 @@ impl Store {
                     Ok(WindowCount {
                         count,
                         reset_secs: reset_ms.div_ceil(1000),
+                        reset_ms,
                     })
                 })
                 .await

@@ -181,7 +181,7 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         _ => (format!("rl:a:{ip}"), state.config.rate_limit_anon_per_min),
     };
     req.extensions_mut().insert(Credentials(outcome));
-    let count = match state.store.incr_window(&key, RATE_WINDOW).await {
+    let count = match state.store.count_hit(&key, RATE_WINDOW, limit).await {
         Ok(c) => Some(c),
         Err(e) => {
             // Fail open: a Redis outage must not take the shop down; /health reports it.

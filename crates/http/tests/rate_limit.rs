@@ -186,3 +186,29 @@ async fn limits_work_in_single_instance_mode() {
     assert_eq!(hit(&app, None).await.status(), StatusCode::NOT_FOUND);
     expect_error(hit(&app, None).await, 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn large_limits_reserve_blocks_but_never_admit_more_than_the_limit() {
+    // 1000/min: each instance reserves blocks of 10 hits from Redis at a time.
+    let opts = Opts::new().await.set("RATE_LIMIT_ANON_PER_MIN", "1000");
+    let (a, b) = (
+        TestApp::spawn_with(&opts).await,
+        TestApp::spawn_with(&opts).await,
+    );
+    let mut admitted = 0;
+    let mut limited = 0;
+    for i in 0..1040 {
+        let app = if i % 3 == 0 { &b } else { &a };
+        match hit(app, None).await.status() {
+            StatusCode::NOT_FOUND => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!(admitted <= 1000, "never more than the limit: {admitted}");
+    assert!(
+        admitted >= 980,
+        "at most one unused block per instance is lost: {admitted}"
+    );
+    assert_eq!(admitted + limited, 1040);
+}
