@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Clone)]
@@ -181,10 +182,8 @@ async fn client(
             return st;
         }
     };
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().unwrap(),
-    );
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
     let port = req.uri().port_u16().unwrap_or(80);
     let dest: SocketAddr = match format!("{host}:{port}").parse() {
@@ -219,13 +218,17 @@ async fn client(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (mut ws, _) = match tokio_tungstenite::client_async(req, stream).await {
-        Ok(x) => x,
-        Err(e) => {
-            shared.error(format!("handshake: {e}"));
-            return st;
-        }
-    };
+    // tungstenite zero-fills its whole read buffer (128 KiB by default): keep it small so 10,000
+    // clients fit in memory; frames here are a few hundred bytes.
+    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    let (mut ws, _) =
+        match tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await {
+            Ok(x) => x,
+            Err(e) => {
+                shared.error(format!("handshake: {e}"));
+                return st;
+            }
+        };
     drop(permit);
     st.connected = true;
     shared.connected.fetch_add(1, Ordering::Relaxed);
@@ -318,6 +321,19 @@ fn mem_of(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// CPU seconds (user + system) used so far by `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = s.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn self_rss() -> u64 {
     mem_of(std::process::id()).map(|m| m.0).unwrap_or(0)
 }
@@ -351,7 +367,13 @@ async fn main() {
         .build()
         .unwrap();
     let staff = Arc::new(login(&http, &args.api, &args.staff_email, &args.staff_password).await);
-    let cashier = login(&http, &args.api, &args.cashier_email, &args.cashier_password).await;
+    let cashier = login(
+        &http,
+        &args.api,
+        &args.cashier_email,
+        &args.cashier_password,
+    )
+    .await;
 
     // Products to sell: made-to-order ones (no stock to run out of, no stock.low events) first.
     let resp = http
@@ -361,7 +383,11 @@ async fn main() {
         .await
         .unwrap_or_else(|e| fail(&format!("products: {e}")));
     let body: Value = resp.json().await.unwrap_or(Value::Null);
-    let items = body.get("items").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let items = body
+        .get("items")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
     let mut products: Vec<String> = items
         .iter()
         .filter(|p| p.get("active") != Some(&Value::Bool(false)))
@@ -451,6 +477,10 @@ async fn main() {
     let mut peak_rss = 0u64;
     let mut last_sample = Instant::now();
     let order_t0 = Instant::now();
+    let cpu0 = (
+        args.server_pid.map(cpu_secs).unwrap_or(0.0),
+        cpu_secs(std::process::id()),
+    );
     for n in 0..total_orders {
         interval.tick().await;
         if last_sample.elapsed() > Duration::from_millis(500) {
@@ -504,6 +534,8 @@ async fn main() {
         let _ = h.await;
     }
     let order_secs = order_t0.elapsed().as_secs_f64();
+    let cpu_b = (args.server_pid.map(cpu_secs).unwrap_or(0.0) - cpu0.0) / order_secs;
+    let cpu_gen = (cpu_secs(std::process::id()) - cpu0.1) / order_secs;
     let load_during = loadavg();
     // Let the last events arrive.
     let drain_end = Instant::now() + Duration::from_secs_f64(args.drain);
@@ -653,6 +685,7 @@ async fn main() {
         pct(&lat_sent, 100.0)
     );
     println!("| generator RSS | {:.1} MiB | |", mib(gen_rss));
+    println!("| CPU while ordering (cores) | instance B {cpu_b:.2}, generator {cpu_gen:.2} | |");
     println!();
     if !end_reasons.is_empty() {
         println!("connections that ended early:");
