@@ -33,8 +33,9 @@ const MAX_REPLAY: i64 = 1000;
 /// zero-fills the whole buffer (so it is resident): its 128 KiB default cost ~150 KiB of RSS per
 /// connection, 1.5 GB for 10,000 (loadtests/ws.sh). Larger frames still grow it as needed.
 const READ_BUFFER: usize = 4 * 1024;
-/// Events already queued for a connection are written together (one flush) up to this many.
-const MAX_BATCH: usize = 64;
+/// Events already queued for a connection are written together (one flush) up to this many. Kept
+/// small: the connection's write buffer keeps the capacity of its largest batch (~8 × 400 bytes).
+const MAX_BATCH: usize = 8;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -114,9 +115,21 @@ pub async fn handler(
 
 async fn send(socket: &mut WebSocket, text: impl Into<Utf8Bytes>) -> bool {
     matches!(
-        tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await,
+        within_send_timeout(socket.send(Message::Text(text.into()))).await,
         Ok(Ok(()))
     )
+}
+
+/// `fut` under [`SEND_TIMEOUT`]; the timer is armed only when it does not finish at once (the
+/// common case: the socket has room), which saves a timer per event per connection.
+async fn within_send_timeout<F: std::future::Future>(
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    match futures::poll!(fut.as_mut()) {
+        std::task::Poll::Ready(out) => Ok(out),
+        std::task::Poll::Pending => tokio::time::timeout(SEND_TIMEOUT, fut).await,
+    }
 }
 
 fn frame(kind: &str, seq: i64) -> String {
@@ -166,7 +179,7 @@ async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut soc
                 // Write this event and any already queued behind it with one flush: under a burst
                 // (or on a busy machine) that is one write per connection, not one per event.
                 let mut next = Some(ev);
-                let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+                let batch = async {
                     let mut fed = 0;
                     while let Some(ev) = next.take() {
                         match ev {
@@ -192,9 +205,8 @@ async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut soc
                         }
                     }
                     socket.flush().await
-                })
-                .await;
-                if !matches!(sent, Ok(Ok(()))) {
+                };
+                if !matches!(within_send_timeout(batch).await, Ok(Ok(()))) {
                     return;
                 }
             },
