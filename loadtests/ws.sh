@@ -17,7 +17,11 @@
 # staff@till.local, waits until all have their `welcome`, reads instance B's VmRSS/VmHWM, places orders
 # as cashier@till.local, and measures for every (client, event) pair receive time − the event's `at`
 # (server clock, same machine; stamped inside the transaction just before commit: a slight overestimate).
-# Prints a table; stops everything it started on exit. Uses TILL_BIN when set instead of building.
+# Prints a table (with the CPU instance B and the generator used while ordering, and the load average);
+# stops everything it started on exit. Uses TILL_BIN when set instead of building.
+# Everything shares this machine: on loopback the sender's write also runs the receiver's TCP path, and the
+# generator's 10,000 readers compete with instance B for the same cores, so latency here is an upper bound
+# that moves with other load (compare the CPU line and the load average between runs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
