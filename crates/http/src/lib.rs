@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -106,6 +107,11 @@ pub async fn serve_app(
         // tell them to send their close frames.
         st.hub.begin_shutdown();
     };
+    // No Nagle: a live event written while the previous one is still unacknowledged (the client
+    // delays its ACKs, up to 40 ms) would otherwise wait for that ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

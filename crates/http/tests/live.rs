@@ -382,3 +382,36 @@ async fn crossing_the_low_stock_threshold_queues_one_alert() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_burst_of_events_arrives_complete_and_in_order() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let staff = a.user("staff").await;
+    let mut ws = connect(&b, Some(&staff.token), "").await.unwrap();
+    let start = welcome(&mut ws).await;
+    // One transaction, one publish round: the connection gets them back to back (written in batches).
+    let mut tx = a.state.db.write.begin().await.unwrap();
+    for n in 0..150 {
+        let payload = json!({
+            "type": "order.updated",
+            "at": chrono::Utc::now(),
+            "order": {"id": uuid::Uuid::now_v7(), "number": n.to_string(), "status": "confirmed"},
+        });
+        till_db::outbox::enqueue(&mut tx, "order.updated", &payload)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    a.state.hub.kick();
+    let mut last = start;
+    for n in 0..150 {
+        let v = next(&mut ws, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("event {n} of 150"));
+        assert_eq!(v["order"]["number"], n.to_string());
+        let seq = v["seq"].as_i64().unwrap();
+        assert!(seq > last);
+        last = seq;
+    }
+    assert!(next(&mut ws, Duration::from_millis(300)).await.is_none());
+}

@@ -13,6 +13,7 @@ mod publisher;
 mod subscriber;
 pub mod ws;
 
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 use till_db::outbox::EventRow;
 use uuid::Uuid;
@@ -33,12 +34,13 @@ pub enum Audience {
     StaffAndCustomer(Option<Uuid>),
 }
 
-/// One event as held by the hub: routing facts plus the text frame sent to clients.
+/// One event as held by the hub: routing facts plus the text frame sent to clients. The frame is
+/// shared (reference-counted), not copied, by every connection that sends it.
 #[derive(Debug)]
 pub struct Event {
     pub seq: i64,
     pub audience: Audience,
-    pub frame: String,
+    pub frame: Utf8Bytes,
 }
 
 impl Event {
@@ -63,7 +65,7 @@ impl Event {
             } else {
                 Audience::StaffAndCustomer(customer_id)
             },
-            frame: frame.to_string(),
+            frame: frame.to_string().into(),
         }
     }
 
