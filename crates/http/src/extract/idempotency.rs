@@ -163,24 +163,32 @@ impl IdempotencyKey {
     pub async fn begin(&self, state: &AppState, caller: Uuid) -> ApiResult<Started<'_>> {
         let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
         let scope = caller.to_string();
-        match idempotency::claim(&mut tx, &scope, &self.key, &self.request_hash).await? {
-            Claim::Fresh => Ok(Started::Fresh(IdempotentRun {
-                tx,
-                scope,
-                key: self,
-                answer: None,
-            })),
-            Claim::InUse => Err(in_use()),
-            Claim::Mismatch => Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "This Idempotency-Key was already used for a different request.",
-            )),
-            Claim::Replay {
-                status,
-                body,
-                headers,
-            } => Ok(Started::Replay(replay(status, body, &headers))),
-        }
+        let outcome =
+            match idempotency::claim(&mut tx, &scope, &self.key, &self.request_hash).await? {
+                Claim::Fresh => {
+                    return Ok(Started::Fresh(IdempotentRun {
+                        tx,
+                        scope,
+                        key: self,
+                        answer: None,
+                    }))
+                }
+                Claim::InUse => Err(in_use()),
+                Claim::Mismatch => Err(ApiError::unprocessable(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used for a different request.",
+                )),
+                Claim::Replay {
+                    status,
+                    body,
+                    headers,
+                } => Ok(Started::Replay(replay(status, body, &headers))),
+            };
+        // Release the key's lock before answering: a dropped transaction is rolled back only
+        // when the pool next touches its connection, and until then a client's immediate retry
+        // would find the key "in use".
+        let _ = tx.rollback().await;
+        outcome
     }
 }
 
