@@ -315,6 +315,15 @@ impl Drop for TestApp {
     }
 }
 
+/// `POST /auth/logout` with a bearer token.
+pub async fn logout(app: &TestApp, token: &str) -> Response {
+    app.req(Method::POST, "/api/v1/auth/logout")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// What a successful login hands back.
 #[derive(Clone, Debug)]
 pub struct Login {
