@@ -69,22 +69,44 @@ pub async fn claim(
     Ok(match row {
         (false, ..) => Claim::InUse,
         (true, None, ..) => Claim::Fresh,
-        (true, Some(hash), status, body, headers) => {
-            if hash != request_hash {
-                Claim::Mismatch
-            } else {
-                match (status, body) {
-                    (Some(s), Some(b)) => Claim::Replay {
-                        status: s as u16,
-                        body: b,
-                        headers: headers.unwrap_or(Value::Null),
-                    },
-                    // A row without an answer is never written by this code; treat it as running.
-                    _ => Claim::InUse,
-                }
-            }
-        }
+        (true, Some(hash), response_status, response_body, headers) => judge(
+            Stored {
+                request_hash: hash,
+                response_status,
+                response_body,
+                response_headers: headers.unwrap_or(Value::Null),
+            },
+            request_hash,
+        ),
     })
+}
+
+/// What a stored key means for a request with fingerprint `request_hash`.
+pub fn judge(stored: Stored, request_hash: &str) -> Claim {
+    if stored.request_hash != request_hash {
+        return Claim::Mismatch;
+    }
+    match (stored.response_status, stored.response_body) {
+        (Some(s), Some(b)) => Claim::Replay {
+            status: s as u16,
+            body: b,
+            headers: stored.response_headers,
+        },
+        // A row without an answer is never written by this code; treat it as running.
+        _ => Claim::InUse,
+    }
+}
+
+/// The stored answer for a key, if any (no lock: for callers whose write inserts the key).
+pub async fn lookup(pool: &PgPool, scope: &str, key: &str) -> Result<Option<Stored>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT request_hash, response_status, response_body, response_headers
+         FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Stores the answer; call in the transaction that made the effect, before committing.

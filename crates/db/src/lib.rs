@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod categories;
+pub mod checkout;
 pub mod cursor;
 pub mod customers;
 mod error;

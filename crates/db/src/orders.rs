@@ -188,7 +188,7 @@ fn select_whole() -> String {
 }
 
 /// A product as an order line needs it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
 pub struct ProductForOrder {
     pub id: Uuid,
     pub sku: String,
@@ -197,111 +197,6 @@ pub struct ProductForOrder {
     pub tax_rate_bp: i32,
     pub active: bool,
     pub track_stock: bool,
-}
-
-/// The products among `ids` that exist (active or not).
-pub async fn products_for_order(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<Vec<ProductForOrder>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, sku, name, price_cents, tax_rate_bp, active, track_stock
-         FROM products WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// A new order; lines are priced by the caller (till-domain's `price_order`).
-pub struct NewOrder<'a> {
-    pub id: Uuid,
-    pub channel: Channel,
-    pub fulfilment: Fulfilment,
-    pub customer_id: Option<Uuid>,
-    pub created_by: Uuid,
-    pub subtotal_cents: i64,
-    pub discount_cents: i64,
-    pub tax_cents: i64,
-    pub total_cents: i64,
-    pub discount: Option<Value>,
-    pub note: Option<&'a str>,
-    pub delivery_address: Option<&'a str>,
-    pub currency: &'a str,
-    pub lines: Vec<Line>,
-}
-
-/// Inserts a `pending` order with its lines and first history entry, in one statement; returns
-/// it whole. Stock is the caller's business (see `stock::take`).
-pub async fn insert(conn: &mut PgConnection, o: NewOrder<'_>) -> Result<Order, DbError> {
-    let col = |f: fn(&Line) -> i64| o.lines.iter().map(f).collect::<Vec<i64>>();
-    let product_ids: Vec<Uuid> = o.lines.iter().map(|l| l.product_id).collect();
-    let skus: Vec<&str> = o.lines.iter().map(|l| l.sku.as_str()).collect();
-    let names: Vec<&str> = o.lines.iter().map(|l| l.name.as_str()).collect();
-    let tracks: Vec<bool> = o.lines.iter().map(|l| l.track_stock).collect();
-    let sql = format!(
-        "WITH o AS (
-             INSERT INTO orders (id, channel, status, fulfilment, customer_id, created_by,
-                 subtotal_cents, discount_cents, tax_cents, total_cents, discount, note,
-                 delivery_address, currency)
-             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             RETURNING *
-         ), l AS (
-             INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents,
-                 quantity, tax_rate_bp, track_stock, subtotal_cents, discount_cents, tax_cents,
-                 total_cents)
-             SELECT $1, u.n, u.product_id, u.sku, u.name, u.price, u.quantity, u.tax_rate_bp,
-                 u.track_stock, u.subtotal, u.discount, u.tax, u.total
-             FROM unnest($14::uuid[], $15::text[], $16::text[], $17::bigint[], $18::bigint[],
-                         $19::int[], $20::bool[], $21::bigint[], $22::bigint[], $23::bigint[],
-                         $24::bigint[])
-                  WITH ORDINALITY AS u(product_id, sku, name, price, quantity, tax_rate_bp,
-                                       track_stock, subtotal, discount, tax, total, n)
-             RETURNING *
-         ), h AS (
-             INSERT INTO order_status_history (order_id, seq, status, by)
-             VALUES ($1, 1, 'pending', $5) RETURNING *
-         )
-         SELECT {HEAD_COLS},
-             (SELECT json_agg(l ORDER BY l.line_no) FROM l) AS lines,
-             '[]'::json AS payments,
-             '[]'::json AS refunds,
-             (SELECT json_agg(h) FROM h) AS status_history
-         FROM o"
-    );
-    let row: OrderRow = sqlx::query_as(&sql)
-        .bind(o.id)
-        .bind(o.channel.as_str())
-        .bind(o.fulfilment.as_str())
-        .bind(o.customer_id)
-        .bind(o.created_by)
-        .bind(o.subtotal_cents)
-        .bind(o.discount_cents)
-        .bind(o.tax_cents)
-        .bind(o.total_cents)
-        .bind(&o.discount)
-        .bind(o.note)
-        .bind(o.delivery_address)
-        .bind(o.currency)
-        .bind(&product_ids)
-        .bind(&skus)
-        .bind(&names)
-        .bind(col(|l| l.unit_price_cents))
-        .bind(col(|l| l.quantity))
-        .bind(
-            o.lines
-                .iter()
-                .map(|l| l.tax_rate_bp as i32)
-                .collect::<Vec<i32>>(),
-        )
-        .bind(&tracks)
-        .bind(col(|l| l.subtotal_cents))
-        .bind(col(|l| l.discount_cents))
-        .bind(col(|l| l.tax_cents))
-        .bind(col(|l| l.total_cents))
-        .fetch_one(conn)
-        .await?;
-    row.try_into()
 }
 
 /// The whole order, or `NotFound`.

@@ -1,5 +1,6 @@
-//! Stock movements made by the order flow: `sale` at creation, `cancel` when an order is
-//! cancelled, `return` when a refund restocks.
+//! Stock movements made by the order flow after creation: `cancel` when an order is cancelled,
+//! `return` when a refund restocks. (The `sale` at creation is part of `checkout::place`'s
+//! single statement, with the same lock order.)
 //!
 //! Every change locks the product rows first, in ascending id order, so two transactions that
 //! touch overlapping products always queue in the same order and can never deadlock. The lock is
@@ -18,31 +19,11 @@ use uuid::Uuid;
 use crate::DbError;
 
 /// A product line that could not be served.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shortage {
     pub product_id: Uuid,
     pub requested: i64,
     pub available: i64,
-}
-
-/// Why a take failed.
-#[derive(Debug)]
-pub enum TakeError {
-    /// At least one line lacks stock; nothing was changed.
-    Insufficient(Vec<Shortage>),
-    Db(DbError),
-}
-
-impl From<DbError> for TakeError {
-    fn from(e: DbError) -> Self {
-        TakeError::Db(e)
-    }
-}
-
-impl From<sqlx::Error> for TakeError {
-    fn from(e: sqlx::Error) -> Self {
-        TakeError::Db(e.into())
-    }
 }
 
 /// Who and what a batch of movements belongs to.
@@ -145,37 +126,6 @@ pub const LOW_STOCK_ALERT: &str = "
       AND upd.stock_on_hand - upd.delta > upd.low_stock_threshold
     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
     DO NOTHING RETURNING 1";
-
-/// Takes `lines` (product, quantity > 0) out of stock for tracked products, all or nothing.
-/// Untracked products are skipped. On a shortage nothing is written and every short line is
-/// reported, so the caller can roll back and answer 409 `insufficient_stock`.
-pub async fn take(
-    conn: &mut PgConnection,
-    lines: &[(Uuid, i64)],
-    ctx: MovementContext,
-) -> Result<(), TakeError> {
-    let wanted = by_product(lines);
-    let ids: Vec<Uuid> = wanted.keys().copied().collect();
-    let locked = lock_tracked(conn, &ids).await?;
-    let mut short = Vec::new();
-    let mut deltas = BTreeMap::new();
-    for (id, on_hand) in locked {
-        let q = wanted[&id];
-        if on_hand < q {
-            short.push(Shortage {
-                product_id: id,
-                requested: q,
-                available: on_hand,
-            });
-        }
-        deltas.insert(id, -q);
-    }
-    if !short.is_empty() {
-        return Err(TakeError::Insufficient(short));
-    }
-    apply_locked(conn, &deltas, ctx).await?;
-    Ok(())
-}
 
 /// Puts `lines` (product, quantity > 0) back into stock for tracked products.
 pub async fn put(

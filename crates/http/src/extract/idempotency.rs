@@ -162,7 +162,7 @@ impl IdempotencyKey {
     /// Opens the transaction and claims the key for `caller` (keys are scoped per user).
     pub async fn begin(&self, state: &AppState, caller: Uuid) -> ApiResult<Started<'_>> {
         let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-        let scope = caller.to_string();
+        let scope = Self::scope(caller);
         let outcome =
             match idempotency::claim(&mut tx, &scope, &self.key, &self.request_hash).await? {
                 Claim::Fresh => {
@@ -173,16 +173,7 @@ impl IdempotencyKey {
                         answer: None,
                     }))
                 }
-                Claim::InUse => Err(in_use()),
-                Claim::Mismatch => Err(ApiError::unprocessable(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was already used for a different request.",
-                )),
-                Claim::Replay {
-                    status,
-                    body,
-                    headers,
-                } => Ok(Started::Replay(replay(status, body, &headers))),
+                other => settle(other).map(Started::Replay),
             };
         // Release the key's lock before answering: a dropped transaction is rolled back only
         // when the pool next touches its connection, and until then a client's immediate retry
@@ -190,6 +181,71 @@ impl IdempotencyKey {
         let _ = tx.rollback().await;
         outcome
     }
+}
+
+impl IdempotencyKey {
+    /// Keys are scoped per user: two callers may use the same key for different requests.
+    pub fn scope(caller: Uuid) -> String {
+        caller.to_string()
+    }
+
+    /// The answer for a key found already stored (by a lookup that took no lock): the replay,
+    /// or the 422/409 it calls for.
+    pub fn answer_stored(&self, stored: idempotency::Stored) -> ApiResult<Response> {
+        settle(idempotency::judge(stored, &self.request_hash))
+    }
+
+    /// For writes that insert the key themselves: a concurrent request with this key committed
+    /// first, so answer as it did (or 422/409).
+    pub async fn answer_taken(&self, state: &AppState, caller: Uuid) -> ApiResult<Response> {
+        match idempotency::lookup(&state.db.write, &Self::scope(caller), &self.key).await? {
+            Some(stored) => self.answer_stored(stored),
+            None => Err(in_use()),
+        }
+    }
+
+    /// 409 `idempotency_key_in_use`.
+    pub fn in_use() -> ApiError {
+        in_use()
+    }
+}
+
+/// A found key as the response it calls for (`Fresh` cannot reach here: nothing was found).
+fn settle(claim: Claim) -> ApiResult<Response> {
+    match claim {
+        Claim::Replay {
+            status,
+            body,
+            headers,
+        } => Ok(replay(status, body, &headers)),
+        Claim::Mismatch => Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for a different request.",
+        )),
+        Claim::InUse | Claim::Fresh => Err(in_use()),
+    }
+}
+
+/// Response headers as stored with the answer: `{name: value}`.
+pub fn headers_json(headers: &[(HeaderName, HeaderValue)]) -> Value {
+    let stored: Map<String, Value> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::from(v.to_str().ok()?))))
+        .collect();
+    Value::Object(stored)
+}
+
+/// The first (not replayed) answer.
+pub fn respond(
+    status: StatusCode,
+    body: Value,
+    headers: Vec<(HeaderName, HeaderValue)>,
+) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    for (k, v) in headers {
+        resp.headers_mut().insert(k, v);
+    }
+    resp
 }
 
 fn in_use() -> ApiError {
@@ -226,10 +282,6 @@ impl IdempotentRun<'_> {
         body: Value,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> ApiResult<()> {
-        let stored: Map<String, Value> = headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::from(v.to_str().ok()?))))
-            .collect();
         idempotency::save(
             &mut self.tx,
             &self.scope,
@@ -237,7 +289,7 @@ impl IdempotentRun<'_> {
             &self.key.request_hash,
             status.as_u16(),
             &body,
-            &Value::Object(stored),
+            &headers_json(&headers),
         )
         .await
         .map_err(|e| match e {
@@ -257,11 +309,7 @@ impl IdempotentRun<'_> {
             ));
         };
         self.tx.commit().await.map_err(DbError::from)?;
-        let mut resp = (status, Json(body)).into_response();
-        for (k, v) in headers {
-            resp.headers_mut().insert(k, v);
-        }
-        Ok(resp)
+        Ok(respond(status, body, headers))
     }
 }
 

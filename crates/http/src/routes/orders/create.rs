@@ -10,18 +10,18 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
-use till_db::orders::{self, Line, NewOrder, ProductForOrder};
-use till_db::stock::{self, MovementContext, TakeError};
-use till_db::{audit, PgConnection};
+use till_db::checkout::{self, AuditEntry, PlaceError, Placement};
+use till_db::orders::{Line, Order, ProductForOrder, StatusChange};
 use till_domain::{
     discount_needs_manager, price_order, Channel, Discount, FieldErrors, Fulfilment, LineInput,
-    MovementReason, Role,
+    MovementReason, OrderStatus, Role,
 };
 use uuid::Uuid;
 
-use super::{after_commit, etag, order_json, record_event};
+use super::{after_commit, etag, event_payload, order_json};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta, Started};
+use crate::extract::idempotency::{headers_json, respond};
+use crate::extract::{AnyUser, Authed, IdempotencyKey, Idempotent, RequestMeta};
 use crate::state::AppState;
 
 const MAX_LINES: usize = 100;
@@ -64,86 +64,106 @@ pub async fn create(
     }
     let (note, address) = check_body(body, channel)?;
 
-    let mut run = match idem.key.begin(&state, who.user_id).await? {
-        Started::Replay(resp) => return Ok(resp),
-        Started::Fresh(run) => run,
+    // Round trip 1: the key's stored answer, the products, the order number and the clock.
+    let scope = IdempotencyKey::scope(who.user_id);
+    let ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id).collect();
+    let named_customer = customer_id.filter(|_| channel == Channel::Pos);
+    let prep =
+        checkout::prepare(&state.db.write, &scope, &idem.key.key, &ids, named_customer).await?;
+    if let Some(stored) = prep.stored {
+        return idem.key.answer_stored(stored);
+    }
+    if prep.customer_exists == Some(false) {
+        return Err(ApiError::field("customer_id", "no such customer"));
+    }
+    let (lines, priced) = priced_lines(&prep.products, body, who.role)?;
+
+    // The whole order, its answer, event and audit entries are known before anything is
+    // written, so round trip 2 writes them all in one statement.
+    let order = Order {
+        id: Uuid::now_v7(),
+        number: prep.number,
+        channel,
+        status: OrderStatus::Pending,
+        fulfilment: body.fulfilment,
+        customer_id,
+        created_by: Some(who.user_id),
+        subtotal_cents: priced.subtotal_cents,
+        discount_cents: priced.discount_cents,
+        tax_cents: priced.tax_cents,
+        total_cents: priced.total_cents,
+        paid_cents: 0,
+        refunded_cents: 0,
+        discount: body.discount.map(|d| json!(d)),
+        note: note.map(str::to_owned),
+        delivery_address: address.map(str::to_owned),
+        currency: state.config.currency.clone(),
+        version: 1,
+        created_at: prep.now,
+        updated_at: prep.now,
+        lines,
+        payments: Vec::new(),
+        refunds: Vec::new(),
+        status_history: vec![StatusChange {
+            status: OrderStatus::Pending,
+            at: prep.now,
+            by: Some(who.user_id),
+        }],
     };
-    if channel == Channel::Pos {
-        if let Some(c) = customer_id {
-            if !orders::customer_exists(&mut run.tx, c).await? {
-                return Err(ApiError::field("customer_id", "no such customer"));
-            }
-        }
-    }
-    let (lines, priced) = priced_lines(&mut run.tx, body, who.role).await?;
-    let order = orders::insert(
-        &mut run.tx,
-        NewOrder {
-            id: Uuid::now_v7(),
-            channel,
-            fulfilment: body.fulfilment,
-            customer_id,
-            created_by: who.user_id,
-            subtotal_cents: priced.subtotal_cents,
-            discount_cents: priced.discount_cents,
-            tax_cents: priced.tax_cents,
-            total_cents: priced.total_cents,
-            discount: body.discount.map(|d| json!(d)),
-            note,
-            delivery_address: address,
-            currency: &state.config.currency,
-            lines,
-        },
-    )
-    .await?;
-    if channel == Channel::Pos {
-        let actor = meta.actor(&who);
-        let data = json!({"number": order.number.to_string(), "total_cents": order.total_cents});
-        audit::record(&mut run.tx, &actor, "order.create", "order", order.id, data).await?;
-        if let Some(d) = &body.discount {
-            let data = json!({"discount": d, "discount_cents": order.discount_cents});
-            audit::record(
-                &mut run.tx,
-                &actor,
-                "order.discount",
-                "order",
-                order.id,
-                data,
-            )
-            .await?;
-        }
-    }
     let location = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id))
         .map_err(ApiError::internal)?;
     let headers = vec![(header::LOCATION, location), etag(order.version)];
-    run.save(StatusCode::CREATED, order_json(&order), headers)
-        .await?;
-    // Stock last: the product rows stay locked only for this statement pair and the commit.
-    let wanted: Vec<(Uuid, i64)> = order
-        .lines
-        .iter()
-        .filter(|l| l.track_stock)
-        .map(|l| (l.product_id, l.quantity))
-        .collect();
-    let ctx = MovementContext {
-        reason: MovementReason::Sale,
-        order_id: Some(order.id),
-        user_id: Some(who.user_id),
-    };
-    stock::take(&mut run.tx, &wanted, ctx)
-        .await
-        .map_err(|e| match e {
-            TakeError::Insufficient(lines) => ApiError::conflict(
-                "insufficient_stock",
-                "Not enough stock for some lines; nothing was ordered.",
-            )
-            .with_details(json!({ "lines": lines })),
-            TakeError::Db(e) => e.into(),
-        })?;
-    record_event(&mut run.tx, "order.created", &order).await?;
-    let resp = run.commit().await?;
-    after_commit(&state, true);
-    Ok(resp)
+    let answer = order_json(&order);
+    let placed = checkout::place(
+        &state.db.write,
+        Placement {
+            order: &order,
+            movement_reason: MovementReason::Sale.as_str(),
+            actor: &meta.actor(&who),
+            audit: &audit_entries(&order, body.discount.as_ref()),
+            event_topic: "order.created",
+            event: &event_payload("order.created", &order),
+            idem_scope: &scope,
+            idem_key: &idem.key.key,
+            idem_hash: &idem.key.request_hash,
+            answer_status: StatusCode::CREATED.as_u16(),
+            answer_body: &answer,
+            answer_headers: &headers_json(&headers),
+        },
+    )
+    .await;
+    match placed {
+        Ok(()) => {
+            after_commit(&state, true);
+            Ok(respond(StatusCode::CREATED, answer, headers))
+        }
+        Err(PlaceError::Insufficient(short)) => Err(ApiError::conflict(
+            "insufficient_stock",
+            "Not enough stock for some lines; nothing was ordered.",
+        )
+        .with_details(json!({ "lines": short }))),
+        Err(PlaceError::KeyInUse) => Err(IdempotencyKey::in_use()),
+        Err(PlaceError::KeyTaken) => idem.key.answer_taken(&state, who.user_id).await,
+        Err(PlaceError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Staff orders are audited: the sale, and any discount given with it.
+fn audit_entries(order: &Order, discount: Option<&Discount>) -> Vec<AuditEntry> {
+    if order.channel != Channel::Pos {
+        return Vec::new();
+    }
+    let mut entries = vec![AuditEntry {
+        action: "order.create",
+        data: json!({"number": order.number.to_string(), "total_cents": order.total_cents}),
+    }];
+    if let Some(d) = discount {
+        entries.push(AuditEntry {
+            action: "order.discount",
+            data: json!({"discount": d, "discount_cents": order.discount_cents}),
+        });
+    }
+    entries
 }
 
 /// The order's customer: a customer orders for themselves (naming anyone else is a 403);
@@ -233,22 +253,17 @@ fn check_body(body: &CreateBody, channel: Channel) -> ApiResult<(Option<&str>, O
 
 /// Copies each line's product (unknown or inactive → 422 on that line), prices the order and
 /// applies the discount rules (over 20 % needs manager+ → 403; over the subtotal → 422).
-async fn priced_lines(
-    conn: &mut PgConnection,
+fn priced_lines(
+    products: &[ProductForOrder],
     body: &CreateBody,
     role: Role,
 ) -> ApiResult<(Vec<Line>, till_domain::PricedOrder)> {
-    let ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id).collect();
-    let found: HashMap<Uuid, ProductForOrder> = orders::products_for_order(conn, &ids)
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p))
-        .collect();
+    let found: HashMap<Uuid, &ProductForOrder> = products.iter().map(|p| (p.id, p)).collect();
     let mut errs = FieldErrors::new();
     let mut products = Vec::with_capacity(body.lines.len());
     for (i, l) in body.lines.iter().enumerate() {
         match found.get(&l.product_id) {
-            Some(p) if p.active => products.push(p),
+            Some(p) if p.active => products.push(*p),
             _ => {
                 errs.add(
                     format!("lines[{i}].product_id"),

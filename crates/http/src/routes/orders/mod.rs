@@ -105,12 +105,19 @@ pub fn order_json(o: &Order) -> Value {
 }
 
 /// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
-/// [`after_commit`] wakes the publisher. The customer id routes the event (it is not sent).
+/// [`after_commit`] wakes the publisher.
 pub async fn record_event(
     conn: &mut till_db::PgConnection,
     kind: &str,
     o: &Order,
 ) -> ApiResult<()> {
+    till_db::outbox::enqueue(conn, kind, &event_payload(kind, o)).await?;
+    Ok(())
+}
+
+/// The live event of kind `kind` for `o`: a summary of the order, not the whole of it. The
+/// customer id routes the event to its customer (it is not sent).
+pub fn event_payload(kind: &str, o: &Order) -> Value {
     let full = order_json(o);
     let mut summary = serde_json::Map::new();
     for k in [
@@ -125,14 +132,12 @@ pub async fn record_event(
     ] {
         summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
     }
-    let payload = serde_json::json!({
+    serde_json::json!({
         "type": kind,
         "at": chrono::Utc::now(),
         "order": summary,
         "customer_id": o.customer_id,
-    });
-    till_db::outbox::enqueue(conn, kind, &payload).await?;
-    Ok(())
+    })
 }
 
 /// After a commit that wrote events (and maybe moved stock): publish now, and let cached
