@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Till benchmark (issue #5): live-event fan-out to 10,000 WebSocket clients across two instances.
 #
-#   loadtests/ws.sh [--clients N] [--rate R] [--duration S] [--source-addrs K] [--connect-concurrency C]
+#   loadtests/ws.sh [--clients N] [--rate R] [--duration S] [--staff S] [--customer-accounts K]
+#                   [--source-addrs K] [--connect-concurrency C]
 #
 #   --clients     WebSocket clients held open on instance B (default 10000)
 #   --rate        orders per second placed through instance A (default 20)
 #   --duration    seconds of ordering (default 20)
+#   --staff       how many of the clients sign in as staff (default: all). The others sign in as
+#                 customers, spread over --customer-accounts accounts registered for the run
+#                 (default 100), and each order is placed for one of them in turn: it goes to every
+#                 staff client and to that customer's clients only. All-staff is the worst case
+#                 (every event to every client); a shop's real mix is a few boards and many customers.
 #   --source-addrs  spread client sockets over 127.0.0.2..127.0.0.(K+1) (default 1: no explicit bind)
 #   --connect-concurrency  WebSocket handshakes in flight at once (default 200)
 #
@@ -28,12 +34,14 @@ cd "$ROOT"
 # shellcheck source=scripts/lib/services.sh
 source scripts/lib/services.sh
 
-clients=10000 rate=20 duration=20 source_addrs=1 concurrency=200
+clients=10000 rate=20 duration=20 source_addrs=1 concurrency=200 staff="" accounts=100
 while [ $# -gt 0 ]; do
   case "$1" in
     --clients) clients=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
+    --staff) staff=$2; shift 2 ;;
+    --customer-accounts) accounts=$2; shift 2 ;;
     --source-addrs) source_addrs=$2; shift 2 ;;
     --connect-concurrency) concurrency=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -138,7 +146,8 @@ pids+=("$!")
 say "load generator: $clients clients on B, $rate orders/s for $duration s through A"
 cmd=("$WSLOAD" --ws "ws://127.0.0.1:$port_b/api/v1/ws" --api "http://127.0.0.1:$port_a"
   --clients "$clients" --rate "$rate" --duration "$duration" --server-pid "$pid_B"
-  --source-addrs "$source_addrs" --connect-concurrency "$concurrency")
+  --source-addrs "$source_addrs" --connect-concurrency "$concurrency" --customer-accounts "$accounts")
+[ -n "$staff" ] && cmd+=(--staff "$staff")
 set +e
 "${cmd[@]}" | tee "$dir/result.txt"
 status=${PIPESTATUS[0]}
@@ -152,6 +161,7 @@ res() { sed -n "s/^result\.$1=//p" "$dir/result.txt"; }
 ok=1
 [ "$(res welcomed)" = "$clients" ] && [ "$(res open_at_end)" = "$clients" ] || ok=0
 [ "$(res missing)" = 0 ] || ok=0
+[ "$(res foreign)" = 0 ] || ok=0
 awk -v p="$(res p99_ms)" 'BEGIN {exit !(p < 100)}' || ok=0
 awk -v r="$(res rss_peak_kib)" -v h="$(res hwm_kib)" 'BEGIN {exit !(r < 300*1024 && h < 300*1024)}' || ok=0
 if [ "$ok" = 1 ]; then echo "targets: all met"; else echo "targets: NOT all met (see the table)"; fi

@@ -1,12 +1,17 @@
 //! WebSocket fan-out load generator for `loadtests/ws.sh` (issue #5).
 //!
-//! 1. Signs in (one staff account shared by every client, one cashier).
+//! 1. Signs in (one staff account shared by the staff clients, one cashier). With `--staff N` below
+//!    `--clients`, only N clients are staff; the others are customers, spread over
+//!    `--customer-accounts` accounts registered for this run (`POST /auth/register`), and every
+//!    order is placed for one of those customers in turn, so it goes to every staff client and to
+//!    that customer's clients only (a real shop: a few boards, many customers watching their order).
 //! 2. Opens `--clients` WebSockets to `--ws` (at most `--connect-concurrency` handshakes in flight,
 //!    optionally from several loopback source addresses) and waits until every one got `welcome`.
 //! 3. Samples the server's memory (`/proc/<--server-pid>/status`) while it holds them idle.
 //! 4. Places orders through `--api` at `--rate` per second for `--duration` seconds.
 //! 5. Waits `--drain` seconds, then tells every client to stop and checks that each one is still open
-//!    and received an `order.created` for every order that was created.
+//!    and received an `order.created` for every order it may see (staff: all; a customer: its own),
+//!    and that no customer received another customer's order.
 //!
 //! Latency of one (client, event) pair = the client's receive time − the event's `at` (server clock,
 //! same machine; stamped inside the order transaction just before commit, so a slight overestimate).
@@ -46,6 +51,9 @@ struct Args {
     source_addrs: usize,
     server_pid: Option<u32>,
     welcome_timeout: f64,
+    /// Clients signed in as staff (the rest are customers); `None`: all of them.
+    staff: Option<usize>,
+    customer_accounts: usize,
 }
 
 fn parse_args() -> Args {
@@ -64,6 +72,8 @@ fn parse_args() -> Args {
         source_addrs: 1,
         server_pid: None,
         welcome_timeout: 180.0,
+        staff: None,
+        customer_accounts: 100,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -94,6 +104,8 @@ fn parse_args() -> Args {
             "--source-addrs" => a.source_addrs = (num(&v) as usize).clamp(1, 250),
             "--server-pid" => a.server_pid = Some(num(&v) as u32),
             "--welcome-timeout" => a.welcome_timeout = num(&v),
+            "--staff" => a.staff = Some(num(&v) as usize),
+            "--customer-accounts" => a.customer_accounts = (num(&v) as usize).max(1),
             _ => {
                 eprintln!("wsload: unknown argument {k}");
                 std::process::exit(2)
@@ -140,6 +152,8 @@ struct OrderRef<'a> {
 
 #[derive(Default)]
 struct ClientStats {
+    /// The customer account this client signed in as; `None` for staff.
+    account: Option<usize>,
     connected: bool,
     welcomed: bool,
     open_at_end: bool,
@@ -169,11 +183,15 @@ async fn client(
     i: usize,
     args: Arc<Args>,
     token: Arc<String>,
+    account: Option<usize>,
     shared: Arc<Shared>,
     gate: Arc<Semaphore>,
     mut done: watch::Receiver<bool>,
 ) -> ClientStats {
-    let mut st = ClientStats::default();
+    let mut st = ClientStats {
+        account,
+        ..ClientStats::default()
+    };
     let permit = gate.acquire().await.unwrap();
     let mut req = match args.ws.as_str().into_client_request() {
         Ok(r) => r,
@@ -218,9 +236,11 @@ async fn client(
         }
     };
     let _ = stream.set_nodelay(true);
-    // tungstenite zero-fills its whole read buffer (128 KiB by default): keep it small so 10,000
-    // clients fit in memory; frames here are a few hundred bytes.
-    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+    // tungstenite zero-fills its read buffer's spare room (128 KiB by default) on every read: keep
+    // it small so 10,000 clients fit in memory and a read costs no more than the frame it brings
+    // (frames here are a few hundred bytes; a larger one just takes more reads). At 16 KiB the
+    // zero-filling alone was 11 % of this generator's CPU.
+    let config = WebSocketConfig::default().read_buffer_size(2 * 1024);
     let (mut ws, _) =
         match tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await {
             Ok(x) => x,
@@ -232,6 +252,9 @@ async fn client(
     drop(permit);
     st.connected = true;
     shared.connected.fetch_add(1, Ordering::Relaxed);
+    // Created once and polled in place: a new `changed()` per frame (registered, then dropped)
+    // cost more than reading the frame.
+    let mut done_signal = std::pin::pin!(done.changed());
     loop {
         tokio::select! {
             biased;
@@ -278,13 +301,55 @@ async fn client(
                     }
                 }
             }
-            _ = done.changed() => {
+            _ = &mut done_signal => {
                 st.open_at_end = true;
                 let _ = ws.close(None).await;
                 return st;
             }
         }
     }
+}
+
+/// Registers `--customer-accounts` customers for this run and signs each in: (token, customer id).
+async fn register_customers(http: &reqwest::Client, args: &Args) -> Vec<(Arc<String>, String)> {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    eprintln!(
+        "wsload: registering {} customer accounts",
+        args.customer_accounts
+    );
+    // A few at a time: each registration and sign-in hashes a password (Argon2id).
+    let gate = Arc::new(Semaphore::new(8));
+    let tasks = (0..args.customer_accounts).map(|a| {
+        let (http, api, gate) = (http.clone(), args.api.clone(), gate.clone());
+        let email = format!("wsload-{run}-{a}@example.com");
+        tokio::spawn(async move {
+            let _permit = gate.acquire().await.unwrap();
+            let password = "wsload-customer-pass";
+            let r = http
+                .post(format!("{api}/api/v1/auth/register"))
+                .json(&json!({"email": email, "password": password, "name": format!("Load customer {a}")}))
+                .send()
+                .await
+                .unwrap_or_else(|e| fail(&format!("register: {e}")));
+            if r.status() != 201 {
+                fail(&format!("register {email}: {}", r.status()));
+            }
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let customer_id = body["user"]["customer_id"]
+                .as_str()
+                .unwrap_or_else(|| fail(&format!("register {email}: no customer_id in {body}")))
+                .to_owned();
+            (Arc::new(login(&http, &api, &email, password).await), customer_id)
+        })
+    });
+    let mut out = Vec::with_capacity(args.customer_accounts);
+    for t in tasks.collect::<Vec<_>>() {
+        out.push(
+            t.await
+                .unwrap_or_else(|e| fail(&format!("register task: {e}"))),
+        );
+    }
+    out
 }
 
 async fn login(http: &reqwest::Client, api: &str, email: &str, password: &str) -> String {
@@ -356,6 +421,8 @@ struct Posted {
     key: u64,
     sent_us: i64,
     answered_us: i64,
+    /// The customer account the order was placed for, if any.
+    account: Option<usize>,
 }
 
 #[tokio::main]
@@ -374,6 +441,14 @@ async fn main() {
         &args.cashier_password,
     )
     .await;
+
+    // Customer accounts (only when some clients are customers): registered, then signed in.
+    let n_staff = args.staff.unwrap_or(args.clients).min(args.clients);
+    let customers: Vec<(Arc<String>, String)> = if n_staff < args.clients {
+        register_customers(&http, &args).await
+    } else {
+        Vec::new()
+    };
 
     // Products to sell: made-to-order ones (no stock to run out of, no stock.low events) first.
     let resp = http
@@ -421,10 +496,17 @@ async fn main() {
     let t0 = Instant::now();
     let mut handles = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
+        let (token, account) = if i < n_staff {
+            (staff.clone(), None)
+        } else {
+            let a = (i - n_staff) % customers.len();
+            (customers[a].0.clone(), Some(a))
+        };
         handles.push(tokio::spawn(client(
             i,
             args.clone(),
-            staff.clone(),
+            token,
+            account,
             shared.clone(),
             gate.clone(),
             done_rx.clone(),
@@ -493,6 +575,8 @@ async fn main() {
         let api = args.api.clone();
         let cashier = cashier.clone();
         let product = products[n % products.len()].clone();
+        let account = (!customers.is_empty()).then(|| n % customers.len());
+        let customer_id = account.map(|a| customers[a].1.clone());
         let posted = posted.clone();
         let post_errors = post_errors.clone();
         post_handles.push(tokio::spawn(async move {
@@ -501,7 +585,10 @@ async fn main() {
                 .post(format!("{api}/api/v1/orders"))
                 .bearer_auth(cashier.as_str())
                 .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-                .json(&json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]}))
+                .json(
+                    &json!({"fulfilment": "in_store", "customer_id": customer_id,
+                              "lines": [{"product_id": product, "quantity": 1}]}),
+                )
                 .send()
                 .await;
             let answered_us = now_us();
@@ -514,6 +601,7 @@ async fn main() {
                                 key: id_key(id),
                                 sent_us,
                                 answered_us,
+                                account,
                             });
                             return;
                         }
@@ -567,6 +655,8 @@ async fn main() {
     let mut lat_answer: Vec<i64> = Vec::with_capacity(stats.len() * n_created);
     let mut lat_sent: Vec<i64> = Vec::with_capacity(stats.len() * n_created);
     let mut missing = 0usize;
+    let mut foreign = 0usize;
+    let mut pairs_expected = 0usize;
     let mut duplicates = 0usize;
     let mut clients_missing = 0usize;
     let mut open_at_end = 0usize;
@@ -588,8 +678,18 @@ async fn main() {
             continue;
         }
         seen.clear();
+        // Staff may see every order; a customer only the orders placed for its account.
+        let expected = match s.account {
+            None => n_created,
+            Some(a) => created.values().filter(|p| p.account == Some(a)).count(),
+        };
+        pairs_expected += expected;
         for &(key, recv, since_at) in &s.created {
             let Some(p) = created.get(&key) else { continue };
+            if s.account.is_some() && p.account != s.account {
+                foreign += 1;
+                continue;
+            }
             if !seen.insert(key) {
                 duplicates += 1;
                 continue;
@@ -598,7 +698,7 @@ async fn main() {
             lat_answer.push(recv - p.answered_us);
             lat_sent.push(recv - p.sent_us);
         }
-        let m = n_created - seen.len();
+        let m = expected - seen.len();
         missing += m;
         if m > 0 {
             clients_missing += 1;
@@ -613,11 +713,12 @@ async fn main() {
 
     // ---------------------------------------------------------------- report
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let pairs_expected = welcomed * n_created;
     println!();
     println!(
-        "WebSocket fan-out: {} clients → instance B, {total_orders} orders at {}/s → instance A ({} cores; load average {load_before} before orders, {load_during} after)",
+        "WebSocket fan-out: {} clients ({n_staff} staff, {} customers over {} accounts) → instance B, {total_orders} orders at {}/s → instance A ({} cores; load average {load_before} before orders, {load_during} after)",
         args.clients,
+        args.clients - n_staff,
+        customers.len(),
         args.rate,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
@@ -665,6 +766,7 @@ async fn main() {
     println!(
         "| missing | {missing} (clients missing any: {clients_missing}; duplicates {duplicates}; resync frames {resyncs}) | 0 |"
     );
+    println!("| another customer's order received | {foreign} | 0 |");
     println!(
         "| latency from event `at` (overestimate) | p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms | p99 < 100 ms |",
         pct(&lat_at, 50.0),
@@ -707,6 +809,7 @@ async fn main() {
     println!("result.clients={}", args.clients);
     println!("result.orders={n_created}");
     println!("result.missing={missing}");
+    println!("result.foreign={foreign}");
     println!("result.p50_ms={:.1}", pct(&lat_at, 50.0));
     println!("result.p99_ms={:.1}", pct(&lat_at, 99.0));
     println!("result.max_ms={:.1}", pct(&lat_at, 100.0));

@@ -4,7 +4,8 @@
 //!
 //! Flow: a write commits its change and an outbox row together → the instance's publisher (one at
 //! a time across instances, by advisory lock) stamps `seq` and publishes to Redis → every
-//! instance's subscriber hands the event to its hub → each connection filters by its principal.
+//! instance's subscriber hands the event to its hub → the hub passes it to the staff-side
+//! connections and to those of the customer it is about (see [`Hub`]).
 //! A subscriber that lost Redis catches up from the outbox by `seq`; so does a reconnecting
 //! client that passes `?since=<seq>`.
 

@@ -29,10 +29,12 @@ const IDLE_LIMIT: Duration = Duration::from_secs(75);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replay at most this many missed events; beyond that the client must reload.
 const MAX_REPLAY: i64 = 1000;
-/// Initial read buffer per connection. Clients only send pongs and close frames, and tungstenite
-/// zero-fills the whole buffer (so it is resident): its 128 KiB default cost ~150 KiB of RSS per
-/// connection, 1.5 GB for 10,000 (loadtests/ws.sh). Larger frames still grow it as needed.
-const READ_BUFFER: usize = 4 * 1024;
+/// Read buffer per connection. Clients only send pongs and close frames, and tungstenite
+/// zero-fills the buffer's spare room on every read (so it is resident, and costs a memset per
+/// wake-up): its 128 KiB default cost ~150 KiB of RSS per connection, 1.5 GB for 10,000
+/// (loadtests/ws.sh), and at 4 KiB the memset was still 4 % of a busy instance's CPU. Larger
+/// frames are read in several steps.
+const READ_BUFFER: usize = 1024;
 /// Events already queued for a connection are written together (one flush) up to this many. Kept
 /// small: the connection's write buffer keeps the capacity of its largest batch (~8 × 400 bytes).
 const MAX_BATCH: usize = 8;
@@ -140,7 +142,8 @@ async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut soc
     let staff_side = p.role.is_staff_side();
     let visible = |e: &Event| e.visible_to(staff_side, p.customer_id);
     // Subscribe before replaying so nothing falls between the replay and the live stream.
-    let mut rx = state.hub.subscribe();
+    let mut feed = state.hub.subscribe(staff_side, p.customer_id);
+    let rx = &mut feed.rx;
     let mut shutdown = state.hub.shutdown_signal();
     let mut sent_up_to = state.hub.last_seq();
     if !send(&mut socket, frame("welcome", sent_up_to)).await {
@@ -172,6 +175,11 @@ async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut soc
     let mut last_seen = Instant::now();
     loop {
         tokio::select! {
+            // Events first, and only events when one is waiting: a wake-up for an event then
+            // polls nothing else (unbiased, three times in four it would first try the socket's
+            // read side, the ping timer and the shutdown signal, for each of 10,000 connections
+            // per event). Pongs and closes are read as soon as no event is queued.
+            biased;
             ev = rx.recv() => {
                 if matches!(ev, Err(RecvError::Closed)) {
                     return;
