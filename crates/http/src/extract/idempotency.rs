@@ -15,7 +15,10 @@
 //! ```
 //!
 //! The stored answer is written in the same transaction as the effect (till-db `idempotency`),
-//! so either both happen or neither does. An error returned before `commit` drops the
+//! so either both happen or neither does. Order creation, whose whole write is one statement that
+//! stores the key itself (till-db `checkout`), skips `begin`: it reads any stored answer first
+//! ([`IdempotencyKey::answer_stored`]) and settles a key taken meanwhile with
+//! [`IdempotencyKey::answer_taken`]. An error returned before `commit` drops the
 //! transaction: nothing is stored and the key stays free for a corrected retry.
 
 use axum::extract::{FromRequest, Request};
@@ -181,9 +184,7 @@ impl IdempotencyKey {
         let _ = tx.rollback().await;
         outcome
     }
-}
 
-impl IdempotencyKey {
     /// Keys are scoped per user: two callers may use the same key for different requests.
     pub fn scope(caller: Uuid) -> String {
         caller.to_string()
