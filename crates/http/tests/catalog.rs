@@ -461,74 +461,31 @@ async fn search_by_name_sku_barcode_and_category_filter() {
         .await,
     )
     .await;
-    let mk = |sku: &str, barcode: &str, name: &str, cat: Option<&Value>| {
-        json!({"sku": sku, "barcode": barcode, "name": name, "price_cents": 500, "tax_rate_bp": 0,
-               "category_id": cat.map(|c| c["id"].clone())})
-    };
-    create_product(
-        &app,
-        &mgr.token,
-        mk(
-            "COF-001",
-            "2000000000015",
-            "Colombia Coffee Beans",
-            Some(&coffee),
-        ),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk(
-            "COF-002",
-            "2000000000022",
-            "Decaf COFFEE Ground",
-            Some(&coffee),
-        ),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("BAK-001", "2000000000039", "Coffee Cake", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("MLK-001", "2000000000046", "Oat Milk", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("PCT-001", "2000000000053", "50% Dark Chocolate", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("PCT-002", "2000000000060", "500 g Flour", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("UND-001", "2000000000077", "Snake_case Snack", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("UND-002", "2000000000084", "Snakescase Snack", None),
-    )
-    .await;
-    create_product(
-        &app,
-        &mgr.token,
-        mk("CAF-001", "2000000000091", "Café Crème", None),
-    )
-    .await;
+    let coffee_id = coffee["id"].clone();
+    for (sku, barcode, name, in_coffee) in [
+        ("COF-001", "2000000000015", "Colombia Coffee Beans", true),
+        ("COF-002", "2000000000022", "Decaf COFFEE Ground", true),
+        ("BAK-001", "2000000000039", "Coffee Cake", false),
+        ("MLK-001", "2000000000046", "Oat Milk", false),
+        ("PCT-001", "2000000000053", "50% Dark Chocolate", false),
+        ("PCT-002", "2000000000060", "500 g Flour", false),
+        ("UND-001", "2000000000077", "Snake_case Snack", false),
+        ("UND-002", "2000000000084", "Snakescase Snack", false),
+        ("CAF-001", "2000000000091", "Café Crème", false),
+    ] {
+        let category = if in_coffee {
+            coffee_id.clone()
+        } else {
+            Value::Null
+        };
+        create_product(
+            &app,
+            &mgr.token,
+            json!({"sku": sku, "barcode": barcode, "name": name, "price_cents": 500,
+                   "tax_rate_bp": 0, "category_id": category}),
+        )
+        .await;
+    }
 
     let search = |q: &str| {
         let q = q.to_owned();

@@ -227,34 +227,8 @@ async fn payment_errors_and_roles() {
         )
         .await;
     expect_error(r, 400, "idempotency_key_required").await;
-    let missing = uuid::Uuid::now_v7().to_string();
-    expect_error(
-        pay(
-            &app,
-            &cashier.token,
-            &missing,
-            json!({"method": "card", "amount_cents": 1}),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-
-    // Staff run the board but take no money.
-    expect_error(
-        pay(
-            &app,
-            &staff.token,
-            id,
-            json!({"method": "card", "amount_cents": 1}),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    // Customers: their own order, by card only; another's does not exist for them.
+    // Customers: their own order, by card only; another's does not exist for them. Staff run
+    // the board but take no money.
     let mine = create_order(
         &app,
         &customer.token,
@@ -262,42 +236,23 @@ async fn payment_errors_and_roles() {
     )
     .await;
     let mine_id = mine["id"].as_str().unwrap();
-    expect_error(
-        pay(
-            &app,
-            &customer.token,
+    let missing = uuid::Uuid::now_v7().to_string();
+    let card = |cents: i64| json!({"method": "card", "amount_cents": cents});
+    for (who, order, req, status, code) in [
+        (&cashier, missing.as_str(), card(1), 404, "not_found"),
+        (&staff, id, card(1), 403, "forbidden"),
+        (
+            &customer,
             mine_id,
             json!({"method": "cash", "amount_cents": 100}),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        pay(
-            &app,
-            &other.token,
-            mine_id,
-            json!({"method": "card", "amount_cents": 100}),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        pay(
-            &app,
-            &customer.token,
-            id,
-            json!({"method": "card", "amount_cents": 100}),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
+            403,
+            "forbidden",
+        ),
+        (&other, mine_id, card(100), 404, "not_found"),
+        (&customer, id, card(100), 404, "not_found"),
+    ] {
+        expect_error(pay(&app, &who.token, order, req).await, status, code).await;
+    }
     let (s, v) = body(
         pay(
             &app,

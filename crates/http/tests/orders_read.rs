@@ -168,30 +168,17 @@ async fn list_filters_pages_and_customer_isolation() {
     .await;
     assert_eq!(none["items"], json!([]));
     get_ok(&app, &format!("/api/v1/orders/{}", id(1)), &c1.token).await;
-    expect_error(
-        app.get(&format!("/api/v1/orders/{}", id(3)), Some(&c1.token))
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get(&format!("/api/v1/orders/{}", id(0)), Some(&c1.token))
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get(
-            &format!("/api/v1/orders/{}", uuid::Uuid::now_v7()),
-            Some(&cashier.token),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
+    // Another customer's order, a cashier's order, and no order at all: the same 404.
+    for (path, token) in [
+        (format!("/api/v1/orders/{}", id(3)), &c1.token),
+        (format!("/api/v1/orders/{}", id(0)), &c1.token),
+        (
+            format!("/api/v1/orders/{}", uuid::Uuid::now_v7()),
+            &cashier.token,
+        ),
+    ] {
+        expect_error(app.get(&path, Some(token)).await, 404, "not_found").await;
+    }
     expect_error(app.get("/api/v1/orders", None).await, 401, "unauthorized").await;
 
     // /customers/{id}/orders: staff for anyone, customers for themselves, paginated.
@@ -220,26 +207,15 @@ async fn list_filters_pages_and_customer_isolation() {
         .await),
         [id(4), id(1)]
     );
-    expect_error(
-        app.get(
-            &format!("/api/v1/customers/{c2_id}/orders"),
-            Some(&c1.token),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get(
-            &format!("/api/v1/customers/{}/orders", uuid::Uuid::now_v7()),
-            Some(&staff.token),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
+    for (path, token) in [
+        (format!("/api/v1/customers/{c2_id}/orders"), &c1.token),
+        (
+            format!("/api/v1/customers/{}/orders", uuid::Uuid::now_v7()),
+            &staff.token,
+        ),
+    ] {
+        expect_error(app.get(&path, Some(token)).await, 404, "not_found").await;
+    }
 }
 
 #[tokio::test]
