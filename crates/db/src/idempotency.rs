@@ -56,7 +56,9 @@ pub async fn claim(
     request_hash: &str,
 ) -> Result<Claim, DbError> {
     // The lock id hashes scope and key with PostgreSQL's 64-bit text hash; a collision only
-    // makes two unrelated keys wait for each other (409, retry), never share an answer.
+    // makes two unrelated keys wait for each other (409, retry), never share an answer. Order
+    // creation's `till_place_order` (migrations/20261122000000_place_order.sql) takes the same
+    // lock with the same expression: keep the two alike.
     let row: (bool, Option<String>, Option<i32>, Option<Value>, Option<Value>) = sqlx::query_as(
         "SELECT l.locked, k.request_hash, k.response_status, k.response_body, k.response_headers
          FROM (SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS locked) l

@@ -237,3 +237,46 @@ async fn twenty_requests_with_one_key_make_one_order() {
     expect_error(r, 422, "idempotency_key_reused").await;
     assert_eq!(stock_of(&a, &product).await, 98);
 }
+
+#[tokio::test]
+async fn a_key_being_written_elsewhere_is_409_and_free_once_that_ends() {
+    let app = TestApp::spawn().await;
+    let cashier = app.user("cashier").await;
+    let product = insert_product(&app, "BUSY", 250, 0, 10).await;
+    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
+
+    // Another request holding this key right now: the key's transaction lock, as its write takes.
+    let mut other = app.state.db.write.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))")
+        .bind(cashier.id())
+        .bind("busy-key")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let r = post_idem(
+        &app,
+        "/api/v1/orders",
+        &cashier.token,
+        "busy-key",
+        req.clone(),
+    )
+    .await;
+    expect_error(r, 409, "idempotency_key_in_use").await;
+    assert_eq!(stock_of(&app, &product).await, 10);
+
+    // That request ends without storing an answer: the key is free and works once.
+    other.rollback().await.unwrap();
+    let r = post_idem(
+        &app,
+        "/api/v1/orders",
+        &cashier.token,
+        "busy-key",
+        req.clone(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = post_idem(&app, "/api/v1/orders", &cashier.token, "busy-key", req).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    assert_eq!(stock_of(&app, &product).await, 9);
+}

@@ -204,11 +204,6 @@ impl IdempotencyKey {
             None => Err(in_use()),
         }
     }
-
-    /// 409 `idempotency_key_in_use`.
-    pub fn in_use() -> ApiError {
-        in_use()
-    }
 }
 
 /// A found key as the response it calls for (`Fresh` cannot reach here: nothing was found).
@@ -249,7 +244,8 @@ pub fn respond(
     resp
 }
 
-fn in_use() -> ApiError {
+/// 409 `idempotency_key_in_use`.
+pub fn in_use() -> ApiError {
     ApiError::conflict(
         "idempotency_key_in_use",
         "A request with this Idempotency-Key is still being processed; retry shortly.",

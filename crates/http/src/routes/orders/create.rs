@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::{after_commit, etag, event_payload, order_json};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::idempotency::{headers_json, respond};
+use crate::extract::idempotency::{headers_json, in_use, respond};
 use crate::extract::{AnyUser, Authed, IdempotencyKey, Idempotent, RequestMeta};
 use crate::state::AppState;
 
@@ -142,7 +142,7 @@ pub async fn create(
             "Not enough stock for some lines; nothing was ordered.",
         )
         .with_details(json!({ "lines": short }))),
-        Err(PlaceError::KeyInUse) => Err(IdempotencyKey::in_use()),
+        Err(PlaceError::KeyInUse) => Err(in_use()),
         Err(PlaceError::KeyTaken) => idem.key.answer_taken(&state, who.user_id).await,
         Err(PlaceError::Db(e)) => Err(e.into()),
     }
