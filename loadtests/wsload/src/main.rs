@@ -26,14 +26,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
-use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::Semaphore;
+
+mod reader;
+use reader::{Conn, Readers};
 
 #[derive(Clone)]
 struct Args {
@@ -54,6 +54,8 @@ struct Args {
     /// Clients signed in as staff (the rest are customers); `None`: all of them.
     staff: Option<usize>,
     customer_accounts: usize,
+    /// Threads reading the clients' sockets (each with one epoll set).
+    reader_threads: usize,
 }
 
 fn parse_args() -> Args {
@@ -74,6 +76,7 @@ fn parse_args() -> Args {
         welcome_timeout: 180.0,
         staff: None,
         customer_accounts: 100,
+        reader_threads: 2,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -106,6 +109,7 @@ fn parse_args() -> Args {
             "--welcome-timeout" => a.welcome_timeout = num(&v),
             "--staff" => a.staff = Some(num(&v) as usize),
             "--customer-accounts" => a.customer_accounts = (num(&v) as usize).max(1),
+            "--reader-threads" => a.reader_threads = (num(&v) as usize).max(1),
             _ => {
                 eprintln!("wsload: unknown argument {k}");
                 std::process::exit(2)
@@ -179,6 +183,7 @@ impl Shared {
     }
 }
 
+/// Connects client `i`, does the WebSocket handshake, and hands the socket to a reader thread.
 async fn client(
     i: usize,
     args: Arc<Args>,
@@ -186,131 +191,140 @@ async fn client(
     account: Option<usize>,
     shared: Arc<Shared>,
     gate: Arc<Semaphore>,
-    mut done: watch::Receiver<bool>,
-) -> ClientStats {
-    let mut st = ClientStats {
-        account,
-        ..ClientStats::default()
-    };
+    readers: Arc<Readers>,
+) {
     let permit = gate.acquire().await.unwrap();
-    let mut req = match args.ws.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => {
-            shared.error(format!("bad url: {e}"));
-            return st;
+    let (authority, path) = match ws_target(&args.ws) {
+        Some(t) => t,
+        None => {
+            shared.error(format!("bad url: {}", args.ws));
+            return;
         }
     };
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let host = req.uri().host().unwrap_or("127.0.0.1").to_owned();
-    let port = req.uri().port_u16().unwrap_or(80);
-    let dest: SocketAddr = match format!("{host}:{port}").parse() {
+    let dest: SocketAddr = match authority.parse() {
         Ok(a) => a,
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(mut it) => it.next().unwrap(),
-            Err(e) => {
-                shared.error(format!("resolve: {e}"));
-                return st;
-            }
+        Err(_) => match tokio::net::lookup_host(authority.as_str()).await {
+            Ok(mut it) => match it.next() {
+                Some(a) => a,
+                None => return shared.error(format!("resolve {authority}: no address")),
+            },
+            Err(e) => return shared.error(format!("resolve: {e}")),
         },
     };
     let socket = match TcpSocket::new_v4() {
         Ok(s) => s,
-        Err(e) => {
-            shared.error(format!("socket: {}", e.kind()));
-            return st;
-        }
+        Err(e) => return shared.error(format!("socket: {}", e.kind())),
     };
     if args.source_addrs > 1 {
         let src = Ipv4Addr::new(127, 0, 0, 2 + (i % args.source_addrs) as u8);
         if let Err(e) = socket.bind(SocketAddr::new(IpAddr::V4(src), 0)) {
-            shared.error(format!("bind {src}: {}", e.kind()));
-            return st;
+            return shared.error(format!("bind {src}: {}", e.kind()));
         }
     }
-    let stream = match socket.connect(dest).await {
+    let mut stream = match socket.connect(dest).await {
         Ok(s) => s,
-        Err(e) => {
-            shared.error(format!("connect: {e}"));
-            return st;
-        }
+        Err(e) => return shared.error(format!("connect: {e}")),
     };
     let _ = stream.set_nodelay(true);
-    // tungstenite zero-fills its read buffer's spare room (128 KiB by default) on every read: keep
-    // it small so 10,000 clients fit in memory and a read costs no more than the frame it brings
-    // (frames here are a few hundred bytes; a larger one just takes more reads). At 16 KiB the
-    // zero-filling alone was 11 % of this generator's CPU.
-    let config = WebSocketConfig::default().read_buffer_size(2 * 1024);
-    let (mut ws, _) =
-        match tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await {
-            Ok(x) => x,
-            Err(e) => {
-                shared.error(format!("handshake: {e}"));
-                return st;
-            }
-        };
+    let pending = match handshake(&mut stream, &authority, &path, &token).await {
+        Ok(p) => p,
+        Err(e) => return shared.error(format!("handshake: {e}")),
+    };
     drop(permit);
-    st.connected = true;
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => return shared.error(format!("into_std: {e}")),
+    };
     shared.connected.fetch_add(1, Ordering::Relaxed);
-    // Created once and polled in place: a new `changed()` per frame (registered, then dropped)
-    // cost more than reading the frame.
-    let mut done_signal = std::pin::pin!(done.changed());
-    loop {
-        tokio::select! {
-            biased;
-            msg = ws.next() => {
-                let recv = now_us();
-                match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        let Ok(f) = serde_json::from_str::<Frame>(t.as_str()) else {
-                            st.other_events += 1;
-                            continue;
-                        };
-                        match f.kind {
-                            "welcome" => {
-                                if !st.welcomed {
-                                    st.welcomed = true;
-                                    shared.welcomed.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                            "order.created" => {
-                                let at = f.at.and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok())
-                                    .map(|d| d.timestamp_micros());
-                                if let (Some(o), Some(at)) = (f.order, at) {
-                                    st.created.push((id_key(o.id), recv, recv - at));
-                                } else {
-                                    st.other_events += 1;
-                                }
-                            }
-                            "resync" => st.resyncs += 1,
-                            _ => st.other_events += 1,
-                        }
-                    }
-                    Some(Ok(Message::Close(c))) => {
-                        st.end_reason = Some(format!("closed by server: {c:?}"));
-                        return st;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        st.end_reason = Some(format!("error: {e}"));
-                        return st;
-                    }
-                    None => {
-                        st.end_reason = Some("stream ended".into());
-                        return st;
-                    }
-                }
-            }
-            _ = &mut done_signal => {
-                st.open_at_end = true;
-                let _ = ws.close(None).await;
-                return st;
-            }
-        }
-    }
+    let stats = ClientStats {
+        account,
+        connected: true,
+        ..ClientStats::default()
+    };
+    readers.adopt(
+        i,
+        Conn {
+            stream,
+            pending,
+            stats,
+        },
+    );
 }
 
-/// Registers `--customer-accounts` customers for this run and signs each in: (token, customer id).
+/// `ws://host:port/path?query` → ("host:port", "/path?query").
+fn ws_target(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("ws://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Some((authority, path.to_owned()))
+}
+
+/// The client side of the opening handshake (RFC 6455 §4.1). Returns the bytes that came after
+/// the server's answer: the first frames, when the server wrote them before we read.
+async fn handshake(
+    stream: &mut tokio::net::TcpStream,
+    authority: &str,
+    path: &str,
+    token: &str,
+) -> Result<Vec<u8>, String> {
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes())
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let end = loop {
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed during the handshake".into());
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if answer.len() > 16 * 1024 {
+            return Err("handshake answer too long".into());
+        }
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let status = head.lines().next().unwrap_or_default();
+    if !status.starts_with("HTTP/1.1 101") {
+        return Err(format!("HTTP {status}"));
+    }
+    let accept = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-accept"))
+        .map(|(_, v)| v.trim());
+    let expected = {
+        use base64::Engine;
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(key.as_bytes());
+        h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+        base64::engine::general_purpose::STANDARD.encode(h.finalize())
+    };
+    if accept != Some(expected.as_str()) {
+        return Err("wrong Sec-WebSocket-Accept".into());
+    }
+    Ok(answer.split_off(end))
+}
+
 async fn register_customers(http: &reqwest::Client, args: &Args) -> Vec<(Arc<String>, String)> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     eprintln!(
@@ -487,7 +501,10 @@ async fn main() {
         errors: Mutex::new(HashMap::new()),
     });
     let gate = Arc::new(Semaphore::new(args.connect_concurrency));
-    let (done_tx, done_rx) = watch::channel(false);
+    let readers = Arc::new(
+        Readers::start(args.reader_threads, shared.clone())
+            .unwrap_or_else(|e| fail(&format!("reader threads: {e}"))),
+    );
     eprintln!(
         "wsload: opening {} WebSockets to {} ({} handshakes at a time, {} source address(es))",
         args.clients, args.ws, args.connect_concurrency, args.source_addrs
@@ -509,7 +526,7 @@ async fn main() {
             account,
             shared.clone(),
             gate.clone(),
-            done_rx.clone(),
+            readers.clone(),
         )));
     }
     let deadline = Instant::now() + Duration::from_secs_f64(args.welcome_timeout);
@@ -640,13 +657,10 @@ async fn main() {
     let gen_rss = self_rss();
 
     // ---------------------------------------------------------------- collect
-    let _ = done_tx.send(true);
-    let mut stats = Vec::with_capacity(handles.len());
     for h in handles {
-        if let Ok(s) = h.await {
-            stats.push(s);
-        }
+        let _ = h.await;
     }
+    let stats = readers.finish();
     let posted = std::mem::take(&mut *posted.lock().unwrap());
     let created: HashMap<u64, &Posted> = posted.iter().map(|p| (p.key, p)).collect();
     let n_created = created.len();
