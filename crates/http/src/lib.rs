@@ -12,14 +12,14 @@ pub mod layers;
 pub mod metrics;
 pub mod request_id;
 pub mod routes;
+mod serve;
 pub mod state;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -107,15 +107,12 @@ pub async fn serve_app(
         // tell them to send their close frames.
         st.hub.begin_shutdown();
     };
-    // No Nagle: a live event written while the previous one is still unacknowledged (the client
-    // delays its ACKs, up to 40 ms) would otherwise wait for that ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal)
-    .await
+    serve::run(app, listener, signal).await?;
+    // The listener is closed and plain requests are done; give the WebSocket connections (told to
+    // close by `begin_shutdown`) a moment to get their close frames out.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
 }

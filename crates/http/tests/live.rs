@@ -415,3 +415,104 @@ async fn a_burst_of_events_arrives_complete_and_in_order() {
     }
     assert!(next(&mut ws, Duration::from_millis(300)).await.is_none());
 }
+
+/// Writes `n` order events of about `pad` bytes each in one transaction, and wakes the publisher.
+async fn emit_many(app: &TestApp, n: usize, pad: usize) {
+    let mut tx = app.state.db.write.begin().await.unwrap();
+    for i in 0..n {
+        let payload = json!({
+            "type": "order.updated",
+            "at": chrono::Utc::now(),
+            "order": {"id": uuid::Uuid::now_v7(), "number": i.to_string(), "note": "x".repeat(pad)},
+        });
+        till_db::outbox::enqueue(&mut tx, "order.updated", &payload)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    app.state.hub.kick();
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_told_to_resync_and_slows_no_one() {
+    let app = TestApp::spawn().await;
+    let staff = app.user("staff").await;
+    // The slow client: a tiny receive window, and it reads nothing after its welcome.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let mut req = format!("ws://{}/api/v1/ws", app.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", staff.token).parse().unwrap(),
+    );
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (mut slow, _) = tokio_tungstenite::client_async(req, stream).await.unwrap();
+    welcome(&mut slow).await;
+    let mut fast = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut fast).await;
+
+    // ~6 MB of events: far more than the slow client's socket buffers and its queue hold.
+    let n = 3000;
+    emit_many(&app, n, 2000).await;
+    for i in 0..n {
+        let v = next(&mut fast, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("the reading client got event {i} of {n}"));
+        assert_eq!(v["order"]["number"], i.to_string());
+    }
+
+    // The slow client gets a prefix of the events, in order, then `resync`; nothing is skipped
+    // silently and the connection stays open.
+    let mut got = 0;
+    let resync = loop {
+        let v = next(&mut slow, Duration::from_secs(10))
+            .await
+            .expect("events, then a resync");
+        if v["type"] == "resync" {
+            break v;
+        }
+        assert_eq!(v["order"]["number"], got.to_string(), "in order, no gap");
+        got += 1;
+    };
+    assert!(got < n, "some events were dropped for the slow client");
+    assert!(resync["seq"].as_i64().unwrap() >= app.state.hub.last_seq());
+    emit(&app, None, "after").await;
+    let v = next(&mut slow, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(v["order"]["number"], "after", "live again after the resync");
+}
+
+#[tokio::test]
+async fn pings_are_answered_and_a_close_is_echoed() {
+    use futures::SinkExt;
+    let app = TestApp::spawn().await;
+    let staff = app.user("staff").await;
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    ws.send(Message::Ping(b"till".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(&pong, Ok(Some(Ok(Message::Pong(p)))) if &p[..] == b"till"),
+        "{pong:?}"
+    );
+    ws.send(Message::Close(None)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(
+        matches!(reply, Ok(Some(Ok(Message::Close(_))))),
+        "{reply:?}"
+    );
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    // The slot is given back: the connection count drops to zero.
+    for _ in 0..100 {
+        if app.state.hub.connections() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the closed connection still counts");
+}

@@ -1,26 +1,23 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use tokio::sync::{broadcast, watch, Notify};
+use slab::Slab;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
+use super::link::Link;
 use super::{Audience, Event};
 
-/// Buffered events per instance; a connection further behind than this is told to resync.
-const BUFFER: usize = 4096;
-/// Buffered events per customer (they see only their own orders').
-const CUSTOMER_BUFFER: usize = 256;
-
-type Sender = broadcast::Sender<Arc<Event>>;
-
-/// The per-instance fan-out point. Staff-side connections share one channel that carries every
-/// event; each customer's connections share a channel of that customer's events only, so an event
-/// wakes the staff and the one customer it is about, not every connection on the instance (with
-/// 9,900 customers and 100 boards connected, an order used to wake all 10,000).
+/// The per-instance fan-out point. Staff-side connections are spread over a few shards, each
+/// served by its own thread that writes every event to its connections' sockets (so the work of
+/// one event is split across the cores, and the async runtime is never held up by it). Each
+/// customer's connections are listed under that customer and written to directly: an event
+/// reaches the staff and the one customer it is about, never every connection on the instance.
 pub struct Hub {
-    staff: Sender,
-    customers: Mutex<HashMap<Uuid, Sender>>,
+    shards: Vec<Shard>,
+    next_shard: AtomicUsize,
+    customers: Mutex<HashMap<Uuid, Vec<Arc<Link>>>>,
     /// Highest `seq` dispatched; events at or below it are duplicates.
     last_seq: AtomicI64,
     /// Wakes the publisher right after a commit that wrote events.
@@ -31,10 +28,76 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
 }
 
+struct Shard {
+    members: Arc<Mutex<Members>>,
+    jobs: mpsc::Sender<Job>,
+}
+
+#[derive(Default)]
+struct Members {
+    links: Slab<Arc<Link>>,
+    /// Bumped by every join and leave, so the thread knows to refresh its copy of `links`.
+    version: u64,
+}
+
+enum Job {
+    Event(Arc<Event>),
+    /// A connection left: drop the copy of the list (it holds the connection's socket open).
+    Forget,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A shard's thread: for each event, one non-blocking write per connection (see `Link::event`).
+/// It works from a copy of the member list, taken again after any change (checked under the
+/// lock for each event, so a connection that joined before an event was dispatched gets it), and
+/// joining or leaving never waits for a pass over thousands of sockets.
+fn fan_out(members: Arc<Mutex<Members>>, jobs: mpsc::Receiver<Job>) {
+    let mut copy: Vec<Arc<Link>> = Vec::new();
+    let mut seen = None;
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Forget => {
+                copy.clear();
+                seen = None;
+            }
+            Job::Event(ev) => {
+                {
+                    let m = lock(&members);
+                    if seen != Some(m.version) {
+                        copy.clear();
+                        copy.extend(m.links.iter().map(|(_, l)| l.clone()));
+                        seen = Some(m.version);
+                    }
+                }
+                for link in &copy {
+                    link.event(&ev);
+                }
+            }
+        }
+    }
+}
+
 impl Default for Hub {
     fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let shards = (0..threads)
+            .map(|i| {
+                let members = Arc::new(Mutex::new(Members::default()));
+                let (jobs, rx) = mpsc::channel();
+                let m = members.clone();
+                std::thread::Builder::new()
+                    .name(format!("till-fanout-{i}"))
+                    .spawn(move || fan_out(m, rx))
+                    .expect("start-up: spawning a fan-out thread");
+                Shard { members, jobs }
+            })
+            .collect();
         Hub {
-            staff: broadcast::channel(BUFFER).0,
+            shards,
+            next_shard: AtomicUsize::new(0),
             customers: Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(-1),
             kick: Notify::new(),
@@ -53,15 +116,13 @@ impl Hub {
         }
         let ev = Arc::new(ev);
         if let Audience::StaffAndCustomer(Some(c)) = ev.audience {
-            if let Some(tx) = self.customer_channels().get(&c) {
-                let _ = tx.send(ev.clone());
+            for link in lock(&self.customers).get(&c).into_iter().flatten() {
+                link.event(&ev);
             }
         }
-        let _ = self.staff.send(ev);
-    }
-
-    fn customer_channels(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Sender>> {
-        self.customers.lock().unwrap_or_else(|e| e.into_inner())
+        for shard in &self.shards {
+            let _ = shard.jobs.send(Job::Event(ev.clone()));
+        }
     }
 
     pub fn last_seq(&self) -> i64 {
@@ -75,28 +136,36 @@ impl Hub {
             .compare_exchange(-1, seq, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// The feed of a connection: every event for staff-side roles, a customer's own events for
-    /// a customer, nothing for a customer login without a customer record.
-    pub fn subscribe(&self, staff_side: bool, customer_id: Option<Uuid>) -> Feed<'_> {
-        let (rx, keep) = match (staff_side, customer_id) {
-            (true, _) => (self.staff.subscribe(), None),
+    /// Starts delivering events to `link`: every event for staff-side roles, a customer's own
+    /// events for a customer, nothing for a customer login without a customer record. Read
+    /// [`Hub::last_seq`] after joining: every event above it reaches the link.
+    pub fn join(
+        &self,
+        link: &Arc<Link>,
+        staff_side: bool,
+        customer: Option<Uuid>,
+    ) -> Membership<'_> {
+        let place = match (staff_side, customer) {
+            (true, _) => {
+                let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+                let mut m = lock(&self.shards[shard].members);
+                let key = m.links.insert(link.clone());
+                m.version += 1;
+                Place::Staff { shard, key }
+            }
             (false, Some(c)) => {
-                let mut map = self.customer_channels();
-                let tx = map
+                lock(&self.customers)
                     .entry(c)
-                    .or_insert_with(|| broadcast::channel(CUSTOMER_BUFFER).0);
-                (tx.subscribe(), None)
+                    .or_default()
+                    .push(link.clone());
+                Place::Customer(c)
             }
-            (false, None) => {
-                let (tx, rx) = broadcast::channel(1);
-                (rx, Some(tx))
-            }
+            (false, None) => Place::Nowhere,
         };
-        Feed {
-            rx,
+        Membership {
             hub: self,
-            customer: customer_id.filter(|_| !staff_side),
-            _keep_open: keep,
+            link: link.clone(),
+            place,
         }
     }
 
@@ -149,22 +218,43 @@ impl Hub {
     }
 }
 
-/// A connection's events. Dropping the last feed of a customer forgets that customer's channel.
-pub struct Feed<'h> {
-    pub rx: broadcast::Receiver<Arc<Event>>,
+/// A connection's place in the hub; dropping it stops delivery and forgets the connection (and
+/// a customer's entry, with their last connection).
+pub struct Membership<'h> {
     hub: &'h Hub,
-    customer: Option<Uuid>,
-    /// For a feed that never gets events: its sender, so `recv` waits instead of ending.
-    _keep_open: Option<Sender>,
+    link: Arc<Link>,
+    place: Place,
 }
 
-impl Drop for Feed<'_> {
+enum Place {
+    Staff { shard: usize, key: usize },
+    Customer(Uuid),
+    Nowhere,
+}
+
+impl Drop for Membership<'_> {
     fn drop(&mut self) {
-        let Some(c) = self.customer else { return };
-        let mut map = self.hub.customer_channels();
-        // Under the map's lock, so no new feed can subscribe in between: ours is the last one.
-        if map.get(&c).is_some_and(|tx| tx.receiver_count() <= 1) {
-            map.remove(&c);
+        self.link.kill();
+        match self.place {
+            Place::Staff { shard, key } => {
+                let shard = &self.hub.shards[shard];
+                {
+                    let mut m = lock(&shard.members);
+                    m.links.try_remove(key);
+                    m.version += 1;
+                }
+                let _ = shard.jobs.send(Job::Forget);
+            }
+            Place::Customer(c) => {
+                let mut map = lock(&self.hub.customers);
+                if let Some(links) = map.get_mut(&c) {
+                    links.retain(|l| !Arc::ptr_eq(l, &self.link));
+                    if links.is_empty() {
+                        map.remove(&c);
+                    }
+                }
+            }
+            Place::Nowhere => {}
         }
     }
 }
@@ -173,56 +263,131 @@ impl Drop for Feed<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
 
-    #[test]
-    fn duplicates_and_stale_events_are_dropped() {
+    /// A link over a real loopback socket, joined to `hub`, and the client's end.
+    async fn connected<'h>(
+        hub: &'h Hub,
+        listener: &TcpListener,
+        staff_side: bool,
+        customer: Option<Uuid>,
+    ) -> (Membership<'h>, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let link = Arc::new(Link::new(server));
+        let member = hub.join(&link, staff_side, customer);
+        link.release(hub.last_seq());
+        (member, client)
+    }
+
+    /// The `seq` of every text frame the client gets within a short wait.
+    async fn seqs(client: &mut TcpStream) -> Vec<i64> {
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(300), client.read(&mut chunk)).await
+        {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        let mut out = Vec::new();
+        let mut rest = &bytes[..];
+        while rest.len() >= 2 {
+            assert_eq!(rest[0], 0x81, "a final, unmasked text frame");
+            let len = usize::from(rest[1]);
+            assert!(len < 126, "short test frames");
+            let v: serde_json::Value = serde_json::from_slice(&rest[2..2 + len]).unwrap();
+            out.push(v["seq"].as_i64().unwrap());
+            rest = &rest[2 + len..];
+        }
+        assert!(rest.is_empty(), "no partial frame");
+        out
+    }
+
+    fn order(seq: i64, owner: Uuid) -> Event {
+        Event::from_parts(seq, &json!({"type": "order.created", "customer_id": owner}))
+    }
+
+    #[tokio::test]
+    async fn duplicates_and_stale_events_are_dropped() {
         let hub = Hub::default();
         hub.init_seq(10);
-        let mut feed = hub.subscribe(true, None);
-        let rx = &mut feed.rx;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (_m, mut client) = connected(&hub, &listener, true, None).await;
         hub.dispatch(Event::from_parts(9, &json!({})));
         hub.dispatch(Event::from_parts(11, &json!({})));
         hub.dispatch(Event::from_parts(11, &json!({})));
-        assert_eq!(rx.try_recv().unwrap().seq, 11);
-        assert!(rx.try_recv().is_err());
+        assert_eq!(seqs(&mut client).await, [11]);
     }
 
-    #[test]
-    fn customers_get_only_their_own_events_and_idle_channels_are_dropped() {
+    #[tokio::test]
+    async fn customers_get_only_their_own_events_and_leaving_forgets_them() {
         let hub = Hub::default();
         hub.init_seq(0);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut staff = hub.subscribe(true, None);
-        let mut a1 = hub.subscribe(false, Some(alice));
-        let mut a2 = hub.subscribe(false, Some(alice));
-        let mut b = hub.subscribe(false, Some(bob));
-        let mut nobody = hub.subscribe(false, None);
-        let order = |seq: i64, owner: Uuid| {
-            Event::from_parts(seq, &json!({"type": "order.created", "customer_id": owner}))
-        };
+        // More staff connections than shards, so every shard has some.
+        let mut staff = Vec::new();
+        for _ in 0..6 {
+            staff.push(connected(&hub, &listener, true, None).await);
+        }
+        let (a1, mut a1c) = connected(&hub, &listener, false, Some(alice)).await;
+        let (a2, mut a2c) = connected(&hub, &listener, false, Some(alice)).await;
+        let (b, mut bc) = connected(&hub, &listener, false, Some(bob)).await;
+        let (_nobody, mut nc) = connected(&hub, &listener, false, None).await;
         hub.dispatch(order(1, alice));
         hub.dispatch(Event::from_parts(
             2,
             &json!({"type": "stock.low", "audience": "staff"}),
         ));
         hub.dispatch(order(3, bob));
-        let seqs = |f: &mut Feed| {
-            std::iter::from_fn(|| f.rx.try_recv().ok().map(|e| e.seq)).collect::<Vec<_>>()
-        };
-        assert_eq!(seqs(&mut staff), [1, 2, 3]);
-        assert_eq!(seqs(&mut a1), [1]);
-        assert_eq!(seqs(&mut a2), [1]);
-        assert_eq!(seqs(&mut b), [3]);
-        assert!(seqs(&mut nobody).is_empty());
-        assert!(matches!(
-            nobody.rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Empty)
-        ));
+        for (_, client) in &mut staff {
+            assert_eq!(seqs(client).await, [1, 2, 3]);
+        }
+        assert_eq!(seqs(&mut a1c).await, [1]);
+        assert_eq!(seqs(&mut a2c).await, [1]);
+        assert_eq!(seqs(&mut bc).await, [3]);
+        assert!(seqs(&mut nc).await.is_empty());
+
         drop(a1);
-        assert!(hub.customer_channels().contains_key(&alice));
-        drop(a2);
-        drop(b);
-        assert!(hub.customer_channels().is_empty());
+        assert!(lock(&hub.customers).contains_key(&alice));
+        drop((a2, b));
+        assert!(lock(&hub.customers).is_empty());
+        // A staff connection that left gets nothing more, and its socket is closed.
+        let (gone, mut gone_client) = staff.pop().unwrap();
+        drop(gone);
+        hub.dispatch(order(4, alice));
+        assert_eq!(seqs(&mut staff[0].1).await, [4]);
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), gone_client.read(&mut byte));
+        assert_eq!(read.await.expect("closed in time").unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn events_during_the_welcome_wait_and_follow_in_order() {
+        let hub = Hub::default();
+        hub.init_seq(5);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let link = Arc::new(Link::new(server));
+        let _m = hub.join(&link, true, None);
+        hub.dispatch(Event::from_parts(6, &json!({})));
+        hub.dispatch(Event::from_parts(7, &json!({})));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The connection replays up to 6 itself (welcome and catch-up) before releasing.
+        link.send(Event::from_parts(6, &json!({})).wire());
+        link.release(6);
+        let mut client = client;
+        assert_eq!(seqs(&mut client).await, [6, 7]);
     }
 
     #[test]

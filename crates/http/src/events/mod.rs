@@ -10,11 +10,11 @@
 //! client that passes `?since=<seq>`.
 
 mod hub;
+mod link;
 mod publisher;
 mod subscriber;
 pub mod ws;
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 use till_db::outbox::EventRow;
 use uuid::Uuid;
@@ -35,13 +35,14 @@ pub enum Audience {
     StaffAndCustomer(Option<Uuid>),
 }
 
-/// One event as held by the hub: routing facts plus the text frame sent to clients. The frame is
-/// shared (reference-counted), not copied, by every connection that sends it.
+/// One event as held by the hub: routing facts plus the WebSocket frame sent to clients, encoded
+/// once (a server's frames are not masked, so the bytes are the same for every connection).
 #[derive(Debug)]
 pub struct Event {
     pub seq: i64,
     pub audience: Audience,
-    pub frame: Utf8Bytes,
+    wire: Box<[u8]>,
+    text_at: usize,
 }
 
 impl Event {
@@ -59,6 +60,8 @@ impl Event {
             obj.remove("audience");
             obj.insert("seq".into(), json!(seq));
         }
+        let text = frame.to_string();
+        let wire = link::text_frame(&text);
         Event {
             seq,
             audience: if staff_only {
@@ -66,8 +69,20 @@ impl Event {
             } else {
                 Audience::StaffAndCustomer(customer_id)
             },
-            frame: frame.to_string().into(),
+            text_at: wire.len() - text.len(),
+            wire: wire.into_boxed_slice(),
         }
+    }
+
+    /// The frame's JSON text.
+    pub fn text(&self) -> &str {
+        // `wire` is a frame header followed by the text's bytes, unchanged (see `from_parts`).
+        std::str::from_utf8(&self.wire[self.text_at..]).unwrap_or_default()
+    }
+
+    /// The whole WebSocket frame: header and text.
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire
     }
 
     pub fn from_row(row: &EventRow) -> Event {
@@ -107,7 +122,15 @@ mod tests {
         let payload =
             json!({"type": "order.created", "at": "t", "order": {"id": "x"}, "customer_id": owner});
         let e = Event::from_parts(7, &payload);
-        let frame: Value = serde_json::from_str(&e.frame).unwrap();
+        let frame: Value = serde_json::from_str(e.text()).unwrap();
+        let n = e.text().len();
+        assert!(n < 126);
+        assert_eq!(
+            e.wire()[..2],
+            [0x81, n as u8],
+            "one final text frame, 7-bit length"
+        );
+        assert_eq!(e.wire().len(), 2 + n);
         assert_eq!(frame["seq"], 7);
         assert!(frame.get("customer_id").is_none());
         assert!(e.visible_to(true, None));

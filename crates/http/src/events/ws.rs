@@ -2,20 +2,24 @@
 //! `?access_token=`), limited per instance and per user, pinged every 30 s, closed with a
 //! close frame on shutdown. A client that falls behind is told to resync instead of being
 //! silently dropped; `?since=<seq>` replays what a reconnecting client missed.
+//!
+//! The handshake is answered here and the socket taken back from hyper after it: events are
+//! written to it by the hub's fan-out threads (see `link`), and this connection's task only
+//! reads the client's frames, pings, and finishes writes the socket had no room for.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use serde_json::json;
 use till_db::outbox;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::net::TcpStream;
 
+use super::link::{self, Incoming, Link};
 use super::Event;
 use crate::auth::{self, session, AuthOutcome, Principal};
 use crate::error::ApiError;
@@ -25,19 +29,10 @@ use crate::state::AppState;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// No pong for this long: the peer is gone.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
-/// A send that takes longer means the client is not reading; drop it rather than buffer.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replay at most this many missed events; beyond that the client must reload.
 const MAX_REPLAY: i64 = 1000;
-/// Read buffer per connection. Clients only send pongs and close frames, and tungstenite
-/// zero-fills the buffer's spare room on every read (so it is resident, and costs a memset per
-/// wake-up): its 128 KiB default cost ~150 KiB of RSS per connection, 1.5 GB for 10,000
-/// (loadtests/ws.sh), and at 4 KiB the memset was still 4 % of a busy instance's CPU. Larger
-/// frames are read in several steps.
-const READ_BUFFER: usize = 1024;
-/// Events already queued for a connection are written together (one flush) up to this many. Kept
-/// small: the connection's write buffer keeps the capacity of its largest batch (~8 × 400 bytes).
-const MAX_BATCH: usize = 8;
+/// Bytes read at a time (on the stack): clients only send pongs and close frames.
+const READ_CHUNK: usize = 1024;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -64,9 +59,12 @@ pub async fn handler(
         }
         _ => return Err(ApiError::unauthorized()),
     };
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
-        .await
-        .map_err(|_| ApiError::bad_request("Expected a WebSocket upgrade request."))?;
+    let not_upgrade = || ApiError::bad_request("Expected a WebSocket upgrade request.");
+    let accept = accept_key(&parts.method, &parts.headers).ok_or_else(not_upgrade)?;
+    let on_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(not_upgrade)?;
     let cfg = &state.config;
     match state.hub.try_admit(
         principal.user_id,
@@ -92,166 +90,166 @@ pub async fn handler(
         .metrics
         .ws_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(upgrade
-        .read_buffer_size(READ_BUFFER)
-        .on_failed_upgrade({
-            let state = state.clone();
-            move |_| {
-                state.hub.release(user);
-                state
-                    .metrics
-                    .ws_connections
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    tokio::spawn(async move {
+        match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
+            Ok(Ok(up)) => {
+                let link = Arc::new(Link::new(up.io.into_inner()));
+                connection(
+                    &state,
+                    &principal,
+                    params.since,
+                    &link,
+                    up.read_buf.to_vec(),
+                )
+                .await;
             }
-        })
-        .on_upgrade(move |socket| async move {
-            connection(&state, &principal, params.since, socket).await;
-            state.hub.release(user);
-            state
-                .metrics
-                .ws_connections
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        })
-        .into_response())
+            Ok(Err(_)) => {
+                tracing::error!("WebSocket upgrade on a connection not served by till_http::serve")
+            }
+            Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
+        }
+        state.hub.release(user);
+        state
+            .metrics
+            .ws_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    Ok(res)
 }
 
-async fn send(socket: &mut WebSocket, text: impl Into<Utf8Bytes>) -> bool {
-    matches!(
-        within_send_timeout(socket.send(Message::Text(text.into()))).await,
-        Ok(Ok(()))
-    )
-}
-
-/// `fut` under [`SEND_TIMEOUT`]; the timer is armed only when it does not finish at once (the
-/// common case: the socket has room), which saves a timer per event per connection.
-async fn within_send_timeout<F: std::future::Future>(
-    fut: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut fut = std::pin::pin!(fut);
-    match futures::poll!(fut.as_mut()) {
-        std::task::Poll::Ready(out) => Ok(out),
-        std::task::Poll::Pending => tokio::time::timeout(SEND_TIMEOUT, fut).await,
+/// RFC 6455 §4.2.1: a GET with `Connection: upgrade`, `Upgrade: websocket`, version 13 and a
+/// key; the answer's `Sec-WebSocket-Accept` is derived from the key.
+fn accept_key(method: &Method, headers: &HeaderMap) -> Option<HeaderValue> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let version_13 =
+        headers.get(header::SEC_WEBSOCKET_VERSION) == Some(&HeaderValue::from_static("13"));
+    if method != Method::GET
+        || !has_token(header::CONNECTION, "upgrade")
+        || !has_token(header::UPGRADE, "websocket")
+        || !version_13
+    {
+        return None;
     }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    HeaderValue::from_str(&tungstenite::handshake::derive_accept_key(key.as_bytes())).ok()
 }
 
-fn frame(kind: &str, seq: i64) -> String {
-    json!({"type": kind, "at": chrono::Utc::now(), "seq": seq}).to_string()
-}
-
-async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut socket: WebSocket) {
+async fn connection(
+    state: &AppState,
+    p: &Principal,
+    since: Option<i64>,
+    link: &Arc<Link>,
+    mut read: Vec<u8>,
+) {
     let staff_side = p.role.is_staff_side();
-    let visible = |e: &Event| e.visible_to(staff_side, p.customer_id);
-    // Subscribe before replaying so nothing falls between the replay and the live stream.
-    let mut feed = state.hub.subscribe(staff_side, p.customer_id);
-    let rx = &mut feed.rx;
-    let mut shutdown = state.hub.shutdown_signal();
+    // Join before reading `last_seq`: live events from here on are held by the link until the
+    // welcome and any replay are out, then follow them (see `Link::release`).
+    let _member = state.hub.join(link, staff_side, p.customer_id);
     let mut sent_up_to = state.hub.last_seq();
-    if !send(&mut socket, frame("welcome", sent_up_to)).await {
-        return;
-    }
+    link.send(&link::text_frame(&link::notice("welcome", sent_up_to)));
     if let Some(since) = since.filter(|s| *s < sent_up_to) {
-        match outbox::after(&state.db.write, since, MAX_REPLAY).await {
-            Ok(rows) if rows.len() as i64 == MAX_REPLAY => {
-                if !send(&mut socket, frame("resync", sent_up_to)).await {
-                    return;
-                }
-            }
+        // Boxed, as is the session check below: a task's size is that of the largest future it
+        // ever waits on, and every idle connection would otherwise carry room for these rare ones.
+        match Box::pin(outbox::after(&state.db.write, since, MAX_REPLAY)).await {
+            Ok(rows) if rows.len() as i64 == MAX_REPLAY => resync(link, sent_up_to),
             Ok(rows) => {
-                for ev in rows.iter().map(Event::from_row).filter(|e| visible(e)) {
-                    if !send(&mut socket, ev.frame).await {
-                        return;
+                for ev in rows.iter().map(Event::from_row) {
+                    if ev.visible_to(staff_side, p.customer_id) {
+                        link.send(ev.wire());
                     }
                 }
-                sent_up_to = sent_up_to.max(rows.last().map(|r| r.seq).unwrap_or(0));
+                sent_up_to = sent_up_to.max(rows.last().map_or(0, |r| r.seq));
             }
-            Err(_) => {
-                if !send(&mut socket, frame("resync", sent_up_to)).await {
-                    return;
-                }
-            }
+            Err(_) => resync(link, sent_up_to),
         }
     }
+    link.release(sent_up_to);
+    if serve(state, p, link, &mut read).await.is_ok() {
+        // A close frame was queued: give it a moment to leave.
+        let _ = tokio::time::timeout(Duration::from_secs(2), link.flush()).await;
+    }
+}
+
+/// Appends what the socket has to `read`. The buffer is on the stack and `read` only holds a
+/// frame that is not whole yet, so an idle connection keeps no read buffer.
+fn read_some(link: &Link, read: &mut Vec<u8>) -> Result<(), ()> {
+    let mut chunk = [0u8; READ_CHUNK];
+    match link.tcp().try_read(&mut chunk) {
+        Ok(0) => Err(()),
+        Ok(n) => {
+            read.extend_from_slice(&chunk[..n]);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(_) => Err(()),
+    }
+}
+
+fn resync(link: &Link, seq: i64) {
+    link.send(&link::text_frame(&link::notice("resync", seq)));
+}
+
+fn close(link: &Link, code: u16, reason: &str) -> Result<(), ()> {
+    link.send(&link::close_frame(code, reason));
+    Ok(())
+}
+
+/// The connection's life after the welcome. `Ok` when it ends with a close frame queued, `Err`
+/// when the socket is gone.
+async fn serve(state: &AppState, p: &Principal, link: &Link, read: &mut Vec<u8>) -> Result<(), ()> {
+    let mut shutdown = state.hub.shutdown_signal();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_seen = Instant::now();
     loop {
-        tokio::select! {
-            // Events first, and only events when one is waiting: a wake-up for an event then
-            // polls nothing else (unbiased, three times in four it would first try the socket's
-            // read side, the ping timer and the shutdown signal, for each of 10,000 connections
-            // per event). Pongs and closes are read as soon as no event is queued.
-            biased;
-            ev = rx.recv() => {
-                if matches!(ev, Err(RecvError::Closed)) {
-                    return;
-                }
-                // Write this event and any already queued behind it with one flush: under a burst
-                // (or on a busy machine) that is one write per connection, not one per event.
-                let mut next = Some(ev);
-                let batch = async {
-                    let mut fed = 0;
-                    while let Some(ev) = next.take() {
-                        match ev {
-                            Ok(ev) => {
-                                if ev.seq > sent_up_to && visible(&ev) {
-                                    sent_up_to = ev.seq;
-                                    socket.feed(Message::Text(ev.frame.clone())).await?;
-                                    fed += 1;
-                                }
-                            }
-                            Err(_) => {
-                                let resync = frame("resync", state.hub.last_seq());
-                                socket.feed(Message::Text(resync.into())).await?;
-                                fed += 1;
-                            }
-                        }
-                        if fed < MAX_BATCH {
-                            next = match rx.try_recv() {
-                                Ok(ev) => Some(Ok(ev)),
-                                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                                Err(TryRecvError::Empty | TryRecvError::Closed) => None,
-                            };
-                        }
+        // Frames already read (hyper may hand some over with the socket).
+        loop {
+            match link::next_frame(read) {
+                Ok(None) => {
+                    if read.is_empty() {
+                        *read = Vec::new();
                     }
-                    socket.flush().await
-                };
-                if !matches!(within_send_timeout(batch).await, Ok(Ok(()))) {
-                    return;
+                    break;
                 }
-            },
-            msg = socket.recv() => match msg {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => last_seen = Instant::now(),
-            },
-            _ = ping.tick() => {
-                // Signed out or deactivated since connecting: end the stream.
-                if matches!(session::get(&state.store, &p.session_id).await, Ok(None)) {
-                    close(&mut socket, 4401, "session ended").await;
-                    return;
+                Ok(Some(Incoming::Activity)) => last_seen = Instant::now(),
+                Ok(Some(Incoming::Ping(payload))) => {
+                    last_seen = Instant::now();
+                    link.send(&link::pong_frame(&payload));
                 }
-                if last_seen.elapsed() > IDLE_LIMIT {
-                    close(&mut socket, 1001, "idle").await;
-                    return;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
-            _ = shutdown.changed() => {
-                close(&mut socket, 1001, "server shutting down").await;
-                return;
+                Ok(Some(Incoming::Close(code))) => return close(link, code.unwrap_or(1000), ""),
+                Err(code) => return close(link, code, "protocol error"),
             }
         }
+        tokio::select! {
+            // Writes the socket had no room for come first: they hold up this client's events.
+            biased;
+            () = link.woken() => link.flush().await.map_err(|_| ())?,
+            ready = link.tcp().readable() => {
+                ready.map_err(|_| ())?;
+                read_some(link, read)?;
+            }
+            _ = ping.tick() => {
+                // Signed out or deactivated since connecting: end the stream.
+                if matches!(Box::pin(session::get(&state.store, &p.session_id)).await, Ok(None)) {
+                    return close(link, 4401, "session ended");
+                }
+                if last_seen.elapsed() > IDLE_LIMIT {
+                    return close(link, 1001, "idle");
+                }
+                link.send(&link::ping_frame());
+            }
+            _ = shutdown.changed() => return close(link, 1001, "server shutting down"),
+        }
     }
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: reason.to_owned().into(),
-    };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(2),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await;
 }
