@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -35,10 +35,10 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, done_rx) = watch::channel(());
     let mut signal = std::pin::pin!(signal);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // Slow or idle clients cannot hold a connection open forever before sending their headers.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    // hyper's defaults, as `axum::serve` used them. No header read timeout: nginx keeps idle
+    // upstream connections open (`keepalive`), and one closed by us just as nginx sends a POST on
+    // it would fail that POST; nginx itself times out slow clients.
+    let http = hyper::server::conn::http1::Builder::new();
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

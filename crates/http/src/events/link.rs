@@ -7,7 +7,7 @@
 //! and each delivery is one lock and one non-blocking `write`; the connection's task is woken only
 //! when the socket is full and the rest must wait for room.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -75,16 +75,56 @@ impl Link {
     /// A live event (from the hub). Never blocks: what the socket cannot take now is queued for
     /// the connection's task, up to [`MAX_QUEUED`].
     pub fn event(&self, ev: &Arc<Event>) {
+        self.events(std::slice::from_ref(ev), &[IoSlice::new(ev.wire())]);
+    }
+
+    /// Live events in `seq` order, with their frames as `wires` (one each), written with one
+    /// system call: when events come faster than they can be written one by one, the hub hands
+    /// them over in batches and each connection's cost per batch stays about that of one event.
+    pub fn events(&self, evs: &[Arc<Event>], wires: &[IoSlice<'_>]) {
         let mut out = self.lock();
-        if out.dead || ev.seq <= out.sent_up_to {
+        let new = evs.partition_point(|e| e.seq <= out.sent_up_to);
+        let (evs, wires) = (&evs[new..], &wires[new..]);
+        let Some(last) = evs.last() else { return };
+        if out.dead {
             return;
         }
         if let Some(held) = out.held.as_mut() {
-            held.push(ev.clone());
+            held.extend(evs.iter().cloned());
             return;
         }
-        out.sent_up_to = ev.seq;
-        self.write(&mut out, ev.wire(), true);
+        out.sent_up_to = last.seq;
+        if out.lagging {
+            return;
+        }
+        if !out.queued.is_empty() {
+            for ev in evs {
+                self.write(&mut out, ev.wire(), true);
+            }
+            return;
+        }
+        let mut written = match self.tcp.try_write_vectored(wires) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => {
+                out.dead = true;
+                self.wake.notify_one();
+                return;
+            }
+        };
+        let mut rest = false;
+        for w in wires {
+            if written >= w.len() {
+                written -= w.len();
+            } else {
+                out.queued.extend_from_slice(&w[written..]);
+                written = 0;
+                rest = true;
+            }
+        }
+        if rest {
+            self.wake.notify_one();
+        }
     }
 
     /// One of the connection's own frames (welcome, replayed events, ping, pong, close): always
