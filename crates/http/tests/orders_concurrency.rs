@@ -280,3 +280,72 @@ async fn a_key_being_written_elsewhere_is_409_and_free_once_that_ends() {
     assert_eq!(r.headers()["idempotent-replayed"], "true");
     assert_eq!(stock_of(&app, &product).await, 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
+    let app = TestApp::spawn().await;
+    let cashier = app.user("cashier").await;
+    let product = insert_product(&app, "LATE", 250, 0, 10).await;
+    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
+    let r = post_idem(&app, "/api/v1/orders", &cashier.token, "late-key", req.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let first = body(r).await.1;
+
+    // Stage the race: the stored answer is taken away, so the retry reads "no answer yet"; the
+    // product is held, so the retry then stops inside its write (it has the key's lock); the
+    // answer is stored again meanwhile, as by a request that committed in that gap.
+    let pool = app.state.db.write.clone();
+    let saved: (String, String, String, Option<i32>, Option<Value>) = sqlx::query_as(
+        "DELETE FROM idempotency_keys WHERE key = 'late-key'
+         RETURNING scope, key, request_hash, response_status, response_body",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM products WHERE id = $1::uuid FOR UPDATE")
+        .bind(&product)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let meanwhile = async move {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(saved.0)
+        .bind(saved.1)
+        .bind(saved.2)
+        .bind(saved.3)
+        .bind(saved.4)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+        holder.commit().await.unwrap();
+    };
+    let retry = post_idem(&app, "/api/v1/orders", &cashier.token, "late-key", req);
+    let (r, ()) = tokio::join!(retry, meanwhile);
+
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    assert_eq!(body(r).await.1, first, "the stored answer, not a second order");
+    assert_eq!(stock_of(&app, &product).await, 9);
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&app.state.db.write)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1);
+}

@@ -63,7 +63,7 @@ fn parse_args() -> Args {
         ws: "ws://127.0.0.1:8080/api/v1/ws".into(),
         api: "http://127.0.0.1:8080".into(),
         clients: 10_000,
-        rate: 20.0,
+        rate: 5.0,
         duration: 20.0,
         drain: 3.0,
         staff_email: "staff@till.local".into(),
