@@ -478,6 +478,8 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_slows_no_one() {
         got += 1;
     };
     assert!(got < n, "some events were dropped for the slow client");
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("till_ws_resyncs_total"), "{metrics}");
     assert!(resync["seq"].as_i64().unwrap() >= app.state.hub.last_seq());
     emit(&app, None, "after").await;
     let v = next(&mut slow, Duration::from_secs(5)).await.unwrap();

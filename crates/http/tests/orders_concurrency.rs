@@ -287,7 +287,14 @@ async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
     let cashier = app.user("cashier").await;
     let product = insert_product(&app, "LATE", 250, 0, 10).await;
     let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
-    let r = post_idem(&app, "/api/v1/orders", &cashier.token, "late-key", req.clone()).await;
+    let r = post_idem(
+        &app,
+        "/api/v1/orders",
+        &cashier.token,
+        "late-key",
+        req.clone(),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let first = body(r).await.1;
 
@@ -341,7 +348,11 @@ async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
 
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["idempotent-replayed"], "true");
-    assert_eq!(body(r).await.1, first, "the stored answer, not a second order");
+    assert_eq!(
+        body(r).await.1,
+        first,
+        "the stored answer, not a second order"
+    );
     assert_eq!(stock_of(&app, &product).await, 9);
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
         .fetch_one(&app.state.db.write)

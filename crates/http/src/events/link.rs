@@ -200,6 +200,8 @@ impl Link {
                         return Ok(());
                     }
                     out.lagging = false;
+                    // Operators watch this: clients too slow for the event rate (`/metrics`).
+                    ::metrics::counter!("till_ws_resyncs_total").increment(1);
                     let resync = text_frame(&notice("resync", out.sent_up_to));
                     out.queued.extend_from_slice(&resync);
                 }
