@@ -32,6 +32,11 @@ pub struct Hub {
 struct Shard {
     members: Arc<Mutex<Members>>,
     jobs: mpsc::Sender<Job>,
+    /// How many connections the shard has: an instance with no boards open (most checkouts)
+    /// does not wake its fan-out threads for every order. Sequentially consistent with
+    /// `last_seq`: a connection that joins either is counted by a dispatch or sees its `seq` in
+    /// `last_seq` (and gets the event through its welcome).
+    live: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -110,7 +115,11 @@ impl Default for Hub {
                     .name(format!("till-fanout-{i}"))
                     .spawn(move || fan_out(m, rx))
                     .expect("start-up: spawning a fan-out thread");
-                Shard { members, jobs }
+                Shard {
+                    members,
+                    jobs,
+                    live: AtomicUsize::new(0),
+                }
             })
             .collect();
         Hub {
@@ -129,7 +138,7 @@ impl Default for Hub {
 impl Hub {
     /// Hands an event to every local connection that may see it, once.
     pub fn dispatch(&self, ev: Event) {
-        if self.last_seq.fetch_max(ev.seq, Ordering::AcqRel) >= ev.seq {
+        if self.last_seq.fetch_max(ev.seq, Ordering::SeqCst) >= ev.seq {
             return;
         }
         let ev = Arc::new(ev);
@@ -139,12 +148,14 @@ impl Hub {
             }
         }
         for shard in &self.shards {
-            let _ = shard.jobs.send(Job::Event(ev.clone()));
+            if shard.live.load(Ordering::SeqCst) > 0 {
+                let _ = shard.jobs.send(Job::Event(ev.clone()));
+            }
         }
     }
 
     pub fn last_seq(&self) -> i64 {
-        self.last_seq.load(Ordering::Acquire)
+        self.last_seq.load(Ordering::SeqCst)
     }
 
     /// Sets the starting point once (at start-up, from the database).
@@ -169,6 +180,7 @@ impl Hub {
                 let mut m = lock(&self.shards[shard].members);
                 let key = m.links.insert(link.clone());
                 m.version += 1;
+                self.shards[shard].live.fetch_add(1, Ordering::SeqCst);
                 Place::Staff { shard, key }
             }
             (false, Some(c)) => {
@@ -260,6 +272,7 @@ impl Drop for Membership<'_> {
                     let mut m = lock(&shard.members);
                     m.links.try_remove(key);
                     m.version += 1;
+                    shard.live.fetch_sub(1, Ordering::SeqCst);
                 }
                 let _ = shard.jobs.send(Job::Forget);
             }
