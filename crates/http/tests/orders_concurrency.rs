@@ -253,29 +253,22 @@ async fn a_key_being_written_elsewhere_is_409_and_free_once_that_ends() {
         .execute(&mut *other)
         .await
         .unwrap();
-    let r = post_idem(
-        &app,
-        "/api/v1/orders",
-        &cashier.token,
-        "busy-key",
-        req.clone(),
-    )
-    .await;
-    expect_error(r, 409, "idempotency_key_in_use").await;
+    let order = || {
+        post_idem(
+            &app,
+            "/api/v1/orders",
+            &cashier.token,
+            "busy-key",
+            req.clone(),
+        )
+    };
+    expect_error(order().await, 409, "idempotency_key_in_use").await;
     assert_eq!(stock_of(&app, &product).await, 10);
 
     // That request ends without storing an answer: the key is free and works once.
     other.rollback().await.unwrap();
-    let r = post_idem(
-        &app,
-        "/api/v1/orders",
-        &cashier.token,
-        "busy-key",
-        req.clone(),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = post_idem(&app, "/api/v1/orders", &cashier.token, "busy-key", req).await;
+    assert_eq!(order().await.status(), StatusCode::CREATED);
+    let r = order().await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.headers()["idempotent-replayed"], "true");
     assert_eq!(stock_of(&app, &product).await, 9);
@@ -316,7 +309,13 @@ async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
         .await
         .unwrap();
     let meanwhile = async move {
+        // Bounded: if the retry never waited (a regression), fail instead of hanging.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the retry never waited for the held product"
+            );
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'",

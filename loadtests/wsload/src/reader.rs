@@ -95,12 +95,11 @@ struct Live {
 }
 
 fn run(
-    poll: Poll,
+    mut poll: Poll,
     rx: mpsc::Receiver<Conn>,
     stop: &AtomicBool,
     shared: &Shared,
 ) -> Vec<ClientStats> {
-    let mut poll = poll;
     let mut events = Events::with_capacity(1024);
     let mut live: Vec<Option<Live>> = Vec::new();
     let mut ended: Vec<ClientStats> = Vec::new();

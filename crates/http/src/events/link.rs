@@ -26,7 +26,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// bounded memory and never holds up the others.
 const MAX_QUEUED: usize = 64 * 1024;
 /// Largest frame a client may send (it only sends pongs, pings and close frames).
-pub(super) const MAX_CLIENT_FRAME: u64 = 16 * 1024;
+const MAX_CLIENT_FRAME: u64 = 16 * 1024;
 
 pub struct Link {
     tcp: TcpStream,

@@ -176,24 +176,25 @@ async fn connection(
         }
     }
     link.release(sent_up_to);
-    if serve(state, p, link, &mut read).await.is_ok() {
-        // A close frame was queued: give it a moment to leave.
+    if let Ok((code, reason)) = serve(state, p, link, &mut read).await {
+        link.send(&link::close_frame(code, reason));
+        // Give the close frame a moment to leave.
         let _ = tokio::time::timeout(Duration::from_secs(2), link.flush()).await;
     }
 }
 
 /// Appends what the socket has to `read`. The buffer is on the stack and `read` only holds a
 /// frame that is not whole yet, so an idle connection keeps no read buffer.
-fn read_some(link: &Link, read: &mut Vec<u8>) -> Result<(), ()> {
+fn read_some(link: &Link, read: &mut Vec<u8>) -> Result<(), Gone> {
     let mut chunk = [0u8; READ_CHUNK];
     match link.tcp().try_read(&mut chunk) {
-        Ok(0) => Err(()),
+        Ok(0) => Err(Gone),
         Ok(n) => {
             read.extend_from_slice(&chunk[..n]);
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-        Err(_) => Err(()),
+        Err(_) => Err(Gone),
     }
 }
 
@@ -201,14 +202,17 @@ fn resync(link: &Link, seq: i64) {
     link.send(&link::text_frame(&link::notice("resync", seq)));
 }
 
-fn close(link: &Link, code: u16, reason: &str) -> Result<(), ()> {
-    link.send(&link::close_frame(code, reason));
-    Ok(())
-}
+/// The socket failed or the client went away: nothing more can be sent.
+struct Gone;
 
-/// The connection's life after the welcome. `Ok` when it ends with a close frame queued, `Err`
-/// when the socket is gone.
-async fn serve(state: &AppState, p: &Principal, link: &Link, read: &mut Vec<u8>) -> Result<(), ()> {
+/// The connection's life after the welcome, until it should end with a close frame (the code
+/// and reason returned) or the socket is [`Gone`].
+async fn serve(
+    state: &AppState,
+    p: &Principal,
+    link: &Link,
+    read: &mut Vec<u8>,
+) -> Result<(u16, &'static str), Gone> {
     let mut shutdown = state.hub.shutdown_signal();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_seen = Instant::now();
@@ -227,29 +231,29 @@ async fn serve(state: &AppState, p: &Principal, link: &Link, read: &mut Vec<u8>)
                     last_seen = Instant::now();
                     link.send(&link::pong_frame(&payload));
                 }
-                Ok(Some(Incoming::Close(code))) => return close(link, code.unwrap_or(1000), ""),
-                Err(code) => return close(link, code, "protocol error"),
+                Ok(Some(Incoming::Close(code))) => return Ok((code.unwrap_or(1000), "")),
+                Err(code) => return Ok((code, "protocol error")),
             }
         }
         tokio::select! {
             // Writes the socket had no room for come first: they hold up this client's events.
             biased;
-            () = link.woken() => link.flush().await.map_err(|_| ())?,
+            () = link.woken() => link.flush().await.map_err(|_| Gone)?,
             ready = link.tcp().readable() => {
-                ready.map_err(|_| ())?;
+                ready.map_err(|_| Gone)?;
                 read_some(link, read)?;
             }
             _ = ping.tick() => {
                 // Signed out or deactivated since connecting: end the stream.
                 if matches!(Box::pin(session::get(&state.store, &p.session_id)).await, Ok(None)) {
-                    return close(link, 4401, "session ended");
+                    return Ok((4401, "session ended"));
                 }
                 if last_seen.elapsed() > IDLE_LIMIT {
-                    return close(link, 1001, "idle");
+                    return Ok((1001, "idle"));
                 }
                 link.send(&link::ping_frame());
             }
-            _ = shutdown.changed() => return close(link, 1001, "server shutting down"),
+            _ = shutdown.changed() => return Ok((1001, "server shutting down")),
         }
     }
 }
