@@ -107,10 +107,11 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     may_see_details(&state, &headers).await?;
     let m = &state.metrics;
     let (size, idle, max) = state.db.pool_status();
-    let redis_pool = state
+    // Redis has no pool: commands share one multiplexed connection that reconnects by itself.
+    let redis = state
         .store
-        .pool_status()
-        .map(|(size, idle, max)| json!({"size": size, "idle": idle, "max": max}));
+        .redis_established()
+        .map(|established| json!({"mode": "multiplexed", "established": established}));
     let (rss, peak) = metrics::memory();
     let backlog = till_db::jobs::backlog(&state.db.write).await.ok();
     Ok(axum::Json(json!({
@@ -118,7 +119,7 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         "uptime_seconds": state.started.elapsed().as_secs(),
         "pools": {
             "database": {"size": size, "idle": idle, "max": max},
-            "redis": redis_pool,
+            "redis": redis,
         },
         "requests": {
             "total": m.total(),
