@@ -459,13 +459,45 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_shared_connection_recovers_after_redis_restarts() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    fn signal(server: &Server, sig: &str) {
+        let pid = server.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_redis_fails_calls_in_bounded_time_and_they_resume_after() {
+        let server = Server::start(free_port());
+        let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t").unwrap();
+        store.set("k", b"v", None).await.unwrap();
+
+        signal(&server, "-STOP");
+        let start = Instant::now();
+        assert!(store.get("k").await.is_err());
+        let waited = start.elapsed();
+        signal(&server, "-CONT");
+        assert!(
+            waited < OP_TIMEOUT + Duration::from_millis(500),
+            "{waited:?}"
+        );
+
+        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn the_shared_connection_recovers_after_redis_restarts() {
+        let port = free_port();
         let server = Server::start(port);
         let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t").unwrap();
         store.set("k", b"v", None).await.unwrap();
