@@ -1,4 +1,4 @@
-// Client-side price preview with exactly the server's integer rules (API.md "Pricing").
+// Client-side price preview with exactly the server's integer rules (docs/api.md, Pricing).
 // BigInt throughout: discount × line subtotal can exceed 2^53 on large orders.
 
 const FULL_BP = 10000n;

@@ -18,7 +18,7 @@ const state = {
   fresh: new Set(), // ids to highlight
 };
 
-/** Next statuses an order may take (API.md lifecycle). */
+/** Next statuses an order may take (docs/api.md, Lifecycle). */
 function nextSteps(o) {
   switch (o.status) {
     case 'pending': return ['confirmed', 'cancelled'];

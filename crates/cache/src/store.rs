@@ -1,11 +1,12 @@
 //! The key/value facade over Redis or the in-process fallback.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, AsyncCommands};
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::io::tcp::TcpSettings;
+use redis::AsyncCommands;
+use tokio::sync::OnceCell;
 
 use crate::local::Local;
 use crate::WindowCount;
@@ -24,75 +25,70 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for StoreError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
 /// Every Redis call is bounded so that a stalled Redis degrades requests instead of hanging them.
 const OP_TIMEOUT: Duration = Duration::from_millis(1500);
 
+/// One connection attempt; shorter than [`OP_TIMEOUT`] so a call that waits on a reconnect can
+/// still see it succeed.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// Runs one Redis operation, bounded by [`OP_TIMEOUT`].
+pub(crate) async fn bounded<T>(
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(OP_TIMEOUT, fut)
+        .await
+        .map_err(|_| StoreError::Unavailable("redis timed out".into()))?
+}
+
 #[derive(Clone)]
 enum Backend {
-    Redis {
-        pool: RedisConns,
-        client: redis::Client,
-    },
+    Redis(Arc<RedisConn>),
     Local(Arc<Local>),
 }
 
-/// The store's Redis connections. Operations share one multiplexed connection (commands of
-/// concurrent requests are pipelined over it); the pool only creates and health-checks it.
-/// Checking a pooled connection out per operation costs an extra round trip each time
-/// (deadpool-redis sends `UNWATCH` + `PING` to every connection it hands out), which made the
-/// rate limiter's round trip twice as expensive and capped `/api/v1` at a fraction of the
-/// throughput of routes without it. After any error or timeout the shared connection goes
-/// back to the pool, whose check replaces it if it is broken.
-#[derive(Clone)]
-pub(crate) struct RedisConns {
-    pool: Pool,
-    shared: Arc<Mutex<Option<deadpool_redis::Connection>>>,
+/// The store's Redis side. Commands of every request share one multiplexed connection
+/// (redis's `ConnectionManager`: concurrent commands are pipelined over it, and it reconnects
+/// by itself after the connection drops); pub/sub needs connections of its own, opened from
+/// the client.
+pub(crate) struct RedisConn {
+    client: redis::Client,
+    /// Set up on first use, so that building a `Store` needs no network and an instance can
+    /// start while Redis is down.
+    manager: OnceCell<ConnectionManager>,
 }
 
-impl RedisConns {
-    fn new(pool: Pool) -> Self {
-        RedisConns {
-            pool,
-            shared: Arc::new(Mutex::new(None)),
-        }
+impl RedisConn {
+    /// A handle on the shared connection (a cheap clone), connecting first if needed.
+    pub(crate) async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = self
+            .manager
+            .get_or_try_init(|| {
+                ConnectionManager::new_with_config(self.client.clone(), manager_config())
+            })
+            .await?;
+        Ok(manager.clone())
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<deadpool_redis::Connection>> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
     }
+}
 
-    /// A handle on the shared connection, (re)checked out from the pool when there is none.
-    pub(crate) async fn conn(&self) -> Result<MultiplexedConnection, StoreError> {
-        if let Some(c) = self.slot().as_ref() {
-            return Ok((**c).clone());
-        }
-        let fresh = self.pool.get().await?;
-        let mut slot = self.slot();
-        // Another task may have filled the slot meanwhile; then `fresh` goes back to the pool.
-        let c = slot.get_or_insert(fresh);
-        Ok((**c).clone())
-    }
-
-    /// Runs one operation, bounded in time; on failure the shared connection is given up.
-    pub(crate) async fn bounded<T>(
-        &self,
-        fut: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        let result = tokio::time::timeout(OP_TIMEOUT, fut)
-            .await
-            .map_err(|_| StoreError::Unavailable("redis timed out".into()))
-            .and_then(|r| r);
-        if result.is_err() {
-            self.slot().take();
-        }
-        result
-    }
+fn manager_config() -> ConnectionManagerConfig {
+    let tcp = TcpSettings::default().set_nodelay(true);
+    // A peer that stops acknowledging (a half-open connection, a partition) closes the socket
+    // after this, so the manager replaces it rather than every call timing out on it.
+    #[cfg(target_os = "linux")]
+    let tcp = tcp.set_user_timeout(Duration::from_secs(5));
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(CONNECT_TIMEOUT)
+        // No retries inside one reconnect: its first back-off step is a fixed second, during
+        // which every call would wait. A failed attempt fails the calls waiting on it (they
+        // degrade as they would on a timeout) and the next call starts a fresh attempt, so the
+        // store is back on the first call after Redis is.
+        .set_number_of_retries(0)
+        .set_tcp_settings(tcp)
 }
 
 /// Shared store. Cheap to clone.
@@ -114,48 +110,29 @@ impl Store {
         }
     }
 
-    /// Redis-backed store; `namespace` prefixes every key (tests use one per test).
-    pub fn redis(url: &str, namespace: &str, max_size: usize) -> Result<Self, StoreError> {
-        let mut cfg = deadpool_redis::Config::from_url(url);
-        cfg.pool = Some(PoolConfig {
-            max_size,
-            timeouts: Timeouts {
-                wait: Some(Duration::from_millis(1000)),
-                create: Some(Duration::from_millis(1000)),
-                recycle: Some(Duration::from_millis(500)),
-            },
-            ..PoolConfig::default()
-        });
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    /// Redis-backed store; `namespace` prefixes every key (tests use one per test). Connects on
+    /// first use: only a malformed URL fails here.
+    pub fn redis(url: &str, namespace: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
         Ok(Store {
-            backend: Backend::Redis {
-                pool: RedisConns::new(pool),
+            backend: Backend::Redis(Arc::new(RedisConn {
                 client,
-            },
+                manager: OnceCell::new(),
+            })),
             prefix: Arc::from(format!("{namespace}:")),
             leases: Arc::default(),
         })
     }
 
     pub fn is_redis(&self) -> bool {
-        matches!(self.backend, Backend::Redis { .. })
+        matches!(self.backend, Backend::Redis(_))
     }
 
-    /// The raw client, for pub/sub connections that cannot come from the pool.
-    pub fn redis_client(&self) -> Option<&redis::Client> {
+    /// The Redis connections, for callers in this crate that need commands (or pub/sub) the
+    /// facade lacks.
+    pub(crate) fn redis_conn(&self) -> Option<&RedisConn> {
         match &self.backend {
-            Backend::Redis { client, .. } => Some(client),
-            Backend::Local(_) => None,
-        }
-    }
-
-    /// The connections, for callers in this crate that need commands the facade lacks.
-    pub(crate) fn redis_pool(&self) -> Option<&RedisConns> {
-        match &self.backend {
-            Backend::Redis { pool, .. } => Some(pool),
+            Backend::Redis(r) => Some(r),
             Backend::Local(_) => None,
         }
     }
@@ -165,15 +142,10 @@ impl Store {
         format!("{}{}", self.prefix, key)
     }
 
-    /// Pool statistics (size, available, max) when Redis is in use.
-    pub fn pool_status(&self) -> Option<(usize, usize, usize)> {
-        match &self.backend {
-            Backend::Redis { pool, .. } => {
-                let s = pool.pool.status();
-                Some((s.size, s.available, s.max_size))
-            }
-            Backend::Local(_) => None,
-        }
+    /// Whether the shared Redis command connection has been set up (it is on first use, and
+    /// reconnects by itself from then on); `None` in single-instance mode.
+    pub fn redis_established(&self) -> Option<bool> {
+        self.redis_conn().map(|r| r.manager.initialized())
     }
 
     /// Round-trip time to the store.
@@ -181,9 +153,9 @@ impl Store {
         let start = Instant::now();
         match &self.backend {
             Backend::Local(_) => Ok(start.elapsed()),
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let _: String = redis::cmd("PING").query_async(&mut c).await?;
                     Ok(start.elapsed())
                 })
@@ -196,9 +168,9 @@ impl Store {
         let key = self.key(key);
         match &self.backend {
             Backend::Local(l) => Ok(l.get(&key)),
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     Ok(c.get(key).await?)
                 })
                 .await
@@ -218,9 +190,9 @@ impl Store {
                 l.set(&key, value.to_vec(), ttl);
                 Ok(())
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     match ttl {
                         Some(t) => {
                             let ms = t.as_millis().max(1) as u64;
@@ -250,9 +222,9 @@ impl Store {
                 l.del(&key);
                 Ok(())
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let _: i64 = c.del(&key).await?;
                     Ok(())
                 })
@@ -266,9 +238,9 @@ impl Store {
         let key = self.key(key);
         match &self.backend {
             Backend::Local(l) => Ok(l.incr(&key)),
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     Ok(c.incr(&key, 1).await?)
                 })
                 .await
@@ -332,9 +304,9 @@ impl Store {
                     reset_ms: left.as_millis() as u64,
                 })
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let (count, _, pttl): (u64, i64, i64) = redis::pipe()
                         .atomic()
                         .incr(&key, by)
@@ -369,9 +341,9 @@ impl Store {
                 l.sadd(&key, member);
                 Ok(())
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let _: () = redis::pipe()
                         .sadd(&key, member)
                         .ignore()
@@ -393,9 +365,9 @@ impl Store {
                 l.srem(&key, member);
                 Ok(())
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let _: i64 = c.srem(&key, member).await?;
                     Ok(())
                 })
@@ -409,9 +381,9 @@ impl Store {
         let key = self.key(key);
         match &self.backend {
             Backend::Local(l) => Ok(l.take_set(&key)),
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let (members, _): (Vec<String>, i64) = redis::pipe()
                         .atomic()
                         .smembers(&key)
@@ -438,9 +410,9 @@ impl Store {
                 }
                 Ok(())
             }
-            Backend::Redis { pool, .. } => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
                     let _: i64 = c.del(full).await?;
                     Ok(())
                 })
@@ -487,15 +459,47 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_shared_connection_recovers_after_redis_restarts() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    fn signal(server: &Server, sig: &str) {
+        let pid = server.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_redis_fails_calls_in_bounded_time_and_they_resume_after() {
+        let server = Server::start(free_port());
+        let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t").unwrap();
+        store.set("k", b"v", None).await.unwrap();
+
+        signal(&server, "-STOP");
+        let start = Instant::now();
+        assert!(store.get("k").await.is_err());
+        let waited = start.elapsed();
+        signal(&server, "-CONT");
+        assert!(
+            waited < OP_TIMEOUT + Duration::from_millis(500),
+            "{waited:?}"
+        );
+
+        assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn the_shared_connection_recovers_after_redis_restarts() {
+        let port = free_port();
         let server = Server::start(port);
-        let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t", 4).unwrap();
+        let store = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t").unwrap();
         store.set("k", b"v", None).await.unwrap();
         assert_eq!(store.get("k").await.unwrap(), Some(b"v".to_vec()));
 

@@ -28,9 +28,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use deadpool_redis::redis;
 use futures::StreamExt;
 
+use crate::store::bounded;
 use crate::{Store, StoreError};
 
 /// Where a value came from, for hit/miss accounting.
@@ -192,11 +192,11 @@ impl TieredCache {
     /// (current generation, the entry if it was loaded under that generation).
     async fn shared_get(&self, key: &str) -> Result<(i64, Option<Bytes>), StoreError> {
         let inner = &self.inner;
-        let Some(pool) = inner.store.redis_pool() else {
+        let Some(redis) = inner.store.redis_conn() else {
             return Ok((0, None));
         };
-        pool.bounded(async {
-            let mut c = pool.conn().await?;
+        bounded(async {
+            let mut c = redis.conn().await?;
             let (generation, entry): (Option<i64>, Option<Vec<u8>>) = redis::cmd("MGET")
                 .arg(&inner.gen_key)
                 .arg(format!("{}{key}", inner.entry_prefix))
@@ -222,11 +222,11 @@ impl TieredCache {
     /// rather than fail the request.
     pub async fn invalidate(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
-        let result = match inner.store.redis_pool() {
+        let result = match inner.store.redis_conn() {
             None => Ok(()),
-            Some(pool) => {
-                pool.bounded(async {
-                    let mut c = pool.conn().await?;
+            Some(redis) => {
+                bounded(async {
+                    let mut c = redis.conn().await?;
                     let _: (i64, i64) = redis::pipe()
                         .incr(&inner.gen_key, 1)
                         .publish(&inner.channel, "1")
@@ -246,7 +246,7 @@ impl TieredCache {
     /// reconnects with backoff, dropping this instance's local entries on every attempt, and
     /// stops when the cache is dropped.
     pub fn spawn_listener(&self) {
-        let Some(client) = self.inner.store.redis_client().cloned() else {
+        let Some(client) = self.inner.store.redis_conn().map(|r| r.client().clone()) else {
             return;
         };
         if self.inner.listener_started.swap(true, Ordering::AcqRel) {
@@ -366,7 +366,7 @@ mod tests {
         let ns = format!("tiered-test-{}", uuid::Uuid::new_v4().simple());
         let mk = || {
             TieredCache::new(
-                Store::redis(&url, &ns, 4).unwrap(),
+                Store::redis(&url, &ns).unwrap(),
                 "t",
                 TieredOptions::default(),
             )

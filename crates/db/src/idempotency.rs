@@ -137,7 +137,8 @@ pub async fn save(
     Ok(())
 }
 
-/// Deletes keys older than `hours` (API.md keeps them at least 24 h); returns how many.
+/// Deletes keys older than `hours` (docs/api.md, Idempotency: keys are kept at least 24 h);
+/// returns how many.
 pub async fn purge_older_than(pool: &PgPool, hours: i64) -> Result<u64, DbError> {
     let done = sqlx::query(
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1::int)",

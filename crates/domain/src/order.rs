@@ -1,6 +1,6 @@
 //! Order vocabulary, the order state machine, and payment status arithmetic.
 //!
-//! The transition table is API.md's "Lifecycle" table, encoded once here so that the HTTP
+//! The transition table is the one in docs/api.md, Lifecycle, encoded once here so that the HTTP
 //! handler, the worker (unpaid-order expiry) and the board all agree on what may happen next.
 //! A refused transition carries the allowed set because the 409 `invalid_transition` answer
 //! returns it in `details: {from, to, allowed}`.
@@ -169,7 +169,7 @@ impl MovementReason {
     }
 }
 
-/// The statuses an order in `from` may move to, per API.md's table, in table order.
+/// The statuses an order in `from` may move to, per docs/api.md, Lifecycle, in table order.
 ///
 /// `ready` branches on fulfilment: delivery orders go out for delivery, pickup and in-store
 /// orders complete. Terminal statuses allow nothing.
@@ -214,9 +214,10 @@ pub fn check_transition(
     }
 }
 
-/// Whether an order should move to `completed` by itself now: API.md says an `in_store` order
-/// that becomes fully paid completes on its own (the customer is standing at the till), from
-/// whatever non-terminal status it is in. This is a system move, outside the staff table.
+/// Whether an order should move to `completed` by itself now. Per docs/api.md, Lifecycle, an
+/// `in_store` order that becomes fully paid completes on its own (the customer is standing at
+/// the till), from whatever non-terminal status it is in. This is a system move, outside the
+/// staff table.
 pub fn completes_on_full_payment(
     status: OrderStatus,
     fulfilment: Fulfilment,
@@ -245,7 +246,8 @@ pub fn payment_status(total_cents: i64, paid_cents: i64, refunded_cents: i64) ->
     }
 }
 
-/// What is still owed: `max(0, total − paid)`. Refunds do not reopen a balance (API.md).
+/// What is still owed: `max(0, total − paid)`. Refunds do not reopen a balance (docs/api.md,
+/// Pricing).
 pub fn balance_due(total_cents: i64, paid_cents: i64) -> i64 {
     total_cents.saturating_sub(paid_cents).max(0)
 }

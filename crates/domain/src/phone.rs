@@ -2,8 +2,8 @@
 //!
 //! A cashier types whatever the customer says (`(415) 555-0100`, `0044 20 7946 0958`), and the
 //! lookup `GET /customers?phone=` must find the same row however it was typed, so both paths go
-//! through [`Phone::parse`] and compare the normalised strings exactly. The steps are API.md's,
-//! in order:
+//! through [`Phone::parse`] and compare the normalised strings exactly. The steps are those of
+//! docs/api.md, Customers, in order:
 //!
 //! 1. drop the separators space, `-`, `.`, `(`, `)` (after trimming the ends);
 //! 2. a leading `00` is the international prefix and becomes `+`;
@@ -13,10 +13,10 @@
 //!
 //! Step 5 also requires the library's own E.164 form to equal ours. The library is lenient on
 //! input: it reads `+44 020 7946 0958` (with the UK trunk `0`) as `+442079460958`. We do not
-//! repair such input, because API.md defines the stored form as the literal result of steps 1–3;
-//! the client gets a 422 and can drop the `0`.
+//! repair such input, because docs/api.md defines the stored form as the literal result of
+//! steps 1–3; the client gets a 422 and can drop the `0`.
 //!
-//! The US fictional range (`555-01xx`, used throughout API.md's examples) is valid in the
+//! The US fictional range (`555-01xx`, used throughout the docs' examples) is valid in the
 //! metadata shipped with phonenumber 0.3.10 (`+14155550100` passes `is_valid`), so no fallback
 //! to a length-only check is needed and none is made. A test pins this so an upgrade that
 //! changes it fails loudly.
@@ -54,8 +54,8 @@ pub enum PhoneError {
 #[serde(transparent)]
 pub struct Phone(String);
 
-/// Separators API.md says to drop. Deliberately not "any punctuation": `/` or `x` (extensions)
-/// would change the meaning, so they are rejected instead of guessed at.
+/// Separators docs/api.md (Customers) says to drop. Deliberately not "any punctuation": `/` or
+/// `x` (extensions) would change the meaning, so they are rejected instead of guessed at.
 fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '.' | '(' | ')')
 }
@@ -66,8 +66,8 @@ impl Phone {
     /// Most digits accepted after `+` (E.164's limit).
     pub const MAX_DIGITS: usize = 15;
 
-    /// Normalise `input` as API.md describes; `default_calling_code` (e.g. `"1"` or `"+44"`) is
-    /// put in front of numbers written without `+` or `00`.
+    /// Normalise `input` as docs/api.md (Customers) describes; `default_calling_code` (e.g. `"1"`
+    /// or `"+44"`) is put in front of numbers written without `+` or `00`.
     pub fn parse(input: &str, default_calling_code: &str) -> Result<Phone, PhoneError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn us_fictional_555_01xx_range_is_valid_in_the_metadata() {
-        // Pinned: if a phonenumber upgrade starts rejecting these, API.md's examples break.
+        // Pinned: if a phonenumber upgrade starts rejecting these, the docs' examples break.
         for n in ["+14155550100", "+14155550199", "+12015550123"] {
             let parsed = phonenumber::parse(None, n).unwrap();
             assert!(phonenumber::is_valid(&parsed), "{n}");

@@ -1,4 +1,5 @@
-//! Exact order pricing: API.md's five steps, in integer cents, no floats anywhere.
+//! Exact order pricing: the five steps of docs/api.md, Pricing, in integer cents, no floats
+//! anywhere.
 //!
 //! 1. `line.subtotal = unit_price × quantity`; `order.subtotal = Σ line.subtotal`.
 //! 2. `discount = round_half_up(subtotal × value_bp / 10000)` or `amount_cents`.
@@ -95,7 +96,7 @@ pub enum PricingError {
         /// The rejected value.
         amount_cents: i64,
     },
-    /// An amount discount larger than the subtotal (API.md: 422).
+    /// An amount discount larger than the subtotal (docs/api.md, Orders/Create: 422).
     #[error("discount of {discount_cents} cents exceeds the subtotal of {subtotal_cents} cents")]
     DiscountExceedsSubtotal {
         /// The requested discount.
@@ -213,7 +214,7 @@ fn check_line(index: usize, line: &LineInput) -> Result<(), PricingError> {
     Err(PricingError::InvalidLine { index, message })
 }
 
-/// Price an order per API.md's five steps (see the module doc).
+/// Price an order per the five steps of docs/api.md, Pricing (see the module doc).
 ///
 /// Errors: a malformed discount (`InvalidPercent`, `NegativeAmount`), an amount discount over
 /// the subtotal (`DiscountExceedsSubtotal`), a malformed line, or totals beyond `i64`.
@@ -260,9 +261,9 @@ pub fn price_order(
     })
 }
 
-/// Whether `discount` on an order with this subtotal needs manager+ (API.md: cashiers may give
-/// up to 20 %): a percent above 2000 bp, or an amount above 20 % of the subtotal
-/// (`amount × 10000 > subtotal × 2000`, compared exactly in integers).
+/// Whether `discount` on an order with this subtotal needs manager+ (docs/api.md, Orders/Create:
+/// cashiers may give up to 20 %): a percent above 2000 bp, or an amount above 20 % of the
+/// subtotal (`amount × 10000 > subtotal × 2000`, compared exactly in integers).
 pub fn discount_needs_manager(discount: &Discount, subtotal_cents: i64) -> bool {
     match *discount {
         Discount::Percent { value_bp } => i128::from(value_bp) > CASHIER_DISCOUNT_LIMIT_BP,

@@ -1,4 +1,5 @@
-//! User roles and the rank checks that API.md's permission table is built from.
+//! User roles and the rank checks that the permission table of docs/api.md (Authentication and
+//! roles) is built from.
 //!
 //! `admin > manager > cashier` is a ladder; `staff` (fulfilment) sits beside it and `customer`
 //! outside it. The helpers name the questions handlers actually ask, so a handler says

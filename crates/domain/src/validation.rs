@@ -2,7 +2,7 @@
 //!
 //! A client fixing a form wants every problem at once, not one per round trip, so parsers
 //! report into a [`FieldErrors`] instead of returning at the first failure. It serialises as a
-//! plain `{field: [message…]}` map, exactly the shape of `details.fields` in API.md. A
+//! plain `{field: [message…]}` map, exactly the shape of `details.fields` in docs/api.md, Errors. A
 //! `BTreeMap` keeps the field order stable, which keeps snapshot tests stable.
 
 use std::collections::BTreeMap;

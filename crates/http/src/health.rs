@@ -107,10 +107,11 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     may_see_details(&state, &headers).await?;
     let m = &state.metrics;
     let (size, idle, max) = state.db.pool_status();
-    let redis_pool = state
+    // Redis has no pool: commands share one multiplexed connection that reconnects by itself.
+    let redis = state
         .store
-        .pool_status()
-        .map(|(size, idle, max)| json!({"size": size, "idle": idle, "max": max}));
+        .redis_established()
+        .map(|established| json!({"mode": "multiplexed", "established": established}));
     let (rss, peak) = metrics::memory();
     let backlog = till_db::jobs::backlog(&state.db.write).await.ok();
     Ok(axum::Json(json!({
@@ -118,12 +119,12 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         "uptime_seconds": state.started.elapsed().as_secs(),
         "pools": {
             "database": {"size": size, "idle": idle, "max": max},
-            "redis": redis_pool,
+            "redis": redis,
         },
         "requests": {
-            "total": m.total.load(Ordering::Relaxed),
-            "5xx": m.errors_5xx.load(Ordering::Relaxed),
-            "in_flight": m.in_flight.load(Ordering::Relaxed),
+            "total": m.total(),
+            "5xx": m.errors_5xx(),
+            "in_flight": m.in_flight(),
         },
         "latency_ms": {"p50": m.percentile_ms(50.0), "p95": m.percentile_ms(95.0), "p99": m.percentile_ms(99.0)},
         "cache": {"hit_rate": m.cache_hit_rate()},
@@ -143,7 +144,7 @@ async fn lb_metrics(State(state): State<AppState>) -> Response {
         errors as f64 / requests as f64
     };
     axum::Json(json!({
-        "active_connections": m.in_flight.load(Ordering::Relaxed).max(0) + m.ws_connections.load(Ordering::Relaxed).max(0),
+        "active_connections": m.in_flight().max(0) + m.ws_connections.load(Ordering::Relaxed).max(0),
         "requests_per_minute": requests,
         "error_rate": error_rate,
         "p95_ms": m.percentile_ms(95.0),
@@ -152,14 +153,25 @@ async fn lb_metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {
-    let m = &state.metrics;
-    ::metrics::gauge!("till_http_in_flight").set(m.in_flight.load(Ordering::Relaxed) as f64);
-    ::metrics::gauge!("till_ws_connections").set(m.ws_connections.load(Ordering::Relaxed) as f64);
+    let mut text = String::new();
+    state.metrics.render_prometheus(&mut text);
     let (size, idle, _) = state.db.pool_status();
-    ::metrics::gauge!("till_db_pool_size").set(size as f64);
-    ::metrics::gauge!("till_db_pool_idle").set(idle as f64);
-    let text = metrics::prometheus()
-        .map(|h| h.render())
-        .unwrap_or_default();
+    let help = "Connections of the primary database pool";
+    metrics::write_gauge(
+        &mut text,
+        "till_db_pool_size",
+        &format!("{help}."),
+        size as f64,
+    );
+    metrics::write_gauge(
+        &mut text,
+        "till_db_pool_idle",
+        &format!("{help} now idle."),
+        idle as f64,
+    );
+    // Counters recorded elsewhere through the `metrics` facade.
+    if let Some(handle) = metrics::prometheus() {
+        text.push_str(&handle.render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -2,7 +2,7 @@
 //! error envelope, security headers, panic → 500, timeout → 503, body limit → 413.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -22,19 +22,10 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
-    let start = Instant::now();
-    state
-        .metrics
-        .in_flight
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let served = state.metrics.begin();
     let mut resp = request_id::scope(id.clone(), next.run(req).instrument(span.clone())).await;
-    state
-        .metrics
-        .in_flight
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    let elapsed = start.elapsed();
     let status = resp.status().as_u16();
-    state.metrics.record(elapsed, status);
+    let elapsed = served.finish(status);
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -1,27 +1,49 @@
-//! In-process request statistics for `/health/detailed` and `/health/metrics`, plus the
-//! Prometheus recorder behind `/metrics`.
+//! This instance's request statistics, recorded once per request (by the `observe` layer) and
+//! read by all three views: `/health/detailed`, `/health/metrics` and `/metrics`.
+//!
+//! `/metrics` renders the request families (`http_requests_total`,
+//! `http_request_duration_seconds`) and the instance gauges from these atomics with the
+//! Prometheus exporter's own formatting helpers, then appends what other code records through
+//! the `metrics` facade into the process-wide Prometheus recorder (event counters such as
+//! `till_ws_resyncs_total`). Request metrics are per instance on purpose: several app instances
+//! may share one process (the tests do), and each reports its own traffic.
 //!
 //! Latency is kept in a log-scale histogram (about 8 % per bucket) of atomics: constant memory,
 //! no lock on the request path, percentiles good to a bucket.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use metrics_exporter_prometheus::formatting::{
+    write_help_line, write_metric_line, write_type_line,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 const BUCKETS: usize = 200;
 /// Bucket i covers latencies up to 10 µs × GROWTH^i; 200 buckets reach past 10 minutes.
 const GROWTH: f64 = 1.08;
 
+/// Status classes, in the order of [`Metrics::by_class`].
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// `le` bounds (seconds) of the Prometheus histogram. Each is counted up to the end of the fine
+/// bucket it falls in, so a bound is exact to the fine buckets' 8 %.
+const EXPORTED_BOUNDS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 pub struct Metrics {
-    pub in_flight: AtomicI64,
-    pub total: AtomicU64,
-    pub errors_5xx: AtomicU64,
+    in_flight: AtomicI64,
+    /// Open WebSocket connections (the WebSocket handler counts them).
+    pub ws_connections: AtomicI64,
+    /// Catalog cache lookups answered without the loader, and those that ran it.
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
-    pub ws_connections: AtomicI64,
+    /// Finished requests per status class (1xx..5xx).
+    by_class: [AtomicU64; 5],
     latency: Vec<AtomicU64>,
+    latency_sum_us: AtomicU64,
     /// Per-second (epoch second, requests, 5xx) ring for the last minute.
     ring: Vec<(AtomicU64, AtomicU64, AtomicU64)>,
 }
@@ -30,12 +52,12 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             in_flight: AtomicI64::new(0),
-            total: AtomicU64::new(0),
-            errors_5xx: AtomicU64::new(0),
+            ws_connections: AtomicI64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
-            ws_connections: AtomicI64::new(0),
+            by_class: Default::default(),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            latency_sum_us: AtomicU64::new(0),
             ring: (0..60)
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
@@ -55,6 +77,16 @@ fn bucket_upper_ms(i: usize) -> f64 {
     10.0 * GROWTH.powi(i as i32) / 1000.0
 }
 
+fn class_of(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -62,14 +94,45 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// A request being served: counted in flight until dropped, recorded by [`InFlight::finish`].
+/// A request whose future is dropped (the client went away) leaves the in-flight count without
+/// being recorded.
+pub struct InFlight<'a> {
+    metrics: &'a Metrics,
+    start: Instant,
+}
+
+impl InFlight<'_> {
+    /// Records the finished request; returns how long it took.
+    pub fn finish(self, status: u16) -> Duration {
+        let elapsed = self.start.elapsed();
+        self.metrics.record(elapsed, status);
+        elapsed
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Metrics {
-    pub fn record(&self, elapsed: Duration, status: u16) {
-        self.total.fetch_add(1, Ordering::Relaxed);
-        let is_5xx = status >= 500;
-        if is_5xx {
-            self.errors_5xx.fetch_add(1, Ordering::Relaxed);
+    /// Starts timing a request.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            metrics: self,
+            start: Instant::now(),
         }
+    }
+
+    fn record(&self, elapsed: Duration, status: u16) {
+        self.by_class[class_of(status)].fetch_add(1, Ordering::Relaxed);
         self.latency[bucket_of(elapsed)].fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+        let is_5xx = status >= 500;
         let sec = now_secs();
         let slot = &self.ring[(sec % 60) as usize];
         // A slot from a previous minute is reset by the first request that lands in it this
@@ -82,17 +145,36 @@ impl Metrics {
         if is_5xx {
             slot.2.fetch_add(1, Ordering::Relaxed);
         }
-        metrics::histogram!("http_request_duration_seconds").record(elapsed.as_secs_f64());
-        metrics::counter!("http_requests_total", "status" => status_class(status)).increment(1);
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Requests served since start.
+    pub fn total(&self) -> u64 {
+        self.by_class
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Requests answered with a 5xx since start.
+    pub fn errors_5xx(&self) -> u64 {
+        self.by_class[4].load(Ordering::Relaxed)
+    }
+
+    fn latency_counts(&self) -> Vec<u64> {
+        self.latency
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Latency percentile in milliseconds over the life of the process (0 before any request).
     pub fn percentile_ms(&self, p: f64) -> f64 {
-        let counts: Vec<u64> = self
-            .latency
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .collect();
+        let counts = self.latency_counts();
         let total: u64 = counts.iter().sum();
         if total == 0 {
             return 0.0;
@@ -133,20 +215,99 @@ impl Metrics {
             h / (h + m)
         }
     }
-}
 
-fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+    /// Appends this instance's families in the Prometheus text format.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let name = "http_requests_total";
+        write_help_line(out, name, "Requests served, by status class.");
+        write_type_line(out, name, "counter");
+        for (class, count) in CLASSES.iter().zip(&self.by_class) {
+            let labels = [format!("status=\"{class}\"")];
+            let n = count.load(Ordering::Relaxed);
+            write_metric_line(out, name, None, &labels, None::<(&str, u8)>, n, None);
+        }
+
+        let name = "http_request_duration_seconds";
+        write_help_line(out, name, "Time from request to response.");
+        write_type_line(out, name, "histogram");
+        let counts = self.latency_counts();
+        let mut cumulative = 0;
+        let mut next = 0;
+        for bound in EXPORTED_BOUNDS {
+            let last = bucket_of(Duration::from_secs_f64(bound));
+            cumulative += counts[next..=last].iter().sum::<u64>();
+            next = last + 1;
+            write_metric_line(
+                out,
+                name,
+                Some("bucket"),
+                &[],
+                Some(("le", bound)),
+                cumulative,
+                None,
+            );
+        }
+        let total: u64 = counts.iter().sum();
+        write_metric_line(
+            out,
+            name,
+            Some("bucket"),
+            &[],
+            Some(("le", "+Inf")),
+            total,
+            None,
+        );
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        write_metric_line(out, name, Some("sum"), &[], None::<(&str, u8)>, sum, None);
+        write_metric_line(
+            out,
+            name,
+            Some("count"),
+            &[],
+            None::<(&str, u8)>,
+            total,
+            None,
+        );
+
+        let name = "till_cache_lookups_total";
+        write_help_line(
+            out,
+            name,
+            "Catalog cache lookups, by whether the loader ran.",
+        );
+        write_type_line(out, name, "counter");
+        for (result, count) in [("hit", &self.cache_hits), ("miss", &self.cache_misses)] {
+            let labels = [format!("result=\"{result}\"")];
+            let n = count.load(Ordering::Relaxed);
+            write_metric_line(out, name, None, &labels, None::<(&str, u8)>, n, None);
+        }
+
+        let in_flight = self.in_flight() as f64;
+        write_gauge(
+            out,
+            "till_http_in_flight",
+            "Requests being served.",
+            in_flight,
+        );
+        let ws = self.ws_connections.load(Ordering::Relaxed) as f64;
+        write_gauge(
+            out,
+            "till_ws_connections",
+            "Open WebSocket connections.",
+            ws,
+        );
     }
 }
 
-/// The process-wide Prometheus recorder. Installed once; several app instances in one process
-/// (the tests) share it.
+/// Appends one unlabelled gauge in the Prometheus text format.
+pub fn write_gauge(out: &mut String, name: &str, help: &str, value: f64) {
+    write_help_line(out, name, help);
+    write_type_line(out, name, "gauge");
+    write_metric_line(out, name, None, &[], None::<(&str, u8)>, value, None);
+}
+
+/// The process-wide Prometheus recorder behind the `metrics` facade. Installed once; several
+/// app instances in one process (the tests) share it.
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static H: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     H.get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
@@ -186,5 +347,42 @@ mod tests {
         assert!((2.0..2.2).contains(&p50), "{p50}");
         assert!((100.0..109.0).contains(&p99), "{p99}");
         assert_eq!(m.last_minute(), (100, 10));
+        assert_eq!((m.total(), m.errors_5xx()), (100, 10));
+    }
+
+    #[test]
+    fn in_flight_counts_until_dropped_and_records_on_finish() {
+        let m = Metrics::default();
+        let served = m.begin();
+        let abandoned = m.begin();
+        assert_eq!(m.in_flight(), 2);
+        served.finish(204);
+        drop(abandoned);
+        assert_eq!((m.in_flight(), m.total()), (0, 1));
+    }
+
+    #[test]
+    fn prometheus_text_is_derived_from_the_same_counts() {
+        let m = Metrics::default();
+        for _ in 0..3 {
+            m.record(Duration::from_millis(3), 200);
+        }
+        m.record(Duration::from_millis(200), 503);
+        let mut out = String::new();
+        m.render_prometheus(&mut out);
+        for line in [
+            "http_requests_total{status=\"2xx\"} 3",
+            "http_requests_total{status=\"5xx\"} 1",
+            "http_request_duration_seconds_bucket{le=\"0.0025\"} 0",
+            "http_request_duration_seconds_bucket{le=\"0.005\"} 3",
+            "http_request_duration_seconds_bucket{le=\"0.25\"} 4",
+            "http_request_duration_seconds_bucket{le=\"+Inf\"} 4",
+            "http_request_duration_seconds_count 4",
+            "http_request_duration_seconds_sum 0.209",
+            "# TYPE http_request_duration_seconds histogram",
+            "till_http_in_flight 0",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
     }
 }

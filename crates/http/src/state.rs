@@ -57,7 +57,7 @@ impl AppState {
             config.database_max_connections,
         )?;
         let store = match &config.redis_url {
-            Some(url) => Store::redis(url.expose_secret(), &config.redis_namespace, 64)?,
+            Some(url) => Store::redis(url.expose_secret(), &config.redis_namespace)?,
             None => Store::local(),
         };
         let jwt = JwtKeys::new(config.jwt_secret_bytes(), config.jwt_ttl);
