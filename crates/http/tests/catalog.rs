@@ -44,24 +44,26 @@ async fn categories_list_create_duplicate_and_roles() {
     assert!(c["id"].is_string());
 
     // Same slug from a differently written name.
-    let e = mgr
-        .post(CATEGORIES, json!({"name": "hot drinks tea"}))
-        .await
-        .expect_error(409, "already_exists");
-    assert_eq!(e["error"]["details"]["slug"], "hot-drinks-tea");
-    let r = mgr.post(CATEGORIES, json!({"name": "☕"})).await;
-    assert!(r.error_fields()["name"].is_array());
-    r.expect_error(422, "validation_failed");
-    let bakery = json!({"name": "Bakery"});
-    for (who, name, status, code) in [
-        (&mgr, "  ", 422, "validation_failed"),
-        (&cashier, "Bakery", 403, "forbidden"),
-        (&app.anon(), "Bakery", 401, "unauthorized"),
-    ] {
-        who.post(CATEGORIES, json!({ "name": name }))
-            .await
-            .expect_error(status, code);
-    }
+    let name = |n: &str| json!({ "name": n });
+    let e = expect_errors([
+        (
+            mgr.post(CATEGORIES, name("hot drinks tea")),
+            409,
+            "already_exists",
+        ),
+        (mgr.post(CATEGORIES, name("☕")), 422, "validation_failed"),
+        (mgr.post(CATEGORIES, name("  ")), 422, "validation_failed"),
+        (cashier.post(CATEGORIES, name("Bakery")), 403, "forbidden"),
+        (
+            app.anon().post(CATEGORIES, name("Bakery")),
+            401,
+            "unauthorized",
+        ),
+    ])
+    .await;
+    assert_eq!(e[0]["error"]["details"]["slug"], "hot-drinks-tea");
+    assert!(e[1]["error"]["details"]["fields"]["name"].is_array());
+    let bakery = name("Bakery");
 
     let c2 = mgr.post(CATEGORIES, bakery).await.body;
     let v = app.anon().get(CATEGORIES).await.body;
@@ -153,62 +155,39 @@ async fn create_product_validation_conflicts_and_roles() {
         ),
     ];
     for (body, fields) in invalid {
-        let e = mgr
-            .post(PRODUCTS, &body)
-            .await
-            .expect_error(422, "validation_failed");
-        for f in fields {
-            assert!(
-                e["error"]["details"]["fields"][f].is_array(),
-                "{f} not reported: {e}"
-            );
-        }
+        mgr.post(PRODUCTS, &body).await.expect_invalid(fields);
     }
-    let e = mgr
-        .post(PRODUCTS, json!({}))
-        .await
-        .expect_error(422, "validation_failed");
+    let e = mgr.post(PRODUCTS, json!({})).await.expect_invalid(&[]);
     for f in ["sku", "name", "price_cents", "tax_rate_bp"] {
         assert_eq!(e["error"]["details"]["fields"][f][0], "is required", "{e}");
     }
 
-    mgr.create_product(
-        ProductBuilder::new("DUP-1")
-            .barcode("111")
-            .name("One")
-            .price(1),
-    )
-    .await;
-    for (body, field) in [
-        (product("DUP-1", "Two", 1), "sku"),
-        (
-            ProductBuilder::new("DUP-2")
-                .barcode("111")
-                .name("Two")
-                .price(1),
-            "barcode",
-        ),
-    ] {
-        let e = mgr
-            .post(PRODUCTS, body)
-            .await
-            .expect_error(409, "already_exists");
-        assert_eq!(e["error"]["details"]["field"], field);
-    }
-
+    let plain = |sku: &str, name: &str| product(sku, name, 1).tax_bp(0);
+    mgr.create_product(plain("DUP-1", "One").barcode("111"))
+        .await;
     let c1 = product("C-1", "C", 1);
-    cashier
-        .post(PRODUCTS, &c1)
-        .await
-        .expect_error(403, "forbidden");
-    app.anon()
-        .post(PRODUCTS, &c1)
-        .await
-        .expect_error(401, "unauthorized");
-    mgr.request(reqwest::Method::POST, PRODUCTS)
-        .body("sku=1")
-        .await
-        .expect_error(415, "unsupported_media_type");
+    let e = expect_errors([
+        (
+            mgr.post(PRODUCTS, product("DUP-1", "Two", 1)),
+            409,
+            "already_exists",
+        ),
+        (
+            mgr.post(PRODUCTS, plain("DUP-2", "Two").barcode("111")),
+            409,
+            "already_exists",
+        ),
+        (cashier.post(PRODUCTS, &c1), 403, "forbidden"),
+        (app.anon().post(PRODUCTS, &c1), 401, "unauthorized"),
+        (
+            mgr.request(reqwest::Method::POST, PRODUCTS).body("sku=1"),
+            415,
+            "unsupported_media_type",
+        ),
+    ])
+    .await;
+    assert_eq!(e[0]["error"]["details"]["field"], "sku");
+    assert_eq!(e[1]["error"]["details"]["field"], "barcode");
 }
 
 #[tokio::test]
@@ -263,11 +242,15 @@ async fn pagination_walk_survives_concurrent_inserts() {
         "a row that existed before the walk was skipped"
     );
 
-    for q in ["limit=0", "limit=101", "cursor=garbage", "category_id=nope"] {
-        anon.get(&format!("{PRODUCTS}?{q}"))
-            .await
-            .expect_error(422, "validation_failed");
-    }
+    let bad = ["limit=0", "limit=101", "cursor=garbage", "category_id=nope"];
+    expect_errors(bad.map(|q| {
+        (
+            anon.get(&format!("{PRODUCTS}?{q}")),
+            422,
+            "validation_failed",
+        )
+    }))
+    .await;
     let page = anon.get(PRODUCTS).await.body;
     assert_eq!(page["items"].as_array().unwrap().len(), 20, "default limit");
 }
@@ -482,14 +465,13 @@ async fn patch_is_partial_versioned_and_honours_if_match() {
     );
 
     let cashier = app.as_cashier().await;
-    cashier
-        .patch(&path, json!({"price_cents": 1}))
-        .await
-        .expect_error(403, "forbidden");
     let missing = format!("{PRODUCTS}/{}", uuid::Uuid::now_v7());
-    mgr.patch(&missing, json!({"price_cents": 1}))
-        .await
-        .expect_error(404, "not_found");
+    let cheap = json!({"price_cents": 1});
+    expect_errors([
+        (cashier.patch(&path, &cheap), 403, "forbidden"),
+        (mgr.patch(&missing, &cheap), 404, "not_found"),
+    ])
+    .await;
 
     let (data,): (Value,) = sqlx::query_as(
         "SELECT data FROM audit_log WHERE action = 'product.update' ORDER BY at LIMIT 1",
@@ -516,17 +498,15 @@ async fn delete_deactivates_and_hides_from_the_public() {
     anon.get(&path).await.expect_status(200);
     assert_eq!(names(&anon.get(PRODUCTS).await.body).len(), 2);
 
-    cashier.delete(&path).await.expect_error(403, "forbidden");
-    mgr.delete(&path)
-        .header("if-match", "\"7\"")
-        .await
-        .expect_error(412, "precondition_failed");
+    expect_errors([
+        (cashier.delete(&path), 403, "forbidden"),
+        (mgr.delete(&path).if_match(7), 412, "precondition_failed"),
+    ])
+    .await;
     mgr.delete(&path).await.expect_status(204);
     assert_eq!(mgr.delete(&path).await.status(), 204, "idempotent");
 
-    for who in [&anon, &customer, &cashier] {
-        who.get(&path).await.expect_error(404, "not_found");
-    }
+    expect_errors([&anon, &customer, &cashier].map(|who| (who.get(&path), 404, "not_found"))).await;
     let v = mgr.get(&path).await.expect_json(200);
     assert_eq!(v["active"], false);
     assert_eq!(v["version"], 2);
@@ -542,16 +522,22 @@ async fn delete_deactivates_and_hides_from_the_public() {
         names(&mgr.get(&all).await.body),
         ["Discontinued Mug", "New Mug"]
     );
-    for (who, status, code) in [
-        (&customer, 403, "forbidden"),
-        (&cashier, 403, "forbidden"),
-        (&anon, 401, "unauthorized"),
-    ] {
-        who.get(&all).await.expect_error(status, code);
-    }
-    mgr.get(&format!("{PRODUCTS}?include_inactive=maybe"))
-        .await
-        .expect_error(422, "validation_failed");
+    expect_errors([
+        (customer.get(&all), 403, "forbidden"),
+        (cashier.get(&all), 403, "forbidden"),
+        (anon.get(&all), 401, "unauthorized"),
+        (
+            mgr.get(&format!("{PRODUCTS}?include_inactive=maybe")),
+            422,
+            "validation_failed",
+        ),
+        (
+            anon.get(&format!("{PRODUCTS}/not-a-uuid")),
+            400,
+            "bad_request",
+        ),
+    ])
+    .await;
 
     // Reactivating brings it back.
     mgr.patch(&path, json!({"active": true}))
@@ -559,9 +545,6 @@ async fn delete_deactivates_and_hides_from_the_public() {
         .expect_status(200);
     anon.get(&path).await.expect_status(200);
     assert_eq!(audit_count(&app, "product.delete").await, 1);
-    anon.get(&format!("{PRODUCTS}/not-a-uuid"))
-        .await
-        .expect_error(400, "bad_request");
 }
 
 #[tokio::test]

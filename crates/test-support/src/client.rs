@@ -283,6 +283,17 @@ impl Resp {
         v
     }
 
+    /// Asserts a 422 `validation_failed` that names each of `fields`; returns the body.
+    #[track_caller]
+    pub fn expect_invalid(self, fields: &[&str]) -> Value {
+        let v = self.expect_error(422, "validation_failed");
+        for f in fields {
+            let named = &v["error"]["details"]["fields"][f];
+            assert!(named.is_array(), "{f} not reported: {v}");
+        }
+        v
+    }
+
     pub fn json(&self) -> &Value {
         &self.body
     }
@@ -460,4 +471,21 @@ pub async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
 /// Asserts an error envelope with `code`, and returns the body.
 pub async fn expect_error(resp: reqwest::Response, status: u16, code: &str) -> Value {
     Resp::read(resp).await.expect_error(status, code)
+}
+
+/// Sends each request in turn and asserts its error answer (status and code); returns the bodies.
+/// A table of refusals reads as one row per case.
+pub async fn expect_errors<'a>(cases: impl IntoIterator<Item = (Req, u16, &'a str)>) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for (i, (req, status, code)) in cases.into_iter().enumerate() {
+        let r = req.send().await;
+        assert_eq!(
+            (r.status(), r.error_code()),
+            (status, Some(code)),
+            "case {i}: {}",
+            r.body
+        );
+        bodies.push(r.expect_error(status, code));
+    }
+    bodies
 }
