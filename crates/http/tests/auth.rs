@@ -1,278 +1,195 @@
 //! Register, login, logout, me, users, CSRF, roles and token tampering, over HTTP.
 
-mod common;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::*;
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use till_test_support::*;
 
-async fn register(app: &TestApp, body: Value) -> reqwest::Response {
-    app.post("/api/v1/auth/register", None, body).await
+const REGISTER: &str = "/api/v1/auth/register";
+const LOGIN: &str = "/api/v1/auth/login";
+const USERS: &str = "/api/v1/users";
+
+fn login_body(email: &str, password: &str) -> Value {
+    json!({"email": email, "password": password})
 }
 
 #[tokio::test]
 async fn login_me_logout_with_bearer_token() {
     let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    assert_eq!(admin.user["role"], "admin");
-    let (s, me) = body(app.get("/api/v1/auth/me", Some(&admin.token)).await).await;
-    assert_eq!(s, StatusCode::OK);
+    let admin = app.as_admin().await;
+    assert_eq!(admin.user()["role"], "admin");
+    let me = admin.me().await.expect_json(200);
     assert_eq!(me["user"]["email"], ADMIN_EMAIL);
     assert!(me["user"].get("password_hash").is_none());
 
-    let r = logout(&app, &admin.token).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&admin.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    admin.logout().await.expect_status(204);
+    admin.me().await.expect_error(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn register_creates_a_customer_login() {
     let app = TestApp::spawn().await;
-    let r = register(
-        &app,
-        json!({"email": "  Ann@Example.COM ", "password": "long-enough", "name": "Ann", "phone": "+1 (415) 555-0100"}),
-    )
-    .await;
-    let (s, v) = body(r).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let anon = app.anon();
+    let v = anon
+        .post(
+            REGISTER,
+            json!({"email": "  Ann@Example.COM ", "password": "long-enough", "name": "Ann", "phone": "+1 (415) 555-0100"}),
+        )
+        .await
+        .expect_json(201);
     assert_eq!(v["user"]["email"], "ann@example.com");
     assert_eq!(v["user"]["role"], "customer");
     assert_eq!(v["user"]["phone"], "+14155550100");
     assert!(v["user"]["customer_id"].is_string());
-    let login = app.login("ann@example.com", "long-enough").await;
-    assert_eq!(login.user["customer_id"], v["user"]["customer_id"]);
+    let login = app.sign_in("ann@example.com", "long-enough").await;
+    assert_eq!(login.user()["customer_id"], v["user"]["customer_id"]);
 
     // Same email (any case) → 409; same phone already tied to a login → 409.
-    let dup = register(
-        &app,
+    for dup in [
         json!({"email": "ANN@example.com", "password": "long-enough", "name": "Ann"}),
-    )
-    .await;
-    expect_error(dup, 409, "already_exists").await;
-    let dup_phone = register(
-        &app,
         json!({"email": "other@example.com", "password": "long-enough", "name": "Other", "phone": "415.555.0100"}),
-    )
-    .await;
-    expect_error(dup_phone, 409, "already_exists").await;
+    ] {
+        anon.post(REGISTER, dup)
+            .await
+            .expect_error(409, "already_exists");
+    }
 }
 
 #[tokio::test]
 async fn register_validates_every_field_and_changes_nothing() {
     let app = TestApp::spawn().await;
-    let r = register(
-        &app,
-        json!({"email": "not-an-email", "password": "short", "name": "", "phone": "12ab"}),
-    )
-    .await;
-    let v = expect_error(r, 422, "validation_failed").await;
-    let fields = &v["error"]["details"]["fields"];
-    for f in ["email", "password", "name", "phone"] {
-        assert!(fields[f].is_array(), "{f} missing in {v}");
-    }
-    let too_long = "x".repeat(129);
-    let r = register(
-        &app,
-        json!({"email": "a@b.co", "password": too_long, "name": "A"}),
-    )
-    .await;
-    expect_error(r, 422, "validation_failed").await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&app.state.db.write)
+    let anon = app.anon();
+    let v = anon
+        .post(
+            REGISTER,
+            json!({"email": "not-an-email", "password": "short", "name": "", "phone": "12ab"}),
+        )
         .await
-        .unwrap();
-    assert_eq!(count, 1, "only the bootstrap admin exists");
+        .expect_error(422, "validation_failed");
+    for f in ["email", "password", "name", "phone"] {
+        assert!(
+            v["error"]["details"]["fields"][f].is_array(),
+            "{f} missing in {v}"
+        );
+    }
+    anon.post(
+        REGISTER,
+        json!({"email": "a@b.co", "password": "x".repeat(129), "name": "A"}),
+    )
+    .await
+    .expect_error(422, "validation_failed");
+    let users = count(&app, "SELECT count(*) FROM users", "").await;
+    assert_eq!(users, 1, "only the bootstrap admin exists");
 }
 
 #[tokio::test]
 async fn wrong_password_and_unknown_email_get_the_same_answer() {
     let app = TestApp::spawn().await;
-    let a = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": ADMIN_EMAIL, "password": "wrong-password"}),
-        )
-        .await;
-    let b = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": "nobody@test.local", "password": "wrong-password"}),
-        )
-        .await;
-    let va = expect_error(a, 401, "invalid_credentials").await;
-    let vb = expect_error(b, 401, "invalid_credentials").await;
-    assert_eq!(va["error"]["message"], vb["error"]["message"]);
+    let mut messages = Vec::new();
+    for email in [ADMIN_EMAIL, "nobody@test.local"] {
+        let v = app
+            .anon()
+            .post(LOGIN, login_body(email, "wrong-password"))
+            .await
+            .expect_error(401, "invalid_credentials");
+        messages.push(v["error"]["message"].clone());
+    }
+    assert_eq!(messages[0], messages[1]);
 }
 
 #[tokio::test]
 async fn cookie_session_needs_csrf_on_unsafe_methods() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let cookie = format!("till_session={}", cashier.cookie);
+    let cashier = app.as_cashier().await;
+    let cookie = cashier.cookie_only();
 
-    let me = app
-        .req(Method::GET, "/api/v1/auth/me")
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        me.status(),
-        StatusCode::OK,
+        cookie.me().await.status(),
+        200,
         "cookie authenticates safe requests without CSRF"
     );
-
-    let no_token = app
-        .req(Method::POST, "/api/v1/auth/logout")
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    expect_error(no_token, 403, "csrf_failed").await;
-    let wrong = app
-        .req(Method::POST, "/api/v1/auth/logout")
-        .header("cookie", &cookie)
+    cookie.logout().await.expect_error(403, "csrf_failed");
+    cookie
+        .request(reqwest::Method::POST, "/api/v1/auth/logout")
         .header("x-csrf-token", "not-the-token")
-        .send()
         .await
-        .unwrap();
-    expect_error(wrong, 403, "csrf_failed").await;
+        .expect_error(403, "csrf_failed");
     // Still signed in: the refused requests changed nothing.
-    let me = app
-        .req(Method::GET, "/api/v1/auth/me")
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), StatusCode::OK);
+    cookie.me().await.expect_status(200);
 
-    let ok = app
-        .req(Method::POST, "/api/v1/auth/logout")
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &cashier.csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::NO_CONTENT);
-    let cleared = ok.headers().get("set-cookie").unwrap().to_str().unwrap();
+    let ok = cashier.cookie_session().logout().await.expect_status(204);
+    let cleared = ok.header("set-cookie");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     // The session and the token issued with it are both gone.
-    let me = app
-        .req(Method::GET, "/api/v1/auth/me")
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    expect_error(me, 401, "unauthorized").await;
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&cashier.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    cookie.me().await.expect_error(401, "unauthorized");
+    cashier.me().await.expect_error(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn session_cookie_attributes() {
     let app = TestApp::spawn_with(&Opts::new().await.set("COOKIE_SECURE", "true")).await;
     let r = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
-        )
+        .anon()
+        .post(LOGIN, login_body(ADMIN_EMAIL, ADMIN_PASSWORD))
         .await;
-    let c = r
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let c = r.header("set-cookie");
     for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
         assert!(c.contains(attr), "{attr} missing in {c}");
     }
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["token_type"], "Bearer");
-    assert_eq!(v["expires_in"], 900);
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(r.body["expires_in"], 900);
 }
 
 #[tokio::test]
 async fn roles_are_enforced_on_user_management() {
     let app = TestApp::spawn().await;
-    expect_error(app.get("/api/v1/users", None).await, 401, "unauthorized").await;
+    app.anon()
+        .get(USERS)
+        .await
+        .expect_error(401, "unauthorized");
     for role in ["manager", "cashier", "staff", "customer"] {
-        let u = app.user(role).await;
-        expect_error(
-            app.get("/api/v1/users", Some(&u.token)).await,
-            403,
-            "forbidden",
+        let u = app.as_role(role).await;
+        u.get(USERS).await.expect_error(403, "forbidden");
+        u.post(
+            USERS,
+            json!({"email": "x@test.local", "password": "password-123", "name": "X", "role": "admin"}),
         )
-        .await;
-        let r = app
-            .post(
-                "/api/v1/users",
-                Some(&u.token),
-                json!({"email": "x@test.local", "password": "password-123", "name": "X", "role": "admin"}),
-            )
-            .await;
-        expect_error(r, 403, "forbidden").await;
+        .await
+        .expect_error(403, "forbidden");
     }
 }
 
 #[tokio::test]
 async fn admin_manages_users_with_pagination_and_validation() {
     let app = TestApp::spawn().await;
-    let admin = app.admin().await;
+    let admin = app.as_admin().await;
+    let user = |email: &str, role: &str| json!({"email": email, "password": "password-123", "name": "U", "role": role});
     for i in 0..3 {
-        let r = app
-            .post(
-                "/api/v1/users",
-                Some(&admin.token),
-                json!({"email": format!("u{i}@test.local"), "password": "password-123", "name": format!("U{i}"), "role": "cashier"}),
-            )
-            .await;
-        let (s, v) = body(r).await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let v = admin
+            .post(USERS, user(&format!("u{i}@test.local"), "cashier"))
+            .await
+            .expect_json(201);
         assert_eq!(v["role"], "cashier");
         assert_eq!(v["active"], true);
     }
-    let bad_role = app
-        .post(
-            "/api/v1/users",
-            Some(&admin.token),
-            json!({"email": "z@test.local", "password": "password-123", "name": "Z", "role": "overlord"}),
-        )
-        .await;
-    expect_error(bad_role, 422, "validation_failed").await;
-    let dup = app
-        .post(
-            "/api/v1/users",
-            Some(&admin.token),
-            json!({"email": "u0@test.local", "password": "password-123", "name": "U", "role": "staff"}),
-        )
-        .await;
-    expect_error(dup, 409, "already_exists").await;
+    admin
+        .post(USERS, user("z@test.local", "overlord"))
+        .await
+        .expect_error(422, "validation_failed");
+    admin
+        .post(USERS, user("u0@test.local", "staff"))
+        .await
+        .expect_error(409, "already_exists");
 
     // Walk 4 users two at a time: no repeats, no gaps.
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/api/v1/users?limit=2&cursor={c}"),
-            None => "/api/v1/users?limit=2".into(),
+            Some(c) => format!("{USERS}?limit=2&cursor={c}"),
+            None => format!("{USERS}?limit=2"),
         };
-        let (s, v) = body(app.get(&path, Some(&admin.token)).await).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
+        let v = admin.get(&path).await.expect_json(200);
         for u in v["items"].as_array().unwrap() {
             seen.push(u["email"].as_str().unwrap().to_owned());
         }
@@ -283,168 +200,101 @@ async fn admin_manages_users_with_pagination_and_validation() {
     }
     assert_eq!(
         seen,
-        vec![
+        [
             ADMIN_EMAIL,
             "u0@test.local",
             "u1@test.local",
             "u2@test.local"
         ]
     );
-    expect_error(
-        app.get("/api/v1/users?limit=0", Some(&admin.token)).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/users?limit=101", Some(&admin.token)).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/users?cursor=garbage", Some(&admin.token))
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let missing = format!("/api/v1/users/{}", uuid::Uuid::now_v7());
-    expect_error(
-        app.patch(&missing, Some(&admin.token), json!({"name": "x"}))
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
+    for q in ["limit=0", "limit=101", "cursor=garbage"] {
+        admin
+            .get(&format!("{USERS}?{q}"))
+            .await
+            .expect_error(422, "validation_failed");
+    }
+    admin
+        .patch(
+            &format!("{USERS}/{}", uuid::Uuid::now_v7()),
+            json!({"name": "x"}),
+        )
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn deactivation_ends_sessions_everywhere_and_blocks_login() {
     let (a, b) = TestApp::spawn_pair().await;
-    let admin = a.admin().await;
-    let cashier = a.user("cashier").await;
-    assert_eq!(
-        b.get("/api/v1/auth/me", Some(&cashier.token))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let admin = a.as_admin().await;
+    let cashier = a.as_cashier().await;
+    let on_b = cashier.on(&b);
+    on_b.me().await.expect_status(200);
 
-    let path = format!("/api/v1/users/{}", cashier.id());
-    let (s, v) = body(
-        a.patch(&path, Some(&admin.token), json!({"active": false}))
-            .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let v = admin
+        .patch(
+            &format!("{USERS}/{}", cashier.id()),
+            json!({"active": false}),
+        )
+        .await
+        .expect_json(200);
     assert_eq!(v["active"], false);
     // At once, on the other instance too: token and cookie.
-    expect_error(
-        b.get("/api/v1/auth/me", Some(&cashier.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    let r = b
-        .req(Method::GET, "/api/v1/auth/me")
-        .header("cookie", format!("till_session={}", cashier.cookie))
-        .send()
+    on_b.me().await.expect_error(401, "unauthorized");
+    on_b.cookie_only()
+        .me()
         .await
-        .unwrap();
-    expect_error(r, 401, "unauthorized").await;
-    let email = cashier.user["email"].as_str().unwrap();
-    let r = b
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": email, "password": "password-123"}),
-        )
-        .await;
-    expect_error(r, 401, "unauthorized").await;
+        .expect_error(401, "unauthorized");
+    b.anon()
+        .post(LOGIN, login_body(cashier.email(), "password-123"))
+        .await
+        .expect_error(401, "unauthorized");
 
     // Audit trail of the change.
-    let n: i64 = sqlx::query_scalar(
+    let n = count(
+        &a,
         "SELECT count(*) FROM audit_log WHERE action = 'user.update' AND entity_id = $1",
+        cashier.id(),
     )
-    .bind(cashier.id())
-    .fetch_one(&a.state.db.write)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(n, 1);
 }
 
 #[tokio::test]
 async fn role_change_revokes_old_tokens_and_last_admin_is_protected() {
     let app = TestApp::spawn().await;
-    let admin = app.admin().await;
-    let staff = app.user("staff").await;
-    let path = format!("/api/v1/users/{}", staff.id());
-    let (s, v) = body(
-        app.patch(&path, Some(&admin.token), json!({"role": "manager"}))
-            .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&staff.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    let admin = app.as_admin().await;
+    let staff = app.as_staff().await;
+    admin
+        .patch(
+            &format!("{USERS}/{}", staff.id()),
+            json!({"role": "manager"}),
+        )
+        .await
+        .expect_status(200);
+    staff.me().await.expect_error(401, "unauthorized");
 
-    let me = format!("/api/v1/users/{}", admin.id());
-    let r = app
-        .patch(&me, Some(&admin.token), json!({"active": false}))
-        .await;
-    expect_error(r, 409, "conflict").await;
-    let r = app
-        .patch(&me, Some(&admin.token), json!({"role": "cashier"}))
-        .await;
-    expect_error(r, 409, "conflict").await;
-    assert_eq!(
-        app.get("/api/v1/auth/me", Some(&admin.token))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let me = format!("{USERS}/{}", admin.id());
+    for change in [json!({"active": false}), json!({"role": "cashier"})] {
+        admin.patch(&me, change).await.expect_error(409, "conflict");
+    }
+    admin.me().await.expect_status(200);
 }
 
 #[tokio::test]
 async fn tokens_and_cookies_work_on_every_instance_and_logout_is_shared() {
     let (a, b) = TestApp::spawn_pair().await;
-    let cashier = a.user("cashier").await;
-    let cookie = format!("till_session={}", cashier.cookie);
+    let cashier = a.as_cashier().await;
     for app in [&a, &b] {
-        assert_eq!(
-            app.get("/api/v1/auth/me", Some(&cashier.token))
-                .await
-                .status(),
-            StatusCode::OK
-        );
-        let r = app
-            .req(Method::GET, "/api/v1/auth/me")
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        cashier.on(app).me().await.expect_status(200);
+        cashier.on(app).cookie_only().me().await.expect_status(200);
     }
-    let r = logout(&b, &cashier.token).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        a.get("/api/v1/auth/me", Some(&cashier.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    let r = a
-        .req(Method::GET, "/api/v1/auth/me")
-        .header("cookie", &cookie)
-        .send()
+    cashier.on(&b).logout().await.expect_status(204);
+    cashier.me().await.expect_error(401, "unauthorized");
+    cashier
+        .cookie_only()
+        .me()
         .await
-        .unwrap();
-    expect_error(r, 401, "unauthorized").await;
+        .expect_error(401, "unauthorized");
 }
 
 fn forge(
@@ -472,8 +322,8 @@ fn forge(
 #[tokio::test]
 async fn tampered_tokens_are_rejected() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let t = &cashier.token;
+    let cashier = app.as_cashier().await;
+    let t = cashier.token();
     let forged = [
         (
             "alg none",
@@ -495,8 +345,7 @@ async fn tampered_tokens_are_rejected() {
         ("garbage", "not.a.jwt".to_owned()),
     ];
     for (what, tok) in forged {
-        let r = app.get("/api/v1/auth/me", Some(&tok)).await;
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(cashier.with_token(&tok).me().await.status(), 401, "{what}");
     }
     // Correctly signed but expired: sign with the real secret, exp in the past.
     let mut claims: Value = serde_json::from_slice(
@@ -506,19 +355,15 @@ async fn tampered_tokens_are_rejected() {
     )
     .unwrap();
     claims["exp"] = json!(chrono::Utc::now().timestamp() - 120);
-    let key = jsonwebtoken::EncodingKey::from_secret(till_http::config::DEV_JWT_SECRET.as_bytes());
+    let key = jsonwebtoken::EncodingKey::from_secret(DEV_JWT_SECRET.as_bytes());
     let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&expired)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    cashier
+        .with_token(&expired)
+        .me()
+        .await
+        .expect_error(401, "unauthorized");
     // The untampered token still works.
-    assert_eq!(
-        app.get("/api/v1/auth/me", Some(t)).await.status(),
-        StatusCode::OK
-    );
+    cashier.me().await.expect_status(200);
 }
 
 #[tokio::test]
@@ -527,38 +372,21 @@ async fn first_admin_is_created_once() {
     let a = TestApp::spawn_with(&opts).await;
     let b = TestApp::spawn_with(&opts).await;
     // Both instances bootstrapping at the same moment still make one admin.
-    let (ra, rb) = tokio::join!(
-        till_http::routes::users::bootstrap_admin(&a.state),
-        till_http::routes::users::bootstrap_admin(&b.state)
-    );
+    let (ra, rb) = tokio::join!(a.bootstrap_admin(), b.bootstrap_admin());
     assert!(!ra.unwrap() && !rb.unwrap(), "an admin already exists");
-    assert_eq!(b.admin().await.user["email"], ADMIN_EMAIL);
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'admin'")
-        .fetch_one(&a.state.db.write)
-        .await
-        .unwrap();
+    assert_eq!(b.as_admin().await.email(), ADMIN_EMAIL);
+    let n = count(&a, "SELECT count(*) FROM users WHERE role = 'admin'", "").await;
     assert_eq!(n, 1);
 }
 
 #[tokio::test]
 async fn single_instance_mode_without_redis() {
     let app = TestApp::spawn_with(&Opts::new().await.without_redis()).await;
-    let admin = app.admin().await;
-    assert_eq!(
-        app.get("/api/v1/auth/me", Some(&admin.token))
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    let (_, h) = body(app.get("/health", None).await).await;
+    let admin = app.as_admin().await;
+    admin.me().await.expect_status(200);
+    let h = app.anon().get("/health").await.body;
     assert_eq!(h["status"], "healthy");
     assert_eq!(h["cache"]["backend"], "in_process");
-    let r = logout(&app, &admin.token).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&admin.token)).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    admin.logout().await.expect_status(204);
+    admin.me().await.expect_error(401, "unauthorized");
 }

@@ -1,36 +1,19 @@
 //! Categories and products over HTTP: validation, roles, pagination, search, optimistic
 //! concurrency, soft delete, and the cache (cross-instance invalidation, single-flight).
 
-mod common;
-
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::*;
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use till_test_support::*;
 
-fn product(sku: &str, name: &str, price: i64) -> Value {
-    json!({"sku": sku, "name": name, "price_cents": price, "tax_rate_bp": 825})
-}
+const PRODUCTS: &str = "/api/v1/products";
+const CATEGORIES: &str = "/api/v1/categories";
 
-async fn create_product(app: &TestApp, token: &str, payload: Value) -> Value {
-    let (s, v) = body(app.post("/api/v1/products", Some(token), payload).await).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v
-}
-
-async fn get_json(app: &TestApp, path: &str, token: Option<&str>) -> (StatusCode, Value) {
-    body(app.get(path, token).await).await
-}
-
-async fn delete(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.req(Method::DELETE, path)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+/// The catalog tests' usual product: 8.25 % tax.
+fn product(sku: &str, name: &str, price: i64) -> ProductBuilder {
+    ProductBuilder::new(sku).name(name).price(price).tax_bp(825)
 }
 
 fn names(page: &Value) -> Vec<String> {
@@ -42,95 +25,48 @@ fn names(page: &Value) -> Vec<String> {
         .collect()
 }
 
+fn product_path(p: &Value) -> String {
+    format!("{PRODUCTS}/{}", p["id"].as_str().unwrap())
+}
+
 #[tokio::test]
 async fn categories_list_create_duplicate_and_roles() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let cashier = app.user("cashier").await;
+    let mgr = app.as_manager().await;
+    let cashier = app.as_cashier().await;
 
-    let (s, v) = get_json(&app, "/api/v1/categories", None).await;
-    assert_eq!(s, StatusCode::OK);
+    let v = app.anon().get(CATEGORIES).await.expect_json(200);
     assert_eq!(v, json!({"items": []}));
 
-    let (s, c) = body(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "  Hot Drinks & Tea "}),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let c = mgr.create_category("  Hot Drinks & Tea ").await;
     assert_eq!(c["name"], "Hot Drinks & Tea");
     assert_eq!(c["slug"], "hot-drinks-tea");
     assert!(c["id"].is_string());
 
     // Same slug from a differently written name.
-    let e = expect_error(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "hot drinks tea"}),
-        )
-        .await,
-        409,
-        "already_exists",
-    )
+    let name = |n: &str| json!({ "name": n });
+    let e = expect_errors([
+        (
+            mgr.post(CATEGORIES, name("hot drinks tea")),
+            409,
+            "already_exists",
+        ),
+        (mgr.post(CATEGORIES, name("☕")), 422, "validation_failed"),
+        (mgr.post(CATEGORIES, name("  ")), 422, "validation_failed"),
+        (cashier.post(CATEGORIES, name("Bakery")), 403, "forbidden"),
+        (
+            app.anon().post(CATEGORIES, name("Bakery")),
+            401,
+            "unauthorized",
+        ),
+    ])
     .await;
-    assert_eq!(e["error"]["details"]["slug"], "hot-drinks-tea");
-    let e = expect_error(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "☕"}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["name"].is_array());
-    expect_error(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "  "}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.post(
-            "/api/v1/categories",
-            Some(&cashier.token),
-            json!({"name": "Bakery"}),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.post("/api/v1/categories", None, json!({"name": "Bakery"}))
-            .await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    assert_eq!(e[0]["error"]["details"]["slug"], "hot-drinks-tea");
+    assert!(e[1]["error"]["details"]["fields"]["name"].is_array());
+    let bakery = name("Bakery");
 
-    let (_, c2) = body(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "Bakery"}),
-        )
-        .await,
-    )
-    .await;
-    let (_, v) = get_json(&app, "/api/v1/categories", None).await;
+    let c2 = mgr.post(CATEGORIES, bakery).await.body;
+    let v = app.anon().get(CATEGORIES).await.body;
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{v}");
     assert_eq!(items[0]["id"], c2["id"], "ordered by name");
@@ -138,76 +74,37 @@ async fn categories_list_create_duplicate_and_roles() {
         items[0],
         json!({"id": c2["id"], "name": "Bakery", "slug": "bakery"})
     );
-
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'category.create'")
-            .fetch_one(&app.state.db.write)
-            .await
-            .unwrap();
-    assert_eq!(n, 2);
+    assert_eq!(audit_count(&app, "category.create").await, 2);
 }
 
 #[tokio::test]
 async fn create_product_defaults_location_etag_and_audit() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let (_, cat) = body(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "Coffee"}),
-        )
-        .await,
-    )
-    .await;
-    let resp = app
+    let mgr = app.as_manager().await;
+    let cat = mgr.create_category("Coffee").await;
+    let r = mgr
         .post(
-            "/api/v1/products",
-            Some(&mgr.token),
-            json!({"sku": "COF-1", "barcode": "4006381333931", "name": "  House Blend 250 g ", "price_cents": 1299,
-                   "tax_rate_bp": 0, "category_id": cat["id"], "description": "Chocolate, nutty."}),
+            PRODUCTS,
+            ProductBuilder::new("COF-1")
+                .barcode("4006381333931")
+                .name("  House Blend 250 g ")
+                .price(1299)
+                .category(&cat["id"])
+                .description("Chocolate, nutty."),
         )
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
-    let (_, p) = body(resp).await;
-    assert_eq!(etag, "\"1\"");
-    let location = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
-    assert_eq!(p["name"], "House Blend 250 g");
-    assert_eq!(p["version"], 1);
-    assert_eq!(p["stock_on_hand"], 0);
-    assert_eq!(p["track_stock"], true);
-    assert_eq!(p["low_stock_threshold"], 0);
-    assert_eq!(p["active"], true);
+        .await
+        .expect_status(201);
+    assert_eq!(r.header("etag"), "\"1\"");
+    let p = r.body;
     assert_eq!(p["category_id"], cat["id"]);
-    for k in [
-        "id",
-        "sku",
-        "barcode",
-        "name",
-        "description",
-        "category_id",
-        "price_cents",
-        "tax_rate_bp",
-        "active",
-        "track_stock",
-        "stock_on_hand",
-        "low_stock_threshold",
-        "version",
-        "created_at",
-        "updated_at",
-    ] {
-        assert!(p.get(k).is_some(), "missing {k}: {p}");
-    }
+    assert_json_snap!("created_product", p);
 
-    let resp = app.get(&location, None).await;
-    assert_eq!(resp.headers()["etag"], "\"1\"");
-    let (s, got) = body(resp).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(got, p);
+    let r = app.anon().get(&product_path(&p)).await;
+    assert_eq!(r.header("etag"), "\"1\"");
+    assert_eq!(r.expect_json(200), p);
 
     // Minimal body: optional fields default.
-    let p2 = create_product(&app, &mgr.token, product("TEA-1", "Green Tea", 450)).await;
+    let p2 = mgr.create_product(product("TEA-1", "Green Tea", 450)).await;
     assert_eq!(p2["barcode"], Value::Null);
     assert_eq!(p2["description"], "");
     assert_eq!(p2["category_id"], Value::Null);
@@ -225,156 +122,86 @@ async fn create_product_defaults_location_etag_and_audit() {
 #[tokio::test]
 async fn create_product_validation_conflicts_and_roles() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let cashier = app.user("cashier").await;
+    let mgr = app.as_manager().await;
+    let cashier = app.as_cashier().await;
 
-    let e = expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&mgr.token),
+    // (body, fields the answer must name)
+    let invalid = [
+        (
             json!({"sku": "bad sku!", "barcode": "has space", "name": "", "price_cents": -1, "tax_rate_bp": 10001,
                    "low_stock_threshold": -2, "stock_on_hand": 5}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let fields = &e["error"]["details"]["fields"];
-    for f in [
-        "sku",
-        "barcode",
-        "name",
-        "price_cents",
-        "tax_rate_bp",
-        "low_stock_threshold",
-        "stock_on_hand",
-    ] {
-        assert!(fields[f].is_array(), "{f} not reported: {e}");
-    }
-    let e = expect_error(
-        app.post("/api/v1/products", Some(&mgr.token), json!({}))
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let fields = &e["error"]["details"]["fields"];
-    for f in ["sku", "name", "price_cents", "tax_rate_bp"] {
-        assert_eq!(fields[f][0], "is required", "{e}");
-    }
-    // Floats for money are rejected; unknown fields too.
-    let e = expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&mgr.token),
+            &[
+                "sku",
+                "barcode",
+                "name",
+                "price_cents",
+                "tax_rate_bp",
+                "low_stock_threshold",
+                "stock_on_hand",
+            ][..],
+        ),
+        // Floats for money are rejected; unknown fields too.
+        (
             json!({"sku": "A", "name": "A", "price_cents": 1.5, "tax_rate_bp": 0}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(
-        e["error"]["details"]["fields"]["price_cents"].is_array(),
-        "{e}"
-    );
-    expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&mgr.token),
+            &["price_cents"],
+        ),
+        (
             json!({"sku": "A", "name": "A", "price_cents": 1, "tax_rate_bp": 0, "colour": "red"}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let e = expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&mgr.token),
+            &[],
+        ),
+        (
             json!({"sku": "A", "name": "A", "price_cents": 1, "tax_rate_bp": 0, "category_id": uuid::Uuid::now_v7()}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["category_id"].is_array());
+            &["category_id"],
+        ),
+    ];
+    for (body, fields) in invalid {
+        mgr.post(PRODUCTS, &body).await.expect_invalid(fields);
+    }
+    let e = mgr.post(PRODUCTS, json!({})).await.expect_invalid(&[]);
+    for f in ["sku", "name", "price_cents", "tax_rate_bp"] {
+        assert_eq!(e["error"]["details"]["fields"][f][0], "is required", "{e}");
+    }
 
-    create_product(&app, &mgr.token, json!({"sku": "DUP-1", "barcode": "111", "name": "One", "price_cents": 1, "tax_rate_bp": 0})).await;
-    let e = expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&mgr.token),
-            product("DUP-1", "Two", 1),
-        )
-        .await,
-        409,
-        "already_exists",
-    )
+    let plain = |sku: &str, name: &str| product(sku, name, 1).tax_bp(0);
+    mgr.create_product(plain("DUP-1", "One").barcode("111"))
+        .await;
+    let c1 = product("C-1", "C", 1);
+    let e = expect_errors([
+        (
+            mgr.post(PRODUCTS, product("DUP-1", "Two", 1)),
+            409,
+            "already_exists",
+        ),
+        (
+            mgr.post(PRODUCTS, plain("DUP-2", "Two").barcode("111")),
+            409,
+            "already_exists",
+        ),
+        (cashier.post(PRODUCTS, &c1), 403, "forbidden"),
+        (app.anon().post(PRODUCTS, &c1), 401, "unauthorized"),
+        (
+            mgr.request(reqwest::Method::POST, PRODUCTS).body("sku=1"),
+            415,
+            "unsupported_media_type",
+        ),
+    ])
     .await;
-    assert_eq!(e["error"]["details"]["field"], "sku");
-    let e = expect_error(
-        app.post("/api/v1/products", Some(&mgr.token), json!({"sku": "DUP-2", "barcode": "111", "name": "Two", "price_cents": 1, "tax_rate_bp": 0}))
-            .await,
-        409,
-        "already_exists",
-    )
-    .await;
-    assert_eq!(e["error"]["details"]["field"], "barcode");
-
-    expect_error(
-        app.post(
-            "/api/v1/products",
-            Some(&cashier.token),
-            product("C-1", "C", 1),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.post("/api/v1/products", None, product("C-1", "C", 1))
-            .await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    let r = app
-        .req(Method::POST, "/api/v1/products")
-        .bearer_auth(&mgr.token)
-        .body("sku=1")
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 415, "unsupported_media_type").await;
+    assert_eq!(e[0]["error"]["details"]["field"], "sku");
+    assert_eq!(e[1]["error"]["details"]["field"], "barcode");
 }
 
 #[tokio::test]
 async fn pagination_walk_survives_concurrent_inserts() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
+    let mgr = app.as_manager().await;
+    let anon = app.anon();
     let mut before = HashSet::new();
-    for i in 0..30 {
-        let p = create_product(
-            &app,
-            &mgr.token,
-            product(&format!("P-{i:02}"), &format!("Item {i:02}"), 100),
-        )
-        .await;
-        before.insert(p["id"].as_str().unwrap().to_owned());
-    }
-    // Same names sort by id.
-    for i in 0..3 {
-        let p = create_product(
-            &app,
-            &mgr.token,
-            product(&format!("SAME-{i}"), "Item 10", 100),
-        )
-        .await;
+    // Same names ("Item 10" four times) sort by id.
+    let skus = (0..30)
+        .map(|i| (format!("P-{i:02}"), format!("Item {i:02}")))
+        .chain((0..3).map(|i| (format!("SAME-{i}"), "Item 10".to_owned())));
+    for (sku, name) in skus {
+        let p = mgr.create_product(product(&sku, &name, 100)).await;
         before.insert(p["id"].as_str().unwrap().to_owned());
     }
     let mut seen: Vec<String> = Vec::new();
@@ -382,11 +209,10 @@ async fn pagination_walk_survives_concurrent_inserts() {
     let mut page_no = 0;
     loop {
         let path = match &cursor {
-            None => "/api/v1/products?limit=7".to_owned(),
-            Some(c) => format!("/api/v1/products?limit=7&cursor={c}"),
+            None => format!("{PRODUCTS}?limit=7"),
+            Some(c) => format!("{PRODUCTS}?limit=7&cursor={c}"),
         };
-        let (s, page) = get_json(&app, &path, None).await;
-        assert_eq!(s, StatusCode::OK, "{page}");
+        let page = anon.get(&path).await.expect_json(200);
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 7);
         let ns = names(&page);
@@ -399,12 +225,8 @@ async fn pagination_walk_survives_concurrent_inserts() {
             .iter()
             .enumerate()
         {
-            create_product(
-                &app,
-                &mgr.token,
-                product(&format!("NEW-{page_no}-{j}"), n, 1),
-            )
-            .await;
+            mgr.create_product(product(&format!("NEW-{page_no}-{j}"), n, 1))
+                .await;
         }
         page_no += 1;
         match page["next_cursor"].as_str() {
@@ -420,48 +242,25 @@ async fn pagination_walk_survives_concurrent_inserts() {
         "a row that existed before the walk was skipped"
     );
 
-    expect_error(
-        app.get("/api/v1/products?limit=0", None).await,
-        422,
-        "validation_failed",
-    )
+    let bad = ["limit=0", "limit=101", "cursor=garbage", "category_id=nope"];
+    expect_errors(bad.map(|q| {
+        (
+            anon.get(&format!("{PRODUCTS}?{q}")),
+            422,
+            "validation_failed",
+        )
+    }))
     .await;
-    expect_error(
-        app.get("/api/v1/products?limit=101", None).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products?cursor=garbage", None).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products?category_id=nope", None).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let (_, page) = get_json(&app, "/api/v1/products", None).await;
+    let page = anon.get(PRODUCTS).await.body;
     assert_eq!(page["items"].as_array().unwrap().len(), 20, "default limit");
 }
 
 #[tokio::test]
 async fn search_by_name_sku_barcode_and_category_filter() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let (_, coffee) = body(
-        app.post(
-            "/api/v1/categories",
-            Some(&mgr.token),
-            json!({"name": "Coffee"}),
-        )
-        .await,
-    )
-    .await;
-    let coffee_id = coffee["id"].clone();
+    let mgr = app.as_manager().await;
+    let anon = app.anon();
+    let coffee = mgr.create_category("Coffee").await;
     for (sku, barcode, name, in_coffee) in [
         ("COF-001", "2000000000015", "Colombia Coffee Beans", true),
         ("COF-002", "2000000000022", "Decaf COFFEE Ground", true),
@@ -474,313 +273,204 @@ async fn search_by_name_sku_barcode_and_category_filter() {
         ("CAF-001", "2000000000091", "Café Crème", false),
     ] {
         let category = if in_coffee {
-            coffee_id.clone()
+            coffee["id"].clone()
         } else {
             Value::Null
         };
-        create_product(
-            &app,
-            &mgr.token,
-            json!({"sku": sku, "barcode": barcode, "name": name, "price_cents": 500,
-                   "tax_rate_bp": 0, "category_id": category}),
-        )
-        .await;
+        let p = ProductBuilder::new(sku)
+            .barcode(barcode)
+            .name(name)
+            .price(500);
+        mgr.create_product(p.category(&category)).await;
     }
 
-    let search = |q: &str| {
-        let q = q.to_owned();
-        let app = &app;
-        async move {
-            let url = reqwest::Url::parse_with_params(
-                &format!("{}/api/v1/products", app.url),
-                &[("q", q.as_str())],
-            )
-            .unwrap();
-            let (s, v) = body(app.http.get(url).send().await.unwrap()).await;
-            assert_eq!(s, StatusCode::OK, "{v}");
-            names(&v)
-        }
-    };
-    assert_eq!(
-        search("coffee").await,
-        vec![
-            "Coffee Cake",
-            "Colombia Coffee Beans",
-            "Decaf COFFEE Ground"
-        ]
-    );
-    assert_eq!(
-        search("  cOfFeE ").await,
-        vec![
-            "Coffee Cake",
-            "Colombia Coffee Beans",
-            "Decaf COFFEE Ground"
-        ]
-    );
-    assert_eq!(search("MLK-001").await, vec!["Oat Milk"]);
-    assert_eq!(
-        search("mlk-001").await,
-        Vec::<String>::new(),
-        "SKU match is exact"
-    );
-    assert_eq!(search("2000000000039").await, vec!["Coffee Cake"]);
-    // Wildcards are literal.
-    assert_eq!(search("50%").await, vec!["50% Dark Chocolate"]);
-    assert_eq!(search("e_c").await, vec!["Snake_case Snack"]);
-    // Short queries (no trigram) still match anywhere in the name.
-    assert_eq!(
-        search("ak").await,
-        vec!["Coffee Cake", "Snake_case Snack", "Snakescase Snack"]
-    );
-    assert_eq!(search("%").await, vec!["50% Dark Chocolate"]);
-    assert_eq!(search("zz").await, Vec::<String>::new());
-    assert_eq!(search("É").await, vec!["Café Crème"]);
-    assert_eq!(search("x").await, Vec::<String>::new());
-    assert_eq!(search("CAFÉ").await, vec!["Café Crème"]);
+    let coffees = [
+        "Coffee Cake",
+        "Colombia Coffee Beans",
+        "Decaf COFFEE Ground",
+    ];
+    let cases: [(&str, &[&str]); 13] = [
+        ("coffee", &coffees),
+        ("  cOfFeE ", &coffees),
+        ("MLK-001", &["Oat Milk"]),
+        // SKU match is exact.
+        ("mlk-001", &[]),
+        ("2000000000039", &["Coffee Cake"]),
+        // Wildcards are literal.
+        ("50%", &["50% Dark Chocolate"]),
+        ("e_c", &["Snake_case Snack"]),
+        // Short queries (no trigram) still match anywhere in the name.
+        (
+            "ak",
+            &["Coffee Cake", "Snake_case Snack", "Snakescase Snack"],
+        ),
+        ("%", &["50% Dark Chocolate"]),
+        ("zz", &[]),
+        ("É", &["Café Crème"]),
+        ("x", &[]),
+        ("CAFÉ", &["Café Crème"]),
+    ];
+    for (q, want) in cases {
+        let v = anon.get(PRODUCTS).query(&[("q", q)]).await.expect_json(200);
+        assert_eq!(names(&v), want, "q={q:?}");
+    }
 
-    let (_, v) = get_json(
-        &app,
-        &format!(
-            "/api/v1/products?category_id={}",
-            coffee["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(
-        names(&v),
-        vec!["Colombia Coffee Beans", "Decaf COFFEE Ground"]
-    );
-    let (_, v) = get_json(
-        &app,
-        &format!(
-            "/api/v1/products?category_id={}&q=decaf",
-            coffee["id"].as_str().unwrap()
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(names(&v), vec!["Decaf COFFEE Ground"]);
+    let in_coffee = format!("{PRODUCTS}?category_id={}", coffee["id"].as_str().unwrap());
+    let v = anon.get(&in_coffee).await.body;
+    assert_eq!(names(&v), ["Colombia Coffee Beans", "Decaf COFFEE Ground"]);
+    let v = anon.get(&format!("{in_coffee}&q=decaf")).await.body;
+    assert_eq!(names(&v), ["Decaf COFFEE Ground"]);
 
     // Search pages too.
-    let (_, v) = get_json(&app, "/api/v1/products?q=coffee&limit=2", None).await;
-    assert_eq!(names(&v), vec!["Coffee Cake", "Colombia Coffee Beans"]);
+    let v = anon.get(&format!("{PRODUCTS}?q=coffee&limit=2")).await.body;
+    assert_eq!(names(&v), ["Coffee Cake", "Colombia Coffee Beans"]);
     let c = v["next_cursor"].as_str().unwrap();
-    let (_, v) = get_json(
-        &app,
-        &format!("/api/v1/products?q=coffee&limit=2&cursor={c}"),
-        None,
-    )
-    .await;
-    assert_eq!(names(&v), vec!["Decaf COFFEE Ground"]);
+    let v = anon
+        .get(&format!("{PRODUCTS}?q=coffee&limit=2&cursor={c}"))
+        .await
+        .body;
+    assert_eq!(names(&v), ["Decaf COFFEE Ground"]);
     assert_eq!(v["next_cursor"], Value::Null);
 }
 
 #[tokio::test]
 async fn lookup_by_barcode_or_sku() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let cashier = app.user("cashier").await;
-    let p = create_product(
-        &app,
-        &mgr.token,
-        json!({"sku": "MILK-1L", "barcode": "5012345678900", "name": "Milk 1 L", "price_cents": 129, "tax_rate_bp": 0}),
-    )
-    .await;
-    let r = app
-        .get(
-            "/api/v1/products/lookup?code=5012345678900",
-            Some(&cashier.token),
+    let mgr = app.as_manager().await;
+    let cashier = app.as_cashier().await;
+    let anon = app.anon();
+    let p = mgr
+        .create_product(
+            ProductBuilder::new("MILK-1L")
+                .barcode("5012345678900")
+                .name("Milk 1 L")
+                .price(129),
         )
         .await;
-    assert_eq!(r.headers()["etag"], "\"1\"");
-    let (s, v) = body(r).await;
-    assert_eq!(s, StatusCode::OK);
+    let by_barcode = format!("{PRODUCTS}/lookup?code=5012345678900");
+    let r = cashier.get(&by_barcode).await;
+    assert_eq!(r.header("etag"), "\"1\"");
+    assert_eq!(r.expect_json(200)["id"], p["id"]);
+    let v = anon
+        .get(&format!("{PRODUCTS}/lookup?code=MILK-1L"))
+        .await
+        .body;
     assert_eq!(v["id"], p["id"]);
-    let (_, v) = get_json(&app, "/api/v1/products/lookup?code=MILK-1L", None).await;
-    assert_eq!(v["id"], p["id"]);
-    expect_error(
-        app.get("/api/v1/products/lookup?code=milk-1l", None).await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products/lookup?code=0000000000000", None)
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products/lookup?code=has%20space", None)
-            .await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products/lookup", None).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products/lookup?code=", None).await,
-        422,
-        "validation_failed",
-    )
-    .await;
+    for (query, status, code) in [
+        ("?code=milk-1l", 404, "not_found"),
+        ("?code=0000000000000", 404, "not_found"),
+        ("?code=has%20space", 404, "not_found"),
+        ("", 422, "validation_failed"),
+        ("?code=", 422, "validation_failed"),
+    ] {
+        anon.get(&format!("{PRODUCTS}/lookup{query}"))
+            .await
+            .expect_error(status, code);
+    }
 
     // Inactive: managers still find it, the till does not.
-    let r = delete(
-        &app,
-        &format!("/api/v1/products/{}", p["id"].as_str().unwrap()),
-        &mgr.token,
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    expect_error(
-        app.get(
-            "/api/v1/products/lookup?code=5012345678900",
-            Some(&cashier.token),
-        )
-        .await,
-        404,
-        "not_found",
-    )
-    .await;
-    let (s, v) = get_json(
-        &app,
-        "/api/v1/products/lookup?code=5012345678900",
-        Some(&mgr.token),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    mgr.delete(&product_path(&p)).await.expect_status(204);
+    cashier
+        .get(&by_barcode)
+        .await
+        .expect_error(404, "not_found");
+    let v = mgr.get(&by_barcode).await.expect_json(200);
     assert_eq!(v["active"], false);
 }
 
 #[tokio::test]
 async fn patch_is_partial_versioned_and_honours_if_match() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let p = create_product(
-        &app,
-        &mgr.token,
-        json!({"sku": "LAT-1", "barcode": "123", "name": "Latte", "price_cents": 450, "tax_rate_bp": 825}),
-    )
-    .await;
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
-
-    let r = app
-        .patch(&path, Some(&mgr.token), json!({"price_cents": 475}))
+    let mgr = app.as_manager().await;
+    let anon = app.anon();
+    let p = mgr
+        .create_product(
+            ProductBuilder::new("LAT-1")
+                .barcode("123")
+                .name("Latte")
+                .price(450)
+                .tax_bp(825),
+        )
         .await;
-    assert_eq!(r.headers()["etag"], "\"2\"");
-    let (s, v) = body(r).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let path = product_path(&p);
+
+    let r = mgr.patch(&path, json!({"price_cents": 475})).await;
+    assert_eq!(r.header("etag"), "\"2\"");
+    let v = r.expect_json(200);
     assert_eq!(v["price_cents"], 475);
     assert_eq!(v["version"], 2);
     assert_eq!(v["name"], "Latte", "untouched");
     assert_eq!(v["barcode"], "123", "untouched");
 
     // Stale If-Match → 412 and nothing changes; current → 200.
-    let r = app
-        .req(Method::PATCH, &path)
-        .bearer_auth(&mgr.token)
-        .header("if-match", "\"1\"")
-        .json(&json!({"price_cents": 1}))
-        .send()
+    let e = mgr
+        .patch(&path, json!({"price_cents": 1}))
+        .if_match(1)
         .await
-        .unwrap();
-    let e = expect_error(r, 412, "precondition_failed").await;
+        .expect_error(412, "precondition_failed");
     assert_eq!(e["error"]["details"]["current_version"], 2);
-    let (_, v) = get_json(&app, &path, None).await;
-    assert_eq!(v["price_cents"], 475);
-    let r = app
-        .req(Method::PATCH, &path)
-        .bearer_auth(&mgr.token)
-        .header("if-match", "\"2\"")
-        .json(&json!({"name": "Caffè Latte", "barcode": null, "low_stock_threshold": 3}))
-        .send()
+    assert_eq!(anon.get(&path).await.body["price_cents"], 475);
+    let v = mgr
+        .patch(
+            &path,
+            json!({"name": "Caffè Latte", "barcode": null, "low_stock_threshold": 3}),
+        )
+        .if_match(2)
         .await
-        .unwrap();
-    let (s, v) = body(r).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+        .expect_json(200);
     assert_eq!(v["version"], 3);
     assert_eq!(v["name"], "Caffè Latte");
     assert_eq!(v["barcode"], Value::Null);
     assert_eq!(v["low_stock_threshold"], 3);
-    // `version` in the body is a precondition too.
-    expect_error(
-        app.patch(
-            &path,
-            Some(&mgr.token),
+
+    mgr.create_product(product("OTHER", "Other", 1)).await;
+    // (body, status, code, fields the answer must name); `version` in the body is a precondition too.
+    let refused: [(Value, u16, &str, &[&str]); 5] = [
+        (
             json!({"version": 2, "price_cents": 1}),
-        )
-        .await,
-        412,
-        "precondition_failed",
-    )
-    .await;
-
-    let e = expect_error(
-        app.patch(&path, Some(&mgr.token), json!({"stock_on_hand": 99}))
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["stock_on_hand"].is_array());
-    let e = expect_error(
-        app.patch(
-            &path,
-            Some(&mgr.token),
+            412,
+            "precondition_failed",
+            &[],
+        ),
+        (
+            json!({"stock_on_hand": 99}),
+            422,
+            "validation_failed",
+            &["stock_on_hand"],
+        ),
+        (
             json!({"tax_rate_bp": -1, "sku": ""}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["tax_rate_bp"].is_array());
-    assert!(e["error"]["details"]["fields"]["sku"].is_array());
-    expect_error(
-        app.patch(
-            &path,
-            Some(&mgr.token),
+            422,
+            "validation_failed",
+            &["tax_rate_bp", "sku"],
+        ),
+        (
             json!({"category_id": uuid::Uuid::now_v7()}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    create_product(&app, &mgr.token, product("OTHER", "Other", 1)).await;
-    expect_error(
-        app.patch(&path, Some(&mgr.token), json!({"sku": "OTHER"}))
-            .await,
-        409,
-        "already_exists",
-    )
-    .await;
-    let (_, v) = get_json(&app, &path, None).await;
-    assert_eq!(v["version"], 3, "failed writes change nothing");
+            422,
+            "validation_failed",
+            &[],
+        ),
+        (json!({"sku": "OTHER"}), 409, "already_exists", &[]),
+    ];
+    for (body, status, code, fields) in refused {
+        let e = mgr.patch(&path, &body).await.expect_error(status, code);
+        for f in fields {
+            assert!(e["error"]["details"]["fields"][f].is_array(), "{f}: {e}");
+        }
+    }
+    assert_eq!(
+        anon.get(&path).await.body["version"],
+        3,
+        "failed writes change nothing"
+    );
 
-    let cashier = app.user("cashier").await;
-    expect_error(
-        app.patch(&path, Some(&cashier.token), json!({"price_cents": 1}))
-            .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    let missing = format!("/api/v1/products/{}", uuid::Uuid::now_v7());
-    expect_error(
-        app.patch(&missing, Some(&mgr.token), json!({"price_cents": 1}))
-            .await,
-        404,
-        "not_found",
-    )
+    let cashier = app.as_cashier().await;
+    let missing = format!("{PRODUCTS}/{}", uuid::Uuid::now_v7());
+    let cheap = json!({"price_cents": 1});
+    expect_errors([
+        (cashier.patch(&path, &cheap), 403, "forbidden"),
+        (mgr.patch(&missing, &cheap), 404, "not_found"),
+    ])
     .await;
 
     let (data,): (Value,) = sqlx::query_as(
@@ -795,154 +485,107 @@ async fn patch_is_partial_versioned_and_honours_if_match() {
 #[tokio::test]
 async fn delete_deactivates_and_hides_from_the_public() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let customer = app.user("customer").await;
-    let cashier = app.user("cashier").await;
-    let p = create_product(&app, &mgr.token, product("OLD-1", "Discontinued Mug", 900)).await;
-    create_product(&app, &mgr.token, product("NEW-1", "New Mug", 900)).await;
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    let mgr = app.as_manager().await;
+    let customer = app.as_customer().await;
+    let cashier = app.as_cashier().await;
+    let anon = app.anon();
+    let p = mgr
+        .create_product(product("OLD-1", "Discontinued Mug", 900))
+        .await;
+    mgr.create_product(product("NEW-1", "New Mug", 900)).await;
+    let path = product_path(&p);
     // Warm the caches, so the delete must invalidate them.
-    let (s, _) = get_json(&app, &path, None).await;
-    assert_eq!(s, StatusCode::OK);
-    let (_, v) = get_json(&app, "/api/v1/products", None).await;
-    assert_eq!(names(&v).len(), 2);
+    anon.get(&path).await.expect_status(200);
+    assert_eq!(names(&anon.get(PRODUCTS).await.body).len(), 2);
 
-    expect_error(delete(&app, &path, &cashier.token).await, 403, "forbidden").await;
-    let r = app
-        .req(Method::DELETE, &path)
-        .bearer_auth(&mgr.token)
-        .header("if-match", "\"7\"")
-        .send()
-        .await
-        .unwrap();
-    expect_error(r, 412, "precondition_failed").await;
-    let r = delete(&app, &path, &mgr.token).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert_eq!(
-        delete(&app, &path, &mgr.token).await.status(),
-        StatusCode::NO_CONTENT,
-        "idempotent"
-    );
-
-    expect_error(app.get(&path, None).await, 404, "not_found").await;
-    expect_error(
-        app.get(&path, Some(&customer.token)).await,
-        404,
-        "not_found",
-    )
+    expect_errors([
+        (cashier.delete(&path), 403, "forbidden"),
+        (mgr.delete(&path).if_match(7), 412, "precondition_failed"),
+    ])
     .await;
-    expect_error(app.get(&path, Some(&cashier.token)).await, 404, "not_found").await;
-    let (s, v) = get_json(&app, &path, Some(&mgr.token)).await;
-    assert_eq!(s, StatusCode::OK);
+    mgr.delete(&path).await.expect_status(204);
+    assert_eq!(mgr.delete(&path).await.status(), 204, "idempotent");
+
+    expect_errors([&anon, &customer, &cashier].map(|who| (who.get(&path), 404, "not_found"))).await;
+    let v = mgr.get(&path).await.expect_json(200);
     assert_eq!(v["active"], false);
     assert_eq!(v["version"], 2);
 
-    let (_, v) = get_json(&app, "/api/v1/products", None).await;
-    assert_eq!(names(&v), vec!["New Mug"]);
-    let (_, v) = get_json(&app, "/api/v1/products", Some(&mgr.token)).await;
-    assert_eq!(names(&v), vec!["New Mug"], "inactive only on request");
-    let (_, v) = get_json(
-        &app,
-        "/api/v1/products?include_inactive=true",
-        Some(&mgr.token),
-    )
-    .await;
-    assert_eq!(names(&v), vec!["Discontinued Mug", "New Mug"]);
-    expect_error(
-        app.get(
-            "/api/v1/products?include_inactive=true",
-            Some(&customer.token),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.get(
-            "/api/v1/products?include_inactive=true",
-            Some(&cashier.token),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products?include_inactive=true", None)
-            .await,
-        401,
-        "unauthorized",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/products?include_inactive=maybe", Some(&mgr.token))
-            .await,
-        422,
-        "validation_failed",
-    )
+    assert_eq!(names(&anon.get(PRODUCTS).await.body), ["New Mug"]);
+    assert_eq!(
+        names(&mgr.get(PRODUCTS).await.body),
+        ["New Mug"],
+        "inactive only on request"
+    );
+    let all = format!("{PRODUCTS}?include_inactive=true");
+    assert_eq!(
+        names(&mgr.get(&all).await.body),
+        ["Discontinued Mug", "New Mug"]
+    );
+    expect_errors([
+        (customer.get(&all), 403, "forbidden"),
+        (cashier.get(&all), 403, "forbidden"),
+        (anon.get(&all), 401, "unauthorized"),
+        (
+            mgr.get(&format!("{PRODUCTS}?include_inactive=maybe")),
+            422,
+            "validation_failed",
+        ),
+        (
+            anon.get(&format!("{PRODUCTS}/not-a-uuid")),
+            400,
+            "bad_request",
+        ),
+    ])
     .await;
 
     // Reactivating brings it back.
-    let (s, v) = body(
-        app.patch(&path, Some(&mgr.token), json!({"active": true}))
-            .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, _) = get_json(&app, &path, None).await;
-    assert_eq!(s, StatusCode::OK);
-    let n: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'product.delete'")
-            .fetch_one(&app.state.db.write)
-            .await
-            .unwrap();
-    assert_eq!(n, 1);
-    expect_error(
-        app.get("/api/v1/products/not-a-uuid", None).await,
-        400,
-        "bad_request",
-    )
-    .await;
+    mgr.patch(&path, json!({"active": true}))
+        .await
+        .expect_status(200);
+    anon.get(&path).await.expect_status(200);
+    assert_eq!(audit_count(&app, "product.delete").await, 1);
 }
 
 #[tokio::test]
 async fn a_change_through_one_instance_is_seen_through_the_other_within_a_second() {
     let (a, b) = TestApp::spawn_pair().await;
-    let mgr = a.user("manager").await;
-    let p = create_product(&a, &mgr.token, product("PAIR-1", "Flat White", 400)).await;
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
-    let lookup = "/api/v1/products/lookup?code=PAIR-1";
+    let mgr = a.as_manager().await;
+    let p = mgr
+        .create_product(product("PAIR-1", "Flat White", 400))
+        .await;
+    let path = product_path(&p);
+    let lookup = format!("{PRODUCTS}/lookup?code=PAIR-1");
     // Listeners subscribe in the background; give them a moment after start-up.
     tokio::time::sleep(Duration::from_millis(200)).await;
     for (round, price) in [(0, 425), (1, 450)] {
         let (writer, reader) = if round == 0 { (&a, &b) } else { (&b, &a) };
+        let anon = reader.anon();
+        // The price as the reader shows it: one product, the lookup, the list.
+        let prices = || async {
+            (
+                anon.get(&path).await.body["price_cents"].clone(),
+                anon.get(&lookup).await.body["price_cents"].clone(),
+                anon.get(PRODUCTS).await.body["items"][0]["price_cents"].clone(),
+            )
+        };
         // Warm every cache on the reader (twice: the second read is served from memory).
         let hits = reader.state.metrics.cache_hits.load(Ordering::Relaxed);
         for _ in 0..2 {
-            assert_ne!(get_json(reader, &path, None).await.1["price_cents"], price);
-            assert_ne!(get_json(reader, lookup, None).await.1["price_cents"], price);
-            assert_ne!(
-                get_json(reader, "/api/v1/products", None).await.1["items"][0]["price_cents"],
-                price
-            );
+            let (one, scan, list) = prices().await;
+            assert_ne!(one, price);
+            assert_ne!(scan, price);
+            assert_ne!(list, price);
         }
         assert!(reader.state.metrics.cache_hits.load(Ordering::Relaxed) - hits >= 3);
 
-        let (s, _) = body(
-            writer
-                .patch(&path, Some(&mgr.token), json!({"price_cents": price}))
-                .await,
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK);
+        mgr.on(writer)
+            .patch(&path, json!({ "price_cents": price }))
+            .await
+            .expect_status(200);
         let start = Instant::now();
         loop {
-            let one = get_json(reader, &path, None).await.1["price_cents"].clone();
-            let scan = get_json(reader, lookup, None).await.1["price_cents"].clone();
-            let list = get_json(reader, "/api/v1/products", None).await.1["items"][0]
-                ["price_cents"]
-                .clone();
+            let (one, scan, list) = prices().await;
             if one == price && scan == price && list == price {
                 break;
             }
@@ -960,53 +603,41 @@ async fn a_change_through_one_instance_is_seen_through_the_other_within_a_second
 #[tokio::test]
 async fn a_cold_burst_queries_the_database_once() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
+    let mgr = app.as_manager().await;
     for i in 0..5 {
-        create_product(
-            &app,
-            &mgr.token,
-            product(&format!("B-{i}"), &format!("Burst {i}"), 100),
-        )
-        .await;
+        mgr.create_product(product(&format!("B-{i}"), &format!("Burst {i}"), 100))
+            .await;
     }
     let misses = app.state.metrics.cache_misses.load(Ordering::Relaxed);
     let hits = app.state.metrics.cache_hits.load(Ordering::Relaxed);
-    let mut tasks = Vec::new();
-    for _ in 0..100 {
-        let http = app.http.clone();
-        let url = format!("{}/api/v1/products?limit=20", app.url);
-        tasks.push(tokio::spawn(async move {
-            http.get(url).send().await.unwrap().status()
-        }));
-    }
+    let tasks: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(app.anon().get(&format!("{PRODUCTS}?limit=20")).send()))
+        .collect();
     for t in tasks {
-        assert_eq!(t.await.unwrap(), StatusCode::OK);
+        assert_eq!(t.await.unwrap().status(), 200);
     }
-    assert_eq!(
-        app.state.metrics.cache_misses.load(Ordering::Relaxed) - misses,
-        1
-    );
-    assert_eq!(
-        app.state.metrics.cache_hits.load(Ordering::Relaxed) - hits,
-        99
-    );
+    let metrics = &app.state.metrics;
+    assert_eq!(metrics.cache_misses.load(Ordering::Relaxed) - misses, 1);
+    assert_eq!(metrics.cache_hits.load(Ordering::Relaxed) - hits, 99);
 }
 
 #[tokio::test]
 async fn single_instance_mode_caches_without_redis() {
     let app = TestApp::spawn_with(&Opts::new().await.without_redis()).await;
-    let mgr = app.user("manager").await;
-    let p = create_product(&app, &mgr.token, product("SOLO-1", "Solo", 100)).await;
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
-    assert_eq!(get_json(&app, &path, None).await.1["price_cents"], 100);
-    assert_eq!(get_json(&app, &path, None).await.1["price_cents"], 100);
-    app.patch(&path, Some(&mgr.token), json!({"price_cents": 150}))
-        .await;
+    let mgr = app.as_manager().await;
+    let anon = app.anon();
+    let p = mgr.create_product(product("SOLO-1", "Solo", 100)).await;
+    let path = product_path(&p);
+    assert_eq!(anon.get(&path).await.body["price_cents"], 100);
+    assert_eq!(anon.get(&path).await.body["price_cents"], 100);
+    mgr.patch(&path, json!({"price_cents": 150})).await;
     assert_eq!(
-        get_json(&app, &path, None).await.1["price_cents"],
+        anon.get(&path).await.body["price_cents"],
         150,
         "own writes are visible at once"
     );
-    let (_, v) = get_json(&app, "/api/v1/products?q=solo", None).await;
-    assert_eq!(names(&v), vec!["Solo"]);
+    assert_eq!(
+        names(&anon.get(&format!("{PRODUCTS}?q=solo")).await.body),
+        ["Solo"]
+    );
 }

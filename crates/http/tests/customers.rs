@@ -1,10 +1,8 @@
 //! Customers over HTTP: phone normalisation, exact look-up, duplicates, who may read what.
 
-mod common;
-
-use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use till_test_support::*;
 
 async fn create(app: &TestApp, token: &str, name: &str, phone: &str) -> (StatusCode, Value) {
     body(

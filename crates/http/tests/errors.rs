@@ -1,9 +1,7 @@
 //! The error envelope everywhere: axum's own rejections, unknown routes, limits, request ids.
 
-mod common;
-
-use common::*;
 use reqwest::{Method, StatusCode};
+use till_test_support::*;
 
 #[tokio::test]
 async fn unknown_routes_and_methods_use_the_envelope() {

@@ -1,11 +1,9 @@
 //! Health, readiness, drain and metrics endpoints with real dependencies up and down.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use reqwest::{Method, StatusCode};
+use till_test_support::*;
 
 #[tokio::test]
 async fn healthy_with_everything_up() {

@@ -1,92 +1,78 @@
 //! The stock ledger over HTTP: adjustments, never below zero, movements, low stock, roles.
 
-mod common;
-
-use common::*;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
+use till_test_support::*;
 
-async fn new_product(app: &TestApp, token: &str, sku: &str, extra: Value) -> Value {
-    let mut b =
-        json!({"sku": sku, "name": format!("Product {sku}"), "price_cents": 100, "tax_rate_bp": 0});
-    if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let (s, v) = body(app.post("/api/v1/products", Some(token), b).await).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v
+const ADJUST: &str = "/api/v1/inventory/adjustments";
+const MOVEMENTS: &str = "/api/v1/inventory/movements";
+const LOW_STOCK: &str = "/api/v1/inventory/low-stock";
+
+fn adjustment(product: &Value, delta: impl Into<Value>, reason: &str) -> Value {
+    json!({"product_id": product["id"], "delta": delta.into(), "reason": reason})
 }
 
-async fn adjust(
-    app: &TestApp,
-    token: &str,
-    product: &Value,
-    delta: i64,
-    reason: &str,
-) -> (StatusCode, Value) {
-    body(
-        app.post(
-            "/api/v1/inventory/adjustments",
-            Some(token),
-            json!({"product_id": product["id"], "delta": delta, "reason": reason}),
-        )
-        .await,
+async fn adjust(who: &Client, product: &Value, delta: i64, reason: &str) -> Resp {
+    who.post(ADJUST, adjustment(product, delta, reason)).await
+}
+
+async fn movement_count(app: &TestApp, product: &Value) -> i64 {
+    count(
+        app,
+        "SELECT count(*) FROM inventory_movements WHERE product_id = $1::uuid",
+        product["id"].as_str().unwrap(),
     )
     .await
 }
 
-async fn movement_count(app: &TestApp, product: &Value) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM inventory_movements WHERE product_id = $1::uuid")
-        .bind(product["id"].as_str().unwrap())
-        .fetch_one(&app.state.db.write)
-        .await
+fn product_path(p: &Value) -> String {
+    format!("/api/v1/products/{}", p["id"].as_str().unwrap())
+}
+
+/// A list's `items[].<key>` numbers.
+fn column(page: &Value, key: &str) -> Vec<i64> {
+    page["items"]
+        .as_array()
         .unwrap()
+        .iter()
+        .map(|m| m[key].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
 async fn adjustments_move_stock_and_write_the_ledger() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let p = new_product(&app, &mgr.token, "BEANS", json!({})).await;
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
+    let mgr = app.as_manager().await;
+    let p = mgr.create_product(ProductBuilder::new("BEANS")).await;
+    let path = product_path(&p);
     // Cache the product so the adjustment must invalidate it.
-    assert_eq!(body(app.get(&path, None).await).await.1["stock_on_hand"], 0);
+    assert_eq!(app.anon().get(&path).await.body["stock_on_hand"], 0);
 
-    let (s, v) = body(
-        app.post(
-            "/api/v1/inventory/adjustments",
-            Some(&mgr.token),
+    let v = mgr
+        .post(
+            ADJUST,
             json!({"product_id": p["id"], "delta": 12, "reason": "received", "note": "  delivery #88 "}),
         )
-        .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+        .await
+        .expect_json(201);
     let m = &v["movement"];
     assert_eq!(m["product_id"], p["id"]);
-    assert_eq!(m["delta"], 12);
-    assert_eq!(m["reason"], "received");
-    assert_eq!(m["balance_after"], 12);
-    assert_eq!(m["order_id"], Value::Null);
-    assert_eq!(m["note"], "delivery #88");
     assert_eq!(m["user_id"].as_str(), Some(mgr.id()));
     assert!(m["id"].is_string() && m["created_at"].is_string());
-    assert_eq!(v["product"]["stock_on_hand"], 12);
-    assert_eq!(v["product"]["version"], 1, "stock is not an editable field");
+    // Delta, reason, balance, no order, the trimmed note; stock is not an editable field
+    // (the product's version stays 1).
+    assert_json_snap!("adjustment", v);
 
-    let (s, v) = adjust(&app, &mgr.token, &p, -2, "damage").await;
-    assert_eq!(s, StatusCode::CREATED);
+    let v = adjust(&mgr, &p, -2, "damage").await.expect_json(201);
     assert_eq!(v["movement"]["balance_after"], 10);
-    assert_eq!(
-        body(app.get(&path, None).await).await.1["stock_on_hand"],
-        10
-    );
+    assert_eq!(app.anon().get(&path).await.body["stock_on_hand"], 10);
 
-    let (action, data): (String, Value) =
-        sqlx::query_as("SELECT action, data FROM audit_log WHERE action = 'stock.adjust' ORDER BY at DESC, id DESC LIMIT 1")
-            .fetch_one(&app.state.db.write)
-            .await
-            .unwrap();
+    let (action, data): (String, Value) = sqlx::query_as(
+        "SELECT action, data FROM audit_log WHERE action = 'stock.adjust'
+         ORDER BY at DESC, id DESC LIMIT 1",
+    )
+    .fetch_one(&app.state.db.write)
+    .await
+    .unwrap();
     assert_eq!(action, "stock.adjust");
     assert_eq!(data["delta"], -2);
     assert_eq!(data["balance_after"], 10);
@@ -95,14 +81,14 @@ async fn adjustments_move_stock_and_write_the_ledger() {
 #[tokio::test]
 async fn stock_never_goes_below_zero() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let p = new_product(&app, &mgr.token, "CUPS", json!({})).await;
-    adjust(&app, &mgr.token, &p, 3, "received").await;
+    let mgr = app.as_manager().await;
+    let p = mgr.create_product(ProductBuilder::new("CUPS")).await;
+    adjust(&mgr, &p, 3, "received").await;
     let before = movement_count(&app, &p).await;
 
-    let (s, v) = adjust(&app, &mgr.token, &p, -5, "count").await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert_eq!(v["error"]["code"], "insufficient_stock");
+    let v = adjust(&mgr, &p, -5, "count")
+        .await
+        .expect_error(409, "insufficient_stock");
     assert_eq!(
         v["error"]["details"],
         json!({"product_id": p["id"], "requested": 5, "available": 3})
@@ -112,42 +98,30 @@ async fn stock_never_goes_below_zero() {
         before,
         "no movement written"
     );
-    let path = format!("/api/v1/products/{}", p["id"].as_str().unwrap());
-    assert_eq!(body(app.get(&path, None).await).await.1["stock_on_hand"], 3);
+    assert_eq!(
+        app.anon().get(&product_path(&p)).await.body["stock_on_hand"],
+        3
+    );
 
     // Exactly down to zero is fine.
-    let (s, v) = adjust(&app, &mgr.token, &p, -3, "correction").await;
-    assert_eq!(s, StatusCode::CREATED);
+    let v = adjust(&mgr, &p, -3, "correction").await.expect_json(201);
     assert_eq!(v["product"]["stock_on_hand"], 0);
 }
 
 #[tokio::test]
 async fn concurrent_takes_never_oversell() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let p = new_product(&app, &mgr.token, "RACE", json!({})).await;
-    adjust(&app, &mgr.token, &p, 10, "received").await;
-    let mut tasks = Vec::new();
-    for _ in 0..25 {
-        let http = app.http.clone();
-        let url = format!("{}/api/v1/inventory/adjustments", app.url);
-        let token = mgr.token.clone();
-        let id = p["id"].clone();
-        tasks.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .json(&json!({"product_id": id, "delta": -1, "reason": "damage"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }));
-    }
+    let mgr = app.as_manager().await;
+    let p = mgr.create_product(ProductBuilder::new("RACE")).await;
+    adjust(&mgr, &p, 10, "received").await;
+    let tasks: Vec<_> = (0..25)
+        .map(|_| tokio::spawn(mgr.post(ADJUST, adjustment(&p, -1, "damage")).send()))
+        .collect();
     let mut ok = 0;
     for t in tasks {
-        match t.await.unwrap() {
-            StatusCode::CREATED => ok += 1,
-            StatusCode::CONFLICT => {}
+        match t.await.unwrap().status() {
+            201 => ok += 1,
+            409 => {}
             s => panic!("unexpected {s}"),
         }
     }
@@ -166,261 +140,138 @@ async fn concurrent_takes_never_oversell() {
 #[tokio::test]
 async fn adjustment_validation_and_roles() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let cashier = app.user("cashier").await;
-    let p = new_product(&app, &mgr.token, "VAL", json!({})).await;
-    let url = "/api/v1/inventory/adjustments";
+    let mgr = app.as_manager().await;
+    let cashier = app.as_cashier().await;
+    let p = mgr.create_product(ProductBuilder::new("VAL")).await;
+    let unknown = json!({"id": uuid::Uuid::now_v7()});
 
-    let e = expect_error(
-        app.post(
-            url,
-            Some(&mgr.token),
-            json!({"product_id": p["id"], "delta": 0, "reason": "received"}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["delta"].is_array());
+    // (body, fields the answer must name)
+    let mut invalid: Vec<(Value, &[&str])> = vec![
+        (adjustment(&p, 0, "received"), &["delta"]),
+        (json!({}), &["product_id", "delta", "reason"]),
+        (adjustment(&unknown, 1, "received"), &["product_id"]),
+        (adjustment(&p, 1.5, "received"), &[]),
+    ];
     for reason in ["sale", "cancel", "return", "gift"] {
-        let e = expect_error(
-            app.post(
-                url,
-                Some(&mgr.token),
-                json!({"product_id": p["id"], "delta": 1, "reason": reason}),
-            )
-            .await,
-            422,
-            "validation_failed",
-        )
-        .await;
-        assert!(
-            e["error"]["details"]["fields"]["reason"].is_array(),
-            "{reason}"
-        );
+        invalid.push((adjustment(&p, 1, reason), &["reason"]));
     }
-    let e = expect_error(
-        app.post(url, Some(&mgr.token), json!({})).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    for f in ["product_id", "delta", "reason"] {
-        assert!(e["error"]["details"]["fields"][f].is_array(), "{f}: {e}");
+    for (body, fields) in invalid {
+        let e = mgr
+            .post(ADJUST, &body)
+            .await
+            .expect_error(422, "validation_failed");
+        for f in fields {
+            assert!(
+                e["error"]["details"]["fields"][f].is_array(),
+                "{body} {f}: {e}"
+            );
+        }
     }
-    let e = expect_error(
-        app.post(
-            url,
-            Some(&mgr.token),
-            json!({"product_id": uuid::Uuid::now_v7(), "delta": 1, "reason": "received"}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert!(e["error"]["details"]["fields"]["product_id"].is_array());
-    expect_error(
-        app.post(
-            url,
-            Some(&mgr.token),
-            json!({"product_id": p["id"], "delta": 1.5, "reason": "received"}),
-        )
-        .await,
-        422,
-        "validation_failed",
-    )
-    .await;
 
-    expect_error(
-        app.post(
-            url,
-            Some(&cashier.token),
-            json!({"product_id": p["id"], "delta": 1, "reason": "received"}),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.post(
-            url,
-            None,
-            json!({"product_id": p["id"], "delta": 1, "reason": "received"}),
-        )
-        .await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    let ok = adjustment(&p, 1, "received");
+    cashier
+        .post(ADJUST, &ok)
+        .await
+        .expect_error(403, "forbidden");
+    app.anon()
+        .post(ADJUST, &ok)
+        .await
+        .expect_error(401, "unauthorized");
     assert_eq!(movement_count(&app, &p).await, 0);
 }
 
 #[tokio::test]
 async fn movements_newest_first_paginated_and_filtered() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let a = new_product(&app, &mgr.token, "A", json!({})).await;
-    let b = new_product(&app, &mgr.token, "B", json!({})).await;
+    let mgr = app.as_manager().await;
+    let a = mgr.create_product(ProductBuilder::new("A")).await;
+    let b = mgr.create_product(ProductBuilder::new("B")).await;
     for d in [5, 4, 3] {
-        adjust(&app, &mgr.token, &a, d, "received").await;
+        adjust(&mgr, &a, d, "received").await;
     }
-    adjust(&app, &mgr.token, &b, 7, "received").await;
+    adjust(&mgr, &b, 7, "received").await;
 
-    let (s, v) = body(
-        app.get("/api/v1/inventory/movements", Some(&mgr.token))
-            .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let deltas: Vec<i64> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["delta"].as_i64().unwrap())
-        .collect();
-    assert_eq!(deltas, vec![7, 3, 4, 5]);
+    let v = mgr.get(MOVEMENTS).await.expect_json(200);
+    assert_eq!(column(&v, "delta"), [7, 3, 4, 5]);
 
     let path = format!(
-        "/api/v1/inventory/movements?product_id={}&limit=2",
+        "{MOVEMENTS}?product_id={}&limit=2",
         a["id"].as_str().unwrap()
     );
-    let (_, v) = body(app.get(&path, Some(&mgr.token)).await).await;
-    let first: Vec<i64> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["balance_after"].as_i64().unwrap())
-        .collect();
-    assert_eq!(first, vec![12, 9]);
+    let v = mgr.get(&path).await.body;
+    assert_eq!(column(&v, "balance_after"), [12, 9]);
     let c = v["next_cursor"].as_str().unwrap();
-    let (_, v) = body(
-        app.get(&format!("{path}&cursor={c}"), Some(&mgr.token))
-            .await,
-    )
-    .await;
-    let rest: Vec<i64> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["balance_after"].as_i64().unwrap())
-        .collect();
-    assert_eq!(rest, vec![5]);
+    let v = mgr.get(&format!("{path}&cursor={c}")).await.body;
+    assert_eq!(column(&v, "balance_after"), [5]);
     assert_eq!(v["next_cursor"], Value::Null);
 
-    expect_error(
-        app.get("/api/v1/inventory/movements?cursor=x", Some(&mgr.token))
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    let cashier = app.user("cashier").await;
-    expect_error(
-        app.get("/api/v1/inventory/movements", Some(&cashier.token))
-            .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/inventory/movements", None).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    mgr.get(&format!("{MOVEMENTS}?cursor=x"))
+        .await
+        .expect_error(422, "validation_failed");
+    let cashier = app.as_cashier().await;
+    cashier.get(MOVEMENTS).await.expect_error(403, "forbidden");
+    app.anon()
+        .get(MOVEMENTS)
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn low_stock_lists_tracked_active_products_at_or_below_threshold() {
     let app = TestApp::spawn().await;
-    let mgr = app.user("manager").await;
-    let low = new_product(
-        &app,
-        &mgr.token,
-        "LOW",
-        json!({"name": "Low Oats", "low_stock_threshold": 5}),
+    let mgr = app.as_manager().await;
+    let low = ProductBuilder::new("LOW").name("Low Oats").low_stock(5);
+    let low = mgr.create_product(low).await;
+    adjust(&mgr, &low, 5, "received").await;
+    let ok = ProductBuilder::new("OK").name("Plenty Rice").low_stock(5);
+    let ok = mgr.create_product(ok).await;
+    adjust(&mgr, &ok, 6, "received").await;
+    mgr.create_product(ProductBuilder::new("EMPTY").name("Empty Beans"))
+        .await;
+    mgr.create_product(
+        ProductBuilder::new("UNTRACKED")
+            .name("Espresso Shot")
+            .untracked(),
     )
     .await;
-    adjust(&app, &mgr.token, &low, 5, "received").await;
-    let ok = new_product(
-        &app,
-        &mgr.token,
-        "OK",
-        json!({"name": "Plenty Rice", "low_stock_threshold": 5}),
-    )
-    .await;
-    adjust(&app, &mgr.token, &ok, 6, "received").await;
-    new_product(&app, &mgr.token, "EMPTY", json!({"name": "Empty Beans"})).await;
-    new_product(
-        &app,
-        &mgr.token,
-        "UNTRACKED",
-        json!({"name": "Espresso Shot", "track_stock": false}),
-    )
-    .await;
-    let gone = new_product(&app, &mgr.token, "GONE", json!({"name": "Gone Tea"})).await;
-    app.req(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/products/{}", gone["id"].as_str().unwrap()),
-    )
-    .bearer_auth(&mgr.token)
-    .send()
-    .await
-    .unwrap();
+    let gone = mgr
+        .create_product(ProductBuilder::new("GONE").name("Gone Tea"))
+        .await;
+    mgr.delete(&product_path(&gone)).await;
 
     for role in ["cashier", "staff"] {
-        let u = app.user(role).await;
-        let (s, v) = body(app.get("/api/v1/inventory/low-stock", Some(&u.token)).await).await;
-        assert_eq!(s, StatusCode::OK, "{role}");
+        let v = app
+            .as_role(role)
+            .await
+            .get(LOW_STOCK)
+            .await
+            .expect_json(200);
         let names: Vec<&str> = v["items"]
             .as_array()
             .unwrap()
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["Empty Beans", "Low Oats"], "{role}");
+        assert_eq!(names, ["Empty Beans", "Low Oats"], "{role}");
     }
-    let (_, v) = body(
-        app.get("/api/v1/inventory/low-stock?limit=1", Some(&mgr.token))
-            .await,
-    )
-    .await;
+    let v = mgr.get(&format!("{LOW_STOCK}?limit=1")).await.body;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     let c = v["next_cursor"].as_str().unwrap();
-    let (_, v) = body(
-        app.get(
-            &format!("/api/v1/inventory/low-stock?limit=1&cursor={c}"),
-            Some(&mgr.token),
-        )
-        .await,
-    )
-    .await;
+    let v = mgr
+        .get(&format!("{LOW_STOCK}?limit=1&cursor={c}"))
+        .await
+        .body;
     assert_eq!(v["items"][0]["name"], "Low Oats");
 
     // Receiving stock takes a product off the list.
-    adjust(&app, &mgr.token, &low, 1, "received").await;
-    let (_, v) = body(
-        app.get("/api/v1/inventory/low-stock", Some(&mgr.token))
-            .await,
-    )
-    .await;
+    adjust(&mgr, &low, 1, "received").await;
+    let v = mgr.get(LOW_STOCK).await.body;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
 
-    let customer = app.user("customer").await;
-    expect_error(
-        app.get("/api/v1/inventory/low-stock", Some(&customer.token))
-            .await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/inventory/low-stock", None).await,
-        401,
-        "unauthorized",
-    )
-    .await;
+    let customer = app.as_customer().await;
+    customer.get(LOW_STOCK).await.expect_error(403, "forbidden");
+    app.anon()
+        .get(LOW_STOCK)
+        .await
+        .expect_error(401, "unauthorized");
 }

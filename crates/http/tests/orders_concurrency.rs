@@ -1,58 +1,47 @@
 //! Never oversold, exactly once: concurrent checkouts across two instances sharing PostgreSQL
 //! and Redis.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
 use futures::future::join_all;
 use rand::Rng;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
+use till_test_support::*;
+
+const ORDERS: &str = "/api/v1/orders";
+
+async fn count_orders(app: &TestApp) -> i64 {
+    count(app, "SELECT count(*) FROM orders", "").await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_checkouts_for_fifty_units_sell_exactly_fifty() {
     let (a, b) = TestApp::spawn_pair().await;
     let mut cashiers = Vec::new();
     for _ in 0..5 {
-        cashiers.push(a.user("cashier").await);
+        cashiers.push(a.as_cashier().await);
     }
     let product = insert_product(&a, "HOT", 500, 825, 50).await;
 
     let requests = (0..200).map(|i| {
-        let app = if i % 2 == 0 { &a } else { &b };
-        let token = cashiers[i % cashiers.len()].token.clone();
-        let product = product.clone();
-        async move {
-            let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
-            let resp = post_idem(app, "/api/v1/orders", &token, &new_key(), req).await;
-            body(resp).await
-        }
+        let who = cashiers[i % cashiers.len()].on(if i % 2 == 0 { &a } else { &b });
+        let order = OrderBuilder::pos().line(&product, 1);
+        async move { who.post_order(&order).await }
     });
     let results = join_all(requests).await;
-    let created = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::CREATED)
-        .count();
-    let short: Vec<&Value> = results
-        .iter()
-        .filter(|(s, v)| *s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock")
-        .map(|(_, v)| v)
-        .collect();
+    let is_short = |r: &Resp| r.status() == 409 && r.error_code() == Some("insufficient_stock");
+    let created = results.iter().filter(|r| r.status() == 201).count();
+    let short: Vec<&Resp> = results.iter().filter(|r| is_short(r)).collect();
     let others: Vec<_> = results
         .iter()
-        .filter(|(s, v)| {
-            !(*s == StatusCode::CREATED
-                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "insufficient_stock"))
-        })
+        .filter(|r| !(r.status() == 201 || is_short(r)))
         .collect();
     assert!(others.is_empty(), "unexpected answers: {others:?}");
     assert_eq!(created, 50);
     assert_eq!(short.len(), 150);
-    for v in short {
+    for r in short {
         assert_eq!(
-            v["error"]["details"]["lines"],
+            r.body["error"]["details"]["lines"],
             json!([{"product_id": product, "requested": 1, "available": 0}])
         );
     }
@@ -80,26 +69,26 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
     let (a, b) = TestApp::spawn_pair().await;
     let mut cashiers = Vec::new();
     for _ in 0..4 {
-        cashiers.push(a.user("cashier").await);
+        cashiers.push(a.as_cashier().await);
     }
-    let manager = a.user("manager").await;
+    let manager = a.as_manager().await;
     const INITIAL: i64 = 40;
     let mut products = Vec::new();
     for i in 0..8 {
         products.push(insert_product(&a, &format!("P{i}"), 100 + i, 0, INITIAL).await);
     }
     let clients = (0..24).map(|c| {
-        let app = if c % 2 == 0 { &a } else { &b };
-        let token = if c % 6 == 5 {
-            manager.token.clone()
+        let who = if c % 6 == 5 {
+            &manager
         } else {
-            cashiers[c % cashiers.len()].token.clone()
+            &cashiers[c % cashiers.len()]
         };
+        let who = who.on(if c % 2 == 0 { &a } else { &b });
         let products = products.clone();
         async move {
             let mut answers = Vec::new();
             for _ in 0..6 {
-                let basket: Vec<Value> = {
+                let basket = {
                     let mut rng = rand::thread_rng();
                     let n = rng.gen_range(1..=4);
                     let mut picked = products.clone();
@@ -108,43 +97,29 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
                         picked.swap(i, rng.gen_range(0..=i));
                     }
                     picked.truncate(n);
-                    picked
-                        .into_iter()
-                        .map(|p| json!({"product_id": p, "quantity": rng.gen_range(1..=5)}))
-                        .collect()
+                    picked.iter().fold(OrderBuilder::pickup(), |o, p| {
+                        o.line(p, rng.gen_range(1..=5))
+                    })
                 };
-                let resp = post_idem(
-                    app,
-                    "/api/v1/orders",
-                    &token,
-                    &new_key(),
-                    json!({"fulfilment": "pickup", "lines": basket}),
-                )
-                .await;
-                let (s, v) = body(resp).await;
+                let r = who.post_order(&basket).await;
                 let cancel = rand::thread_rng().gen_bool(0.3);
-                if s == StatusCode::CREATED && cancel {
-                    let path = format!("/api/v1/orders/{}/transitions", v["id"].as_str().unwrap());
-                    let (cs, cv) = body(
-                        app.post(&path, Some(&token), json!({"to": "cancelled"}))
-                            .await,
-                    )
-                    .await;
-                    answers.push((cs, cv));
+                if r.status() == 201 && cancel {
+                    answers.push(who.transition(&id_of(&r.body), "cancelled").await);
                 }
-                answers.push((s, v));
+                answers.push(r);
             }
             answers
         }
     });
-    let answers: Vec<(StatusCode, Value)> = join_all(clients).await.into_iter().flatten().collect();
+    let answers: Vec<Resp> = join_all(clients).await.into_iter().flatten().collect();
     let mut created = 0;
-    for (s, v) in &answers {
-        match s.as_u16() {
+    for r in &answers {
+        let v = &r.body;
+        match r.status() {
             200 => assert_eq!(v["status"], "cancelled"),
             201 => created += 1,
             409 => assert_eq!(v["error"]["code"], "insufficient_stock", "{v}"),
-            _ => panic!("unexpected {s}: {v}"),
+            s => panic!("unexpected {s}: {v}"),
         }
     }
     assert!(created > 0);
@@ -183,26 +158,24 @@ async fn random_baskets_and_cancels_never_deadlock_or_lose_stock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_requests_with_one_key_make_one_order() {
     let (a, b) = TestApp::spawn_pair().await;
-    let cashier = a.user("cashier").await;
+    let cashier = a.as_cashier().await;
     let product = insert_product(&a, "ONE", 250, 0, 100).await;
-    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 2}]});
+    let req = OrderBuilder::pos().line(&product, 2);
+    let on = |app: &TestApp| cashier.on(app).post(ORDERS, &req).idem("same-key").send();
 
-    let sends = (0..20).map(|i| {
-        let app = if i % 2 == 0 { &a } else { &b };
-        let (token, req) = (cashier.token.clone(), req.clone());
-        async move { body(post_idem(app, "/api/v1/orders", &token, "same-key", req).await).await }
-    });
-    let results = join_all(sends).await;
+    let results = join_all((0..20).map(|i| on(if i % 2 == 0 { &a } else { &b }))).await;
     let created: Vec<&Value> = results
         .iter()
-        .filter(|(s, _)| *s == StatusCode::CREATED)
-        .map(|(_, v)| v)
+        .filter(|r| r.status() == 201)
+        .map(|r| &r.body)
         .collect();
-    for (s, v) in &results {
+    for r in &results {
         assert!(
-            *s == StatusCode::CREATED
-                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "idempotency_key_in_use"),
-            "{s}: {v}"
+            r.status() == 201
+                || (r.status() == 409 && r.error_code() == Some("idempotency_key_in_use")),
+            "{}: {}",
+            r.status,
+            r.body
         );
     }
     assert!(!created.is_empty());
@@ -210,40 +183,30 @@ async fn twenty_requests_with_one_key_make_one_order() {
         created.iter().all(|v| *v == created[0]),
         "every 201 is the same order"
     );
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
-        .fetch_one(&a.state.db.write)
-        .await
-        .unwrap();
-    assert_eq!(orders, 1);
+    assert_eq!(count_orders(&a).await, 1);
     assert_eq!(stock_of(&a, &product).await, 98);
 
     // After it finished: a replay on either instance, then a different body is refused.
     for app in [&a, &b] {
-        let r = post_idem(
-            app,
-            "/api/v1/orders",
-            &cashier.token,
-            "same-key",
-            req.clone(),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        assert_eq!(r.headers()["idempotent-replayed"], "true");
-        assert_eq!(&body(r).await.1, created[0]);
+        let r = on(app).await.expect_status(201);
+        assert_eq!(r.header("idempotent-replayed"), "true");
+        assert_eq!(&r.body, created[0]);
     }
-    let other =
-        json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 3}]});
-    let r = post_idem(&b, "/api/v1/orders", &cashier.token, "same-key", other).await;
-    expect_error(r, 422, "idempotency_key_reused").await;
+    cashier
+        .on(&b)
+        .post(ORDERS, OrderBuilder::pos().line(&product, 3))
+        .idem("same-key")
+        .await
+        .expect_error(422, "idempotency_key_reused");
     assert_eq!(stock_of(&a, &product).await, 98);
 }
 
 #[tokio::test]
 async fn a_key_being_written_elsewhere_is_409_and_free_once_that_ends() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
+    let cashier = app.as_cashier().await;
     let product = insert_product(&app, "BUSY", 250, 0, 10).await;
-    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
+    let req = OrderBuilder::pos().line(&product, 1);
 
     // Another request holding this key right now: the key's transaction lock, as its write takes.
     let mut other = app.state.db.write.begin().await.unwrap();
@@ -253,43 +216,26 @@ async fn a_key_being_written_elsewhere_is_409_and_free_once_that_ends() {
         .execute(&mut *other)
         .await
         .unwrap();
-    let order = || {
-        post_idem(
-            &app,
-            "/api/v1/orders",
-            &cashier.token,
-            "busy-key",
-            req.clone(),
-        )
-    };
-    expect_error(order().await, 409, "idempotency_key_in_use").await;
+    let order = || cashier.post(ORDERS, &req).idem("busy-key").send();
+    order().await.expect_error(409, "idempotency_key_in_use");
     assert_eq!(stock_of(&app, &product).await, 10);
 
     // That request ends without storing an answer: the key is free and works once.
     other.rollback().await.unwrap();
-    assert_eq!(order().await.status(), StatusCode::CREATED);
-    let r = order().await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    order().await.expect_status(201);
+    let r = order().await.expect_status(201);
+    assert_eq!(r.header("idempotent-replayed"), "true");
     assert_eq!(stock_of(&app, &product).await, 9);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
+    let cashier = app.as_cashier().await;
     let product = insert_product(&app, "LATE", 250, 0, 10).await;
-    let req = json!({"fulfilment": "in_store", "lines": [{"product_id": product, "quantity": 1}]});
-    let r = post_idem(
-        &app,
-        "/api/v1/orders",
-        &cashier.token,
-        "late-key",
-        req.clone(),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let first = body(r).await.1;
+    let req = OrderBuilder::pos().line(&product, 1);
+    let send = || cashier.post(ORDERS, &req).idem("late-key").send();
+    let first = send().await.expect_json(201);
 
     // Stage the race: the stored answer is taken away, so the retry reads "no answer yet"; the
     // product is held, so the retry then stops inside its write (it has the key's lock); the
@@ -342,20 +288,11 @@ async fn a_key_stored_while_a_retry_waited_is_replayed_not_written_twice() {
         .unwrap();
         holder.commit().await.unwrap();
     };
-    let retry = post_idem(&app, "/api/v1/orders", &cashier.token, "late-key", req);
-    let (r, ()) = tokio::join!(retry, meanwhile);
+    let (r, ()) = tokio::join!(send(), meanwhile);
 
-    assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(r.headers()["idempotent-replayed"], "true");
-    assert_eq!(
-        body(r).await.1,
-        first,
-        "the stored answer, not a second order"
-    );
+    let r = r.expect_status(201);
+    assert_eq!(r.header("idempotent-replayed"), "true");
+    assert_eq!(r.body, first, "the stored answer, not a second order");
     assert_eq!(stock_of(&app, &product).await, 9);
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
-        .fetch_one(&app.state.db.write)
-        .await
-        .unwrap();
-    assert_eq!(orders, 1);
+    assert_eq!(count_orders(&app).await, 1);
 }

@@ -1,11 +1,8 @@
-//! The order lifecycle: every transition of API.md's table, every forbidden one, If-Match,
+//! The order lifecycle: every transition of the contract's table, every forbidden one, If-Match,
 //! stock coming back on cancel, and what customers may do.
 
-mod common;
-
-use common::*;
-use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use till_test_support::*;
 
 const ALL: [&str; 8] = [
     "pending",
@@ -18,7 +15,7 @@ const ALL: [&str; 8] = [
     "cancelled",
 ];
 
-/// API.md's table, written out independently of the domain crate.
+/// The contract's transition table, written out independently of the domain crate.
 fn allowed(from: &str, fulfilment: &str) -> Vec<&'static str> {
     match (from, fulfilment) {
         ("pending", _) => vec!["confirmed", "cancelled"],
@@ -55,32 +52,15 @@ fn reachable(fulfilment: &str) -> Vec<&'static str> {
         .collect()
 }
 
-async fn transition(app: &TestApp, token: &str, id: &str, to: &str) -> reqwest::Response {
-    app.post(
-        &format!("/api/v1/orders/{id}/transitions"),
-        Some(token),
-        json!({"to": to}),
-    )
-    .await
-}
-
-async fn order_in(
-    app: &TestApp,
-    token: &str,
-    product: &str,
-    fulfilment: &str,
-    status: &str,
-) -> Value {
-    let mut req =
-        json!({"fulfilment": fulfilment, "lines": [{"product_id": product, "quantity": 1}]});
-    if fulfilment == "delivery" {
-        req["delivery_address"] = json!("1 Main St");
-    }
-    let mut o = create_order(app, token, req).await;
+/// An order of one unit of `product`, walked to `status` by `who`.
+async fn order_in(who: &Client, product: &str, fulfilment: &str, status: &str) -> Value {
+    let order = match fulfilment {
+        "delivery" => OrderBuilder::delivery("1 Main St"),
+        f => OrderBuilder::fulfilment(f),
+    };
+    let mut o = who.create_order(order.line(product, 1)).await;
     for step in path_to(status) {
-        let (s, v) = body(transition(app, token, o["id"].as_str().unwrap(), step).await).await;
-        assert_eq!(s, StatusCode::OK, "{step}: {v}");
-        o = v;
+        o = who.transition(&id_of(&o), step).await.expect_json(200);
     }
     assert_eq!(o["status"], status);
     o
@@ -89,8 +69,8 @@ async fn order_in(
 #[tokio::test]
 async fn every_allowed_transition_and_every_forbidden_one() {
     let app = TestApp::spawn().await;
-    let staff = app.user("staff").await;
-    let cashier = app.user("cashier").await;
+    let staff = app.as_staff().await;
+    let cashier = app.as_cashier().await;
     let p = insert_product(&app, "P", 100, 0, 10_000).await;
 
     for fulfilment in ["in_store", "pickup", "delivery"] {
@@ -98,12 +78,12 @@ async fn every_allowed_transition_and_every_forbidden_one() {
             let ok = allowed(from, fulfilment);
             // Every allowed move, each on its own order, by a staff (fulfilment) user.
             for to in &ok {
-                let o = order_in(&app, &cashier.token, &p, fulfilment, from).await;
-                let resp = transition(&app, &staff.token, o["id"].as_str().unwrap(), to).await;
-                assert_eq!(resp.status(), StatusCode::OK, "{fulfilment}: {from} → {to}");
+                let o = order_in(&cashier, &p, fulfilment, from).await;
+                let r = staff.transition(&id_of(&o), to).await;
+                assert_eq!(r.status(), 200, "{fulfilment}: {from} → {to}");
                 let version = o["version"].as_i64().unwrap() + 1;
-                assert_eq!(resp.headers()["etag"], format!("\"{version}\"").as_str());
-                let (_, after) = body(resp).await;
+                assert_eq!(r.header("etag"), format!("\"{version}\""));
+                let after = r.body;
                 assert_eq!(after["status"], *to);
                 assert_eq!(after["version"], version);
                 let history = after["status_history"].as_array().unwrap();
@@ -112,32 +92,25 @@ async fn every_allowed_transition_and_every_forbidden_one() {
                 assert_eq!(history.last().unwrap()["by"], staff.id());
             }
             // Every other target is refused with the allowed set, and nothing changes.
-            let o = order_in(&app, &cashier.token, &p, fulfilment, from).await;
+            let o = order_in(&cashier, &p, fulfilment, from).await;
             let id = o["id"].as_str().unwrap();
             for to in ALL.iter().filter(|t| !ok.contains(t)) {
-                let v = expect_error(
-                    transition(&app, &staff.token, id, to).await,
-                    409,
-                    "invalid_transition",
-                )
-                .await;
+                let v = staff
+                    .transition(id, to)
+                    .await
+                    .expect_error(409, "invalid_transition");
                 assert_eq!(
                     v["error"]["details"],
                     json!({"from": from, "to": to, "allowed": ok}),
                     "{fulfilment}: {from} → {to}"
                 );
             }
-            let (_, now) = body(
-                app.get(&format!("/api/v1/orders/{id}"), Some(&staff.token))
-                    .await,
-            )
-            .await;
-            assert_eq!(now, o);
+            assert_eq!(staff.get(&format!("/api/v1/orders/{id}")).await.body, o);
         }
     }
 
     // A full delivery walk records every step in order.
-    let o = order_in(&app, &cashier.token, &p, "delivery", "delivered").await;
+    let o = order_in(&cashier, &p, "delivery", "delivered").await;
     let statuses: Vec<&str> = o["status_history"]
         .as_array()
         .unwrap()
@@ -158,18 +131,15 @@ async fn every_allowed_transition_and_every_forbidden_one() {
     assert_eq!(o["version"], 6);
 
     // Staff transitions are audited with from/to.
-    let (s, audit) = body(
-        app.get(
-            &format!(
-                "/api/v1/audit?action=order.transition&actor_id={}&limit=1",
-                staff.id()
-            ),
-            Some(&app.admin().await.token),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
+    let audit = app
+        .as_admin()
+        .await
+        .get(&format!(
+            "/api/v1/audit?action=order.transition&actor_id={}&limit=1",
+            staff.id()
+        ))
+        .await
+        .expect_json(200);
     assert_eq!(audit["items"][0]["entity_type"], "order");
     assert!(audit["items"][0]["data"]["from"].is_string());
 }
@@ -177,124 +147,89 @@ async fn every_allowed_transition_and_every_forbidden_one() {
 #[tokio::test]
 async fn if_match_guards_transitions() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
+    let cashier = app.as_cashier().await;
     let p = insert_product(&app, "P", 100, 0, 10).await;
-    let o = create_order(
-        &app,
-        &cashier.token,
-        json!({"fulfilment": "pickup", "lines": [{"product_id": p, "quantity": 1}]}),
-    )
-    .await;
+    let o = cashier
+        .create_order(OrderBuilder::pickup().line(&p, 1))
+        .await;
     let id = o["id"].as_str().unwrap();
-    let path = format!("/api/v1/orders/{id}/transitions");
-    let send = |if_match: &'static str, to: &'static str| {
-        app.req(Method::POST, &path)
-            .bearer_auth(&cashier.token)
-            .header("If-Match", if_match)
-            .json(&json!({"to": to}))
-            .send()
-    };
+    let send = |if_match: &str, to: &str| cashier.transition(id, to).header("If-Match", if_match);
 
-    expect_error(
-        send("\"2\"", "confirmed").await.unwrap(),
-        412,
-        "precondition_failed",
-    )
-    .await;
-    expect_error(
-        send("garbage", "confirmed").await.unwrap(),
-        412,
-        "precondition_failed",
-    )
-    .await;
-    let r = send("\"1\"", "confirmed").await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["etag"], "\"2\"");
+    for tag in ["\"2\"", "garbage"] {
+        send(tag, "confirmed")
+            .await
+            .expect_error(412, "precondition_failed");
+    }
+    let r = send("\"1\"", "confirmed").await.expect_status(200);
+    assert_eq!(r.header("etag"), "\"2\"");
     // The old version no longer matches; a weak tag or `*` of the current one does.
-    expect_error(
-        send("\"1\"", "preparing").await.unwrap(),
-        412,
-        "precondition_failed",
-    )
-    .await;
-    assert_eq!(
-        send("W/\"2\"", "preparing").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(send("*", "ready").await.unwrap().status(), StatusCode::OK);
+    send("\"1\"", "preparing")
+        .await
+        .expect_error(412, "precondition_failed");
+    send("W/\"2\"", "preparing").await.expect_status(200);
+    send("*", "ready").await.expect_status(200);
 
     // A stale If-Match wins over an invalid move: the client must reload first.
-    expect_error(
-        send("\"1\"", "pending").await.unwrap(),
-        412,
-        "precondition_failed",
-    )
-    .await;
-    let v = expect_error(
-        transition(&app, &cashier.token, id, "shipped").await,
-        422,
-        "validation_failed",
-    )
-    .await;
+    send("\"1\"", "pending")
+        .await
+        .expect_error(412, "precondition_failed");
+    let v = cashier
+        .transition(id, "shipped")
+        .await
+        .expect_error(422, "validation_failed");
     assert!(v["error"]["details"]["fields"]["to"].is_array(), "{v}");
-    let missing = uuid::Uuid::now_v7();
-    expect_error(
-        transition(&app, &cashier.token, &missing.to_string(), "confirmed").await,
-        404,
-        "not_found",
-    )
-    .await;
-    let r = app.post(&path, None, json!({"to": "confirmed"})).await;
-    expect_error(r, 401, "unauthorized").await;
+    cashier
+        .transition(&uuid::Uuid::now_v7().to_string(), "confirmed")
+        .await
+        .expect_error(404, "not_found");
+    app.anon()
+        .transition(id, "confirmed")
+        .await
+        .expect_error(401, "unauthorized");
 }
 
 #[tokio::test]
 async fn cancelling_returns_what_was_taken_and_not_yet_returned() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let manager = app.user("manager").await;
+    let cashier = app.as_cashier().await;
+    let manager = app.as_manager().await;
     let a = insert_product(&app, "A", 1000, 0, 10).await;
-    let b = insert_product(&app, "B", 500, 0, 0).await;
-    exec_sql(
-        &app,
-        "UPDATE products SET track_stock = false WHERE id = $1::uuid",
-        &b,
-    )
-    .await;
-    let o = create_order(&app, &cashier.token, json!({"fulfilment": "pickup", "lines": [{"product_id": a, "quantity": 3}, {"product_id": b, "quantity": 1}]})).await;
+    let b = ProductBuilder::new("B")
+        .price(500)
+        .untracked()
+        .insert(&app)
+        .await;
+    let o = cashier
+        .create_order(OrderBuilder::pickup().line(&a, 3).line(&b, 1))
+        .await;
     let id = o["id"].as_str().unwrap();
     assert_eq!(stock_of(&app, &a).await, 7);
 
     // Paid, one unit refunded and restocked, then cancelled: only the other two come back.
-    let r = post_idem(
-        &app,
-        &format!("/api/v1/orders/{id}/payments"),
-        &cashier.token,
-        &new_key(),
-        json!({"method": "card", "amount_cents": 3500}),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = post_idem(
-        &app,
-        &format!("/api/v1/orders/{id}/refunds"),
-        &manager.token,
-        &new_key(),
-        json!({"amount_cents": 1000, "reason": "damaged", "restock": [{"product_id": a, "quantity": 1}]}),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    cashier
+        .pay(id, json!({"method": "card", "amount_cents": 3500}))
+        .await
+        .expect_status(201);
+    manager
+        .refund(
+            id,
+            json!({"amount_cents": 1000, "reason": "damaged", "restock": [{"product_id": a, "quantity": 1}]}),
+        )
+        .await
+        .expect_status(201);
     assert_eq!(stock_of(&app, &a).await, 8);
-    let (s, cancelled) = body(transition(&app, &cashier.token, id, "cancelled").await).await;
-    assert_eq!(s, StatusCode::OK);
+    let cancelled = cashier.transition(id, "cancelled").await.expect_json(200);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(stock_of(&app, &a).await, 10);
     assert_eq!(stock_of(&app, &b).await, 0);
-    let moves: Vec<(String, i64, i64)> = sqlx::query_as("SELECT reason, delta, balance_after FROM inventory_movements WHERE order_id = $1::uuid ORDER BY created_at, id")
-        .bind(id)
-        .fetch_all(&app.state.db.write)
-        .await
-        .unwrap();
+    let moves: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT reason, delta, balance_after FROM inventory_movements WHERE order_id = $1::uuid
+         ORDER BY created_at, id",
+    )
+    .bind(id)
+    .fetch_all(&app.state.db.write)
+    .await
+    .unwrap();
     assert_eq!(
         moves,
         [
@@ -305,86 +240,60 @@ async fn cancelling_returns_what_was_taken_and_not_yet_returned() {
     );
 
     // A cancelled order takes no payments and moves nowhere.
-    let r = post_idem(
-        &app,
-        &format!("/api/v1/orders/{id}/payments"),
-        &cashier.token,
-        &new_key(),
-        json!({"method": "cash", "amount_cents": 1}),
-    )
-    .await;
-    expect_error(r, 409, "conflict").await;
-    expect_error(
-        transition(&app, &cashier.token, id, "pending").await,
-        409,
-        "invalid_transition",
-    )
-    .await;
+    cashier
+        .pay(id, json!({"method": "cash", "amount_cents": 1}))
+        .await
+        .expect_error(409, "conflict");
+    cashier
+        .transition(id, "pending")
+        .await
+        .expect_error(409, "invalid_transition");
 }
 
 #[tokio::test]
 async fn customers_may_only_cancel_their_own_pending_orders() {
     let app = TestApp::spawn().await;
-    let customer = app.user("customer").await;
-    let other = app.user("customer").await;
-    let staff = app.user("staff").await;
+    let customer = app.as_customer().await;
+    let other = app.as_customer().await;
+    let staff = app.as_staff().await;
     let p = insert_product(&app, "P", 100, 0, 10).await;
-    let mine = create_order(
-        &app,
-        &customer.token,
-        json!({"fulfilment": "pickup", "lines": [{"product_id": p, "quantity": 2}]}),
-    )
-    .await;
+    let mine = customer
+        .create_order(OrderBuilder::pickup().line(&p, 2))
+        .await;
     let mine_id = mine["id"].as_str().unwrap();
-    let theirs = create_order(
-        &app,
-        &other.token,
-        json!({"fulfilment": "pickup", "lines": [{"product_id": p, "quantity": 1}]}),
-    )
-    .await;
+    let theirs = other.create_order(OrderBuilder::pickup().line(&p, 1)).await;
     let theirs_id = theirs["id"].as_str().unwrap();
 
-    // Someone else's order does not exist for this customer, whatever the move.
-    expect_error(
-        transition(&app, &customer.token, theirs_id, "cancelled").await,
-        404,
-        "not_found",
-    )
-    .await;
-    expect_error(
-        transition(&app, &customer.token, theirs_id, "confirmed").await,
-        404,
-        "not_found",
-    )
-    .await;
-    // Their own: only cancelling.
-    expect_error(
-        transition(&app, &customer.token, mine_id, "confirmed").await,
-        403,
-        "forbidden",
-    )
-    .await;
-    let r = transition(&app, &customer.token, mine_id, "cancelled").await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let (_, v) = body(r).await;
+    // Someone else's order does not exist for this customer, whatever the move; their own: only
+    // cancelling.
+    for (order, to, status, code) in [
+        (theirs_id, "cancelled", 404, "not_found"),
+        (theirs_id, "confirmed", 404, "not_found"),
+        (mine_id, "confirmed", 403, "forbidden"),
+    ] {
+        customer
+            .transition(order, to)
+            .await
+            .expect_error(status, code);
+    }
+    let v = customer
+        .transition(mine_id, "cancelled")
+        .await
+        .expect_json(200);
     assert_eq!(
         v["status_history"][1],
         json!({"status": "cancelled", "at": v["status_history"][1]["at"], "by": customer.id()})
     );
     assert_eq!(stock_of(&app, &p).await, 9);
     // Once the shop has confirmed it, the customer can no longer cancel.
-    assert_eq!(
-        transition(&app, &staff.token, theirs_id, "confirmed")
-            .await
-            .status(),
-        StatusCode::OK
-    );
-    expect_error(
-        transition(&app, &other.token, theirs_id, "cancelled").await,
-        403,
-        "forbidden",
-    )
-    .await;
+    staff
+        .transition(theirs_id, "confirmed")
+        .await
+        .expect_status(200);
+    other
+        .transition(theirs_id, "cancelled")
+        .await
+        .expect_error(403, "forbidden");
     // Customer actions are not staff writes: no audit entries by customers.
     let n: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE actor_id IN ($1::uuid, $2::uuid)")

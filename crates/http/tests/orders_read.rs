@@ -1,24 +1,22 @@
 //! Reading orders (list, one, per customer), the board, the audit log and the sales report.
 
-mod common;
-
-use common::*;
-use reqwest::StatusCode;
 use serde_json::{json, Value};
+use till_test_support::*;
 
-fn ids(page: &Value) -> Vec<String> {
+const ORDERS: &str = "/api/v1/orders";
+
+/// A list's `items[].<key>` strings.
+fn items<'a>(page: &'a Value, key: &str) -> Vec<&'a str> {
     page["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .map(|o| o[key].as_str().unwrap())
         .collect()
 }
 
-async fn get_ok(app: &TestApp, path: &str, token: &str) -> Value {
-    let (s, v) = body(app.get(path, Some(token)).await).await;
-    assert_eq!(s, StatusCode::OK, "{path}: {v}");
-    v
+fn ids(page: &Value) -> Vec<&str> {
+    items(page, "id")
 }
 
 async fn set_time(app: &TestApp, table: &str, id: &str, at: &str) {
@@ -35,12 +33,11 @@ async fn set_time(app: &TestApp, table: &str, id: &str, at: &str) {
 #[tokio::test]
 async fn list_filters_pages_and_customer_isolation() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let staff = app.user("staff").await;
-    let c1 = app.user("customer").await;
-    let c2 = app.user("customer").await;
+    let cashier = app.as_cashier().await;
+    let staff = app.as_staff().await;
+    let c1 = app.as_customer().await;
+    let c2 = app.as_customer().await;
     let p = insert_product(&app, "P", 100, 0, 1000).await;
-    let line = json!([{"product_id": p, "quantity": 1}]);
     let mut created = Vec::new();
     for (who, f) in [
         (&cashier, "in_store"),
@@ -50,21 +47,21 @@ async fn list_filters_pages_and_customer_isolation() {
         (&c1, "pickup"),
         (&cashier, "in_store"),
     ] {
-        created.push(create_order(&app, &who.token, json!({"fulfilment": f, "lines": line})).await);
+        created.push(
+            who.create_order(OrderBuilder::fulfilment(f).line(&p, 1))
+                .await,
+        );
     }
-    let id = |i: usize| created[i]["id"].as_str().unwrap().to_owned();
-    let path = format!("/api/v1/orders/{}/transitions", id(2));
-    assert_eq!(
-        app.post(&path, Some(&cashier.token), json!({"to": "confirmed"}))
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    let id = |i: usize| id_of(&created[i]);
+    cashier
+        .transition(&id(2), "confirmed")
+        .await
+        .expect_status(200);
     let newest_first: Vec<String> = (0..6).rev().map(id).collect();
 
     // Everything, newest first, for any staff-side role.
-    for token in [&cashier.token, &staff.token] {
-        let all = get_ok(&app, "/api/v1/orders", token).await;
+    for who in [&cashier, &staff] {
+        let all = who.get(ORDERS).await.expect_json(200);
         assert_eq!(ids(&all), newest_first);
         assert_eq!(all["next_cursor"], Value::Null);
         assert_eq!(all["items"][3]["status"], "confirmed");
@@ -75,17 +72,12 @@ async fn list_filters_pages_and_customer_isolation() {
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            None => "/api/v1/orders?limit=2".to_owned(),
-            Some(c) => format!("/api/v1/orders?limit=2&cursor={c}"),
+            None => format!("{ORDERS}?limit=2"),
+            Some(c) => format!("{ORDERS}?limit=2&cursor={c}"),
         };
-        let page = get_ok(&app, &path, &cashier.token).await;
-        walked.extend(ids(&page));
-        create_order(
-            &app,
-            &cashier.token,
-            json!({"fulfilment": "in_store", "lines": line}),
-        )
-        .await;
+        let page = cashier.get(&path).await.expect_json(200);
+        walked.extend(ids(&page).into_iter().map(str::to_owned));
+        cashier.create_order(OrderBuilder::pos().line(&p, 1)).await;
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
@@ -94,34 +86,34 @@ async fn list_filters_pages_and_customer_isolation() {
     assert_eq!(walked, newest_first);
 
     // Filters.
-    let one = get_ok(&app, "/api/v1/orders?status=confirmed", &cashier.token).await;
-    assert_eq!(ids(&one), [id(2)]);
-    let online = get_ok(&app, "/api/v1/orders?channel=online", &cashier.token).await;
-    assert_eq!(ids(&online), [id(4), id(3), id(1)]);
-    let c1_id = c1.user["customer_id"].as_str().unwrap();
-    let theirs = get_ok(
-        &app,
-        &format!("/api/v1/orders?customer_id={c1_id}&channel=online"),
-        &cashier.token,
-    )
-    .await;
-    assert_eq!(ids(&theirs), [id(4), id(1)]);
+    let c1_id = c1.customer_id();
     let from = created[2]["created_at"].as_str().unwrap();
     let to = created[4]["created_at"].as_str().unwrap();
-    let window = get_ok(
-        &app,
-        &format!("/api/v1/orders?created_from={from}&created_to={to}"),
-        &cashier.token,
-    )
-    .await;
-    assert_eq!(ids(&window), [id(4), id(3), id(2)]);
+    for (query, want) in [
+        ("status=confirmed".to_owned(), vec![id(2)]),
+        ("channel=online".to_owned(), vec![id(4), id(3), id(1)]),
+        (
+            format!("customer_id={c1_id}&channel=online"),
+            vec![id(4), id(1)],
+        ),
+        (
+            format!("created_from={from}&created_to={to}"),
+            vec![id(4), id(3), id(2)],
+        ),
+    ] {
+        let page = cashier
+            .get(&format!("{ORDERS}?{query}"))
+            .await
+            .expect_json(200);
+        assert_eq!(ids(&page), want, "{query}");
+    }
     let today = &from[..10];
-    let by_day = get_ok(
-        &app,
-        &format!("/api/v1/orders?created_from={today}&created_to={today}&limit=100"),
-        &cashier.token,
-    )
-    .await;
+    let by_day = cashier
+        .get(&format!(
+            "{ORDERS}?created_from={today}&created_to={today}&limit=100"
+        ))
+        .await
+        .expect_json(200);
     assert_eq!(
         by_day["items"].as_array().unwrap().len(),
         6 + walked.len() / 2
@@ -143,112 +135,85 @@ async fn list_filters_pages_and_customer_isolation() {
         ("limit=ten", "limit"),
         ("cursor=garbage", "cursor"),
     ] {
-        let v = expect_error(
-            app.get(&format!("/api/v1/orders?{q}"), Some(&cashier.token))
-                .await,
-            422,
-            "validation_failed",
-        )
-        .await;
-        assert!(
-            v["error"]["details"]["fields"][field].is_array(),
-            "{q}: {v}"
-        );
+        cashier
+            .get(&format!("{ORDERS}?{q}"))
+            .await
+            .expect_invalid(&[field]);
     }
 
     // Customers see their own orders only; another's is a 404.
-    let mine = get_ok(&app, "/api/v1/orders", &c1.token).await;
-    assert_eq!(ids(&mine), [id(4), id(1)]);
-    let c2_id = c2.user["customer_id"].as_str().unwrap();
-    let none = get_ok(
-        &app,
-        &format!("/api/v1/orders?customer_id={c2_id}"),
-        &c1.token,
-    )
-    .await;
+    assert_eq!(ids(&c1.get(ORDERS).await.expect_json(200)), [id(4), id(1)]);
+    let c2_id = c2.customer_id();
+    let none = c1
+        .get(&format!("{ORDERS}?customer_id={c2_id}"))
+        .await
+        .expect_json(200);
     assert_eq!(none["items"], json!([]));
-    get_ok(&app, &format!("/api/v1/orders/{}", id(1)), &c1.token).await;
+    c1.get(&format!("{ORDERS}/{}", id(1)))
+        .await
+        .expect_status(200);
     // Another customer's order, a cashier's order, and no order at all: the same 404.
-    for (path, token) in [
-        (format!("/api/v1/orders/{}", id(3)), &c1.token),
-        (format!("/api/v1/orders/{}", id(0)), &c1.token),
-        (
-            format!("/api/v1/orders/{}", uuid::Uuid::now_v7()),
-            &cashier.token,
-        ),
-    ] {
-        expect_error(app.get(&path, Some(token)).await, 404, "not_found").await;
-    }
-    expect_error(app.get("/api/v1/orders", None).await, 401, "unauthorized").await;
+    let nobody = uuid::Uuid::now_v7();
+    expect_errors([
+        (c1.get(&format!("{ORDERS}/{}", id(3))), 404, "not_found"),
+        (c1.get(&format!("{ORDERS}/{}", id(0))), 404, "not_found"),
+        (cashier.get(&format!("{ORDERS}/{nobody}")), 404, "not_found"),
+        (app.anon().get(ORDERS), 401, "unauthorized"),
+    ])
+    .await;
 
     // /customers/{id}/orders: staff for anyone, customers for themselves, paginated.
-    let page = get_ok(
-        &app,
-        &format!("/api/v1/customers/{c1_id}/orders?limit=1"),
-        &staff.token,
-    )
-    .await;
+    let theirs = format!("/api/v1/customers/{c1_id}/orders");
+    let page = staff
+        .get(&format!("{theirs}?limit=1"))
+        .await
+        .expect_json(200);
     assert_eq!(ids(&page), [id(4)]);
     let next = page["next_cursor"].as_str().unwrap();
-    let page = get_ok(
-        &app,
-        &format!("/api/v1/customers/{c1_id}/orders?limit=1&cursor={next}"),
-        &staff.token,
-    )
-    .await;
+    let page = staff
+        .get(&format!("{theirs}?limit=1&cursor={next}"))
+        .await
+        .expect_json(200);
     assert_eq!(ids(&page), [id(1)]);
     assert_eq!(page["next_cursor"], Value::Null);
-    assert_eq!(
-        ids(&get_ok(
-            &app,
-            &format!("/api/v1/customers/{c1_id}/orders"),
-            &c1.token
-        )
-        .await),
-        [id(4), id(1)]
-    );
-    for (path, token) in [
-        (format!("/api/v1/customers/{c2_id}/orders"), &c1.token),
+    assert_eq!(ids(&c1.get(&theirs).await.expect_json(200)), [id(4), id(1)]);
+    expect_errors([
         (
-            format!("/api/v1/customers/{}/orders", uuid::Uuid::now_v7()),
-            &staff.token,
+            c1.get(&format!("/api/v1/customers/{c2_id}/orders")),
+            404,
+            "not_found",
         ),
-    ] {
-        expect_error(app.get(&path, Some(token)).await, 404, "not_found").await;
-    }
+        (
+            staff.get(&format!("/api/v1/customers/{nobody}/orders")),
+            404,
+            "not_found",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn board_shows_open_columns_oldest_first_and_recent_done() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let staff = app.user("staff").await;
-    let customer = app.user("customer").await;
+    let cashier = app.as_cashier().await;
+    let staff = app.as_staff().await;
+    let customer = app.as_customer().await;
     let p = insert_product(&app, "P", 100, 0, 10_000).await;
     let mk = |f: &'static str| {
-        let (app, token, p) = (&app, cashier.token.clone(), p.clone());
-        async move {
-            let mut req = json!({"fulfilment": f, "lines": [{"product_id": p, "quantity": 1}]});
-            if f == "delivery" {
-                req["delivery_address"] = json!("1 Main St");
-            }
-            create_order(app, &token, req).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
+        let order = match f {
+            "delivery" => OrderBuilder::delivery("1 Main St"),
+            _ => OrderBuilder::fulfilment(f),
         }
+        .line(&p, 1);
+        let cashier = &cashier;
+        async move { id_of(&cashier.create_order(order).await) }
     };
-    let step = |id: String, to: &'static str| {
-        let (app, token) = (&app, staff.token.clone());
+    let steps = |id: String, to: &'static [&'static str]| {
+        let staff = &staff;
         async move {
-            let r = app
-                .post(
-                    &format!("/api/v1/orders/{id}/transitions"),
-                    Some(&token),
-                    json!({"to": to}),
-                )
-                .await;
-            assert_eq!(r.status(), StatusCode::OK, "{to}");
+            for to in to {
+                staff.transition(&id, to).await.expect_status(200);
+            }
         }
     };
     let mut pending = Vec::new();
@@ -256,29 +221,35 @@ async fn board_shows_open_columns_oldest_first_and_recent_done() {
         pending.push(mk("pickup").await);
     }
     let confirmed = mk("delivery").await;
-    step(confirmed.clone(), "confirmed").await;
+    steps(confirmed.clone(), &["confirmed"]).await;
     let delivered = mk("delivery").await;
     let completed = mk("pickup").await;
     let out = mk("delivery").await;
-    for to in [
-        "confirmed",
-        "preparing",
-        "ready",
-        "out_for_delivery",
-        "delivered",
-    ] {
-        step(delivered.clone(), to).await;
-    }
-    for to in ["confirmed", "preparing", "ready", "completed"] {
-        step(completed.clone(), to).await;
-    }
-    for to in ["confirmed", "preparing", "ready", "out_for_delivery"] {
-        step(out.clone(), to).await;
-    }
+    steps(
+        delivered.clone(),
+        &[
+            "confirmed",
+            "preparing",
+            "ready",
+            "out_for_delivery",
+            "delivered",
+        ],
+    )
+    .await;
+    steps(
+        completed.clone(),
+        &["confirmed", "preparing", "ready", "completed"],
+    )
+    .await;
+    steps(
+        out.clone(),
+        &["confirmed", "preparing", "ready", "out_for_delivery"],
+    )
+    .await;
     let cancelled = mk("pickup").await;
-    step(cancelled.clone(), "cancelled").await;
+    steps(cancelled.clone(), &["cancelled"]).await;
 
-    let b = get_ok(&app, "/api/v1/orders/board", &staff.token).await;
+    let b = staff.get(&format!("{ORDERS}/board")).await.expect_json(200);
     let cols = b["columns"].as_object().unwrap();
     let mut keys: Vec<&String> = cols.keys().collect();
     keys.sort();
@@ -312,13 +283,8 @@ async fn board_shows_open_columns_oldest_first_and_recent_done() {
         cols["confirmed"]["orders"][0]["lines"][0]["product_id"],
         p.as_str()
     );
-    assert_eq!(
-        (
-            cols["preparing"]["count"].as_i64(),
-            cols["ready"]["count"].as_i64()
-        ),
-        (Some(0), Some(0))
-    );
+    assert_eq!(cols["preparing"]["count"], 0);
+    assert_eq!(cols["ready"]["count"], 0);
     assert_eq!(cols["preparing"]["orders"], json!([]));
     assert_eq!(cols["out_for_delivery"]["orders"][0]["id"], out.as_str());
     let done: Vec<&str> = b["recent_done"]
@@ -330,57 +296,38 @@ async fn board_shows_open_columns_oldest_first_and_recent_done() {
     assert_eq!(done, [completed.as_str(), delivered.as_str()]);
     assert!(!b.to_string().contains(&cancelled));
 
-    get_ok(&app, "/api/v1/orders/board", &cashier.token).await;
-    expect_error(
-        app.get("/api/v1/orders/board", Some(&customer.token)).await,
-        403,
-        "forbidden",
-    )
-    .await;
+    cashier
+        .get(&format!("{ORDERS}/board"))
+        .await
+        .expect_status(200);
+    customer
+        .get(&format!("{ORDERS}/board"))
+        .await
+        .expect_error(403, "forbidden");
 }
 
 #[tokio::test]
 async fn audit_log_is_listed_newest_first_for_managers() {
     let app = TestApp::spawn().await;
-    let cashier = app.user("cashier").await;
-    let manager = app.user("manager").await;
+    let cashier = app.as_cashier().await;
+    let manager = app.as_manager().await;
     let p = insert_product(&app, "P", 1000, 0, 100).await;
     let mut orders = Vec::new();
     for _ in 0..3 {
-        orders.push(
-            create_order(
-                &app,
-                &cashier.token,
-                json!({"fulfilment": "in_store", "lines": [{"product_id": p, "quantity": 1}]}),
-            )
-            .await,
-        );
+        orders.push(cashier.create_order(OrderBuilder::pos().line(&p, 1)).await);
     }
     let o = orders[2]["id"].as_str().unwrap();
-    let r = post_idem(
-        &app,
-        &format!("/api/v1/orders/{o}/payments"),
-        &cashier.token,
-        &new_key(),
-        json!({"method": "cash", "amount_cents": 1000}),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    cashier
+        .pay(o, json!({"method": "cash", "amount_cents": 1000}))
+        .await
+        .expect_status(201);
 
-    let all = get_ok(
-        &app,
-        &format!("/api/v1/audit?actor_id={}", cashier.id()),
-        &manager.token,
-    )
-    .await;
-    let actions: Vec<&str> = all["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let all = manager
+        .get(&format!("/api/v1/audit?actor_id={}", cashier.id()))
+        .await
+        .expect_json(200);
     assert_eq!(
-        actions,
+        items(&all, "action"),
         [
             "order.payment",
             "order.create",
@@ -396,26 +343,15 @@ async fn audit_log_is_listed_newest_first_for_managers() {
     assert!(e["request_id"].is_string() && e["at"].is_string() && e["id"].is_string());
     assert!(e.get("ip").is_some());
 
-    let first = get_ok(
-        &app,
-        "/api/v1/audit?action=order.create&limit=2",
-        &manager.token,
-    )
-    .await;
+    let creates = "/api/v1/audit?action=order.create&limit=2";
+    let first = manager.get(creates).await.expect_json(200);
     let next = first["next_cursor"].as_str().unwrap();
-    let rest = get_ok(
-        &app,
-        &format!("/api/v1/audit?action=order.create&limit=2&cursor={next}"),
-        &manager.token,
-    )
-    .await;
-    let walked: Vec<&str> = first["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .chain(rest["items"].as_array().unwrap())
-        .map(|e| e["entity_id"].as_str().unwrap())
-        .collect();
+    let rest = manager
+        .get(&format!("{creates}&cursor={next}"))
+        .await
+        .expect_json(200);
+    let mut walked = items(&first, "entity_id");
+    walked.extend(items(&rest, "entity_id"));
     let want: Vec<&str> = orders
         .iter()
         .rev()
@@ -424,25 +360,19 @@ async fn audit_log_is_listed_newest_first_for_managers() {
     assert_eq!(walked, want);
     assert_eq!(rest["next_cursor"], Value::Null);
 
-    expect_error(
-        app.get("/api/v1/audit", Some(&cashier.token)).await,
-        403,
-        "forbidden",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/audit?actor_id=bob", Some(&manager.token))
-            .await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    expect_error(
-        app.get("/api/v1/audit?cursor=zzz", Some(&manager.token))
-            .await,
-        422,
-        "validation_failed",
-    )
+    expect_errors([
+        (cashier.get("/api/v1/audit"), 403, "forbidden"),
+        (
+            manager.get("/api/v1/audit?actor_id=bob"),
+            422,
+            "validation_failed",
+        ),
+        (
+            manager.get("/api/v1/audit?cursor=zzz"),
+            422,
+            "validation_failed",
+        ),
+    ])
     .await;
 }
 
@@ -450,147 +380,80 @@ async fn audit_log_is_listed_newest_first_for_managers() {
 async fn sales_report_counts_days_in_the_store_time_zone() {
     let app =
         TestApp::spawn_with(&Opts::new().await.set("STORE_TIMEZONE", "America/New_York")).await;
-    let manager = app.user("manager").await;
-    let cashier = app.user("cashier").await;
+    let manager = app.as_manager().await;
+    let cashier = app.as_cashier().await;
     let a = insert_product(&app, "A", 1000, 1000, 100).await;
     let b = insert_product(&app, "B", 500, 0, 100).await;
-    let order = |lines: Value, discount: Option<Value>| {
-        let (app, token) = (&app, manager.token.clone());
-        async move {
-            let mut req = json!({"fulfilment": "pickup", "lines": lines});
-            if let Some(d) = discount {
-                req["discount"] = d;
-            }
-            create_order(app, &token, req).await
-        }
-    };
-    let l = |p: &str, q: i64| json!({"product_id": p, "quantity": q});
+    let order = || OrderBuilder::pickup();
     // O1: 2000 + 200 tax, on Feb 28 in New York (04:30 UTC on Mar 1).
-    let o1 = order(json!([l(&a, 2)]), None).await;
+    let o1 = manager.create_order(order().line(&a, 2)).await;
     // O2: 2000 − 200 discount (100 per line) + 90 tax, 00:30 Mar 1 in New York.
-    let o2 = order(
-        json!([l(&a, 1), l(&b, 2)]),
-        Some(json!({"type": "amount", "amount_cents": 200})),
-    )
-    .await;
+    let o2 = manager
+        .create_order(order().line(&a, 1).line(&b, 2).amount_off(200))
+        .await;
     // O3: cancelled, so it counts nowhere.
-    let o3 = order(json!([l(&b, 1)]), None).await;
+    let o3 = manager.create_order(order().line(&b, 1)).await;
     // O4: 2000, Mar 3, unpaid.
-    let o4 = order(json!([l(&b, 4)]), None).await;
-    let id = |o: &Value| o["id"].as_str().unwrap().to_owned();
+    let o4 = manager.create_order(order().line(&b, 4)).await;
     assert_eq!(
-        (o1["total_cents"].as_i64(), o2["total_cents"].as_i64()),
-        (Some(2200), Some(1890))
+        (&o1["total_cents"], &o2["total_cents"]),
+        (&json!(2200), &json!(1890))
     );
     for (o, method, cents) in [(&o1, "cash", 2200), (&o2, "card", 1890), (&o3, "card", 500)] {
-        let r = post_idem(
-            &app,
-            &format!("/api/v1/orders/{}/payments", id(o)),
-            &cashier.token,
-            &new_key(),
-            json!({"method": method, "amount_cents": cents}),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
+        cashier
+            .pay(&id_of(o), json!({"method": method, "amount_cents": cents}))
+            .await
+            .expect_status(201);
     }
-    let r = post_idem(
-        &app,
-        &format!("/api/v1/orders/{}/refunds", id(&o2)),
-        &manager.token,
-        &new_key(),
-        json!({"amount_cents": 300, "reason": "late"}),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{}/transitions", id(&o3)),
-            Some(&manager.token),
-            json!({"to": "cancelled"}),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    set_time(&app, "orders", &id(&o1), "2026-03-01T04:30:00Z").await;
-    set_time(&app, "orders", &id(&o2), "2026-03-01T05:30:00Z").await;
-    set_time(&app, "orders", &id(&o3), "2026-03-01T15:00:00Z").await;
-    set_time(&app, "orders", &id(&o4), "2026-03-03T12:00:00Z").await;
-    exec_sql(
-        &app,
-        "UPDATE payments SET created_at = '2026-03-01T04:40:00Z' WHERE order_id = $1::uuid",
-        &id(&o1),
-    )
-    .await;
-    exec_sql(
-        &app,
-        "UPDATE payments SET created_at = '2026-03-01T06:00:00Z' WHERE order_id <> $1::uuid",
-        &id(&o1),
-    )
-    .await;
-    exec_sql(
-        &app,
-        "UPDATE refunds SET created_at = '2026-03-02T16:00:00Z' WHERE order_id = $1::uuid",
-        &id(&o2),
-    )
-    .await;
-
-    let r = get_ok(
-        &app,
-        "/api/v1/reports/sales?from=2026-02-28&to=2026-03-03",
-        &manager.token,
-    )
-    .await;
-    let day = |date: &str, orders: i64, gross: i64, disc: i64, tax: i64, refunds: i64, net: i64| json!({"date": date, "orders": orders, "gross_cents": gross, "discount_cents": disc, "tax_cents": tax, "refunds_cents": refunds, "net_cents": net});
-    assert_eq!(
-        r["days"],
-        json!([
-            day("2026-02-28", 1, 2000, 0, 200, 0, 2200),
-            day("2026-03-01", 1, 2000, 200, 90, 0, 1890),
-            day("2026-03-02", 0, 0, 0, 0, 300, -300),
-            day("2026-03-03", 1, 2000, 0, 0, 0, 2000),
-        ])
-    );
-    let t = &r["totals"];
-    assert_eq!(
+    manager
+        .refund(&id_of(&o2), json!({"amount_cents": 300, "reason": "late"}))
+        .await
+        .expect_status(201);
+    manager
+        .transition(&id_of(&o3), "cancelled")
+        .await
+        .expect_status(200);
+    set_time(&app, "orders", &id_of(&o1), "2026-03-01T04:30:00Z").await;
+    set_time(&app, "orders", &id_of(&o2), "2026-03-01T05:30:00Z").await;
+    set_time(&app, "orders", &id_of(&o3), "2026-03-01T15:00:00Z").await;
+    set_time(&app, "orders", &id_of(&o4), "2026-03-03T12:00:00Z").await;
+    for (sql, order) in [
         (
-            t["orders"].as_i64(),
-            t["gross_cents"].as_i64(),
-            t["discount_cents"].as_i64(),
-            t["tax_cents"].as_i64(),
-            t["refunds_cents"].as_i64(),
-            t["net_cents"].as_i64()
+            "UPDATE payments SET created_at = '2026-03-01T04:40:00Z' WHERE order_id = $1::uuid",
+            &o1,
         ),
         (
-            Some(3),
-            Some(6000),
-            Some(200),
-            Some(290),
-            Some(300),
-            Some(5790)
-        )
-    );
-    assert_eq!(
-        r["by_payment_method"],
-        json!({"cash": 2200, "card": 1890, "other": 0})
-    );
+            "UPDATE payments SET created_at = '2026-03-01T06:00:00Z' WHERE order_id <> $1::uuid",
+            &o1,
+        ),
+        (
+            "UPDATE refunds SET created_at = '2026-03-02T16:00:00Z' WHERE order_id = $1::uuid",
+            &o2,
+        ),
+    ] {
+        exec_sql(&app, sql, &id_of(order)).await;
+    }
+
+    let report = "/api/v1/reports/sales";
+    let r = manager
+        .get(&format!("{report}?from=2026-02-28&to=2026-03-03"))
+        .await
+        .expect_json(200);
     // Both earn 2900 (A: 2000 + 900, B: 900 + 2000); more units ranks first.
-    assert_eq!(
-        r["top_products"],
-        json!([
-            {"product_id": b, "name": "Product B", "quantity": 6, "revenue_cents": 2900},
-            {"product_id": a, "name": "Product A", "quantity": 3, "revenue_cents": 2900},
-        ])
-    );
+    assert_eq!(r["top_products"][0]["product_id"], b.as_str());
+    assert_eq!(r["top_products"][1]["product_id"], a.as_str());
+    // Days (Mar 2 has only the refund: net −300), totals, tenders and top products.
+    assert_json_snap!("sales_report", r);
 
     // One local day: O1 (Mar 1 in UTC, Feb 28 in New York) is not in it.
-    let r = get_ok(
-        &app,
-        "/api/v1/reports/sales?from=2026-03-01&to=2026-03-01",
-        &manager.token,
-    )
-    .await;
+    let r = manager
+        .get(&format!("{report}?from=2026-03-01&to=2026-03-01"))
+        .await
+        .expect_json(200);
     assert_eq!(
         r["days"],
-        json!([day("2026-03-01", 1, 2000, 200, 90, 0, 1890)])
+        json!([{"date": "2026-03-01", "orders": 1, "gross_cents": 2000, "discount_cents": 200,
+                "tax_cents": 90, "refunds_cents": 0, "net_cents": 1890}])
     );
     assert_eq!(r["by_payment_method"]["cash"], 0);
 
@@ -601,28 +464,13 @@ async fn sales_report_counts_days_in_the_store_time_zone() {
         "from=2026-03-02&to=2026-03-01",
         "from=2025-01-01&to=2026-01-02",
     ] {
-        expect_error(
-            app.get(&format!("/api/v1/reports/sales?{q}"), Some(&manager.token))
-                .await,
-            422,
-            "validation_failed",
-        )
-        .await;
+        manager
+            .get(&format!("{report}?{q}"))
+            .await
+            .expect_invalid(&[]);
     }
-    get_ok(
-        &app,
-        "/api/v1/reports/sales?from=2025-01-01&to=2026-01-01",
-        &manager.token,
-    )
-    .await;
-    expect_error(
-        app.get(
-            "/api/v1/reports/sales?from=2026-03-01&to=2026-03-01",
-            Some(&cashier.token),
-        )
-        .await,
-        403,
-        "forbidden",
-    )
-    .await;
+    let year = manager.get(&format!("{report}?from=2025-01-01&to=2026-01-01"));
+    year.await.expect_status(200);
+    let day = cashier.get(&format!("{report}?from=2026-03-01&to=2026-03-01"));
+    day.await.expect_error(403, "forbidden");
 }

@@ -1,10 +1,8 @@
 //! Shared rate limits: one bucket across instances, login limits, X-Forwarded-For trust.
 
-mod common;
-
-use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use till_test_support::*;
 
 async fn hit(app: &TestApp, xff: Option<&str>) -> reqwest::Response {
     let mut r = app.req(Method::GET, "/api/v1/no-such-route");

@@ -1,9 +1,8 @@
 //! What the web UI relies on beyond the basic auth flow.
 
-mod common;
-use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use till_test_support::*;
 
 #[tokio::test]
 async fn me_returns_the_csrf_token_to_a_cookie_session_only() {

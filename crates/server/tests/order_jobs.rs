@@ -1,13 +1,10 @@
 //! The worker's order and stock jobs, end to end against a real database.
 
-#[path = "../../http/tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
 use till_server::worker::WorkerConfig;
+use till_test_support::*;
 
 fn config() -> WorkerConfig {
     WorkerConfig {

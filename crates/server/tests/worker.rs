@@ -1,17 +1,14 @@
 //! The job queue and `till worker`: retries with growing delays, crash recovery after SIGKILL,
 //! graceful shutdown, priorities, delays, recurring jobs, and the admin listing.
 
-#[path = "../../http/tests/common/mod.rs"]
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::json;
 use till_db::jobs::{self, NewJob};
 use till_server::worker::{Worker, WorkerConfig};
+use till_test_support::*;
 use uuid::Uuid;
 
 fn quick_config() -> WorkerConfig {
