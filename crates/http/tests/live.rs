@@ -540,7 +540,7 @@ where
 }
 
 #[tokio::test]
-async fn protocol_breaches_close_the_connection_with_1002_or_1009() {
+async fn protocol_breaches_close_the_connection_with_1002_1007_or_1009() {
     use futures::SinkExt;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -560,6 +560,13 @@ async fn protocol_breaches_close_the_connection_with_1002_or_1009() {
     let reserved = Frame::message(&b"x"[..], OpCode::Data(Data::Reserved(3)), true);
     let _ = ws.send(Message::Frame(reserved)).await;
     assert_eq!(close_code(&mut ws).await, Some(1002));
+
+    // A text frame that is not UTF-8.
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    let garbled = Frame::message(&[0xffu8, 0xfe][..], OpCode::Data(Data::Text), true);
+    let _ = ws.send(Message::Frame(garbled)).await;
+    assert_eq!(close_code(&mut ws).await, Some(1007));
 
     // An unmasked frame: the connection, once open, is spoken to in the server's role (whose
     // frames are not masked).
