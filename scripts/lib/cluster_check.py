@@ -5,7 +5,8 @@
     python3 scripts/lib/cluster_check.py [CHECK ...]        (default: every check, in order)
 
 Each check prints one line (ok / FAIL / skip) and the run ends with "cluster: N passed, N failed".
-Only the standard library is used, and only loopback addresses are contacted.
+Uses the standard library and `websockets` (Debian: python3-websockets; scripts/test.d/40-cluster.sh
+installs it when missing), and contacts only loopback addresses.
 
 Environment: TILL_CLUSTER_URL (nginx), TILL_CLUSTER_INSTANCES (space-separated instance URLs),
 TILL_CLUSTER_ADMIN_EMAIL / _PASSWORD, TILL_CLUSTER_SCRIPT (path of cluster.sh, for kill/restart),
@@ -15,7 +16,7 @@ Checks that need parts of the API not yet on this branch (orders, the WebSocket)
 first and skip with a note when they are missing, so they start running as soon as those land.
 """
 
-import base64
+import asyncio
 import http.client
 import json
 import os
@@ -27,6 +28,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+
+import websockets
+import websockets.exceptions
 
 NGINX = os.environ["TILL_CLUSTER_URL"].rstrip("/")
 INSTANCES = [u.rstrip("/") for u in os.environ["TILL_CLUSTER_INSTANCES"].split()]
@@ -400,72 +404,33 @@ def check_orders_no_duplicates_under_rolling_restart():
     return f"{orders} orders, {orders} distinct, stock exact"
 
 
-# Bytes read past a frame, per socket (socket objects take no extra attributes).
-PENDING = {}
-
-
-def ws_connect(base, path, timeout=10):
-    """A minimal RFC 6455 client: returns a socket after the 101, or raises with the status line."""
+def ws_url(base, path):
+    """`http://host:port` + path → `ws://host:port/path`."""
     u = urllib.parse.urlsplit(base)
-    s = socket.create_connection((u.hostname, u.port), timeout=timeout)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if " 101 " not in status + " ":
-        s.close()
-        raise AssertionError(f"upgrade refused: {status}")
-    PENDING[s] = head.split(b"\r\n\r\n", 1)[1]
-    return s
+    return urllib.parse.urlunsplit(("wss" if u.scheme == "https" else "ws", u.netloc, "", "", "")) + path
 
 
-def ws_read_text(s, deadline):
-    """The next text frame (answering pings), or None at the deadline."""
-    buf = PENDING.get(s, b"")
-
-    def need(n):
-        nonlocal buf
-        while len(buf) < n:
-            left = deadline - time.time()
-            if left <= 0:
-                raise TimeoutError
-            s.settimeout(left)
-            chunk = s.recv(65536)
-            if not chunk:
-                raise ConnectionError("websocket closed")
-            buf += chunk
-
+async def ws_connect(base, path):
+    """An open WebSocket (the library answers pings), or AssertionError when the upgrade is refused."""
     try:
-        while True:
-            need(2)
-            op, ln = buf[0] & 0x0F, buf[1] & 0x7F
-            off = 2
-            if ln == 126:
-                need(4)
-                ln, off = int.from_bytes(buf[2:4], "big"), 4
-            elif ln == 127:
-                need(10)
-                ln, off = int.from_bytes(buf[2:10], "big"), 10
-            need(off + ln)
-            payload, buf = buf[off:off + ln], buf[off + ln:]
-            PENDING[s] = buf
-            if op == 1:
-                return payload.decode()
-            if op == 9:  # ping → masked pong
-                mask = os.urandom(4)
-                s.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask
-                          + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-            if op == 8:
-                raise ConnectionError("websocket closed by server")
-    except TimeoutError:
-        PENDING[s] = buf
-        return None
+        return await websockets.connect(ws_url(base, path), open_timeout=10)
+    except websockets.exceptions.InvalidHandshake as e:
+        raise AssertionError(f"upgrade refused: {e}") from e
+
+
+async def ws_wait_for(ws, wanted, seconds):
+    """Reads text frames until `wanted(event)` holds; False when `seconds` pass first."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return False
+        try:
+            text = await asyncio.wait_for(ws.recv(), left)
+        except asyncio.TimeoutError:
+            return False
+        if isinstance(text, str) and wanted(json.loads(text)):
+            return True
 
 
 def check_websocket_across_instances():
@@ -475,31 +440,34 @@ def check_websocket_across_instances():
     if not route_exists("POST", "/api/v1/orders"):
         raise Skip("needs POST /api/v1/orders to raise events")
     tok = admin()["token"]
+    return asyncio.run(websocket_across_instances(tok))
+
+
+async def websocket_across_instances(tok):
     q = urllib.parse.quote(tok)
-    subscribers = [ws_connect(b, f"/api/v1/ws?access_token={q}") for b in INSTANCES[1:] + [NGINX]]
+    subscribers = [await ws_connect(b, f"/api/v1/ws?access_token={q}") for b in INSTANCES[1:] + [NGINX]]
     try:
         sku = f"WS-{uuid.uuid4().hex[:10]}"
-        r = request(INSTANCES[0], "POST", "/api/v1/products",
-                    {"sku": sku, "name": f"WS check {sku}", "price_cents": 100, "tax_rate_bp": 0,
-                     "track_stock": False}, headers=bearer(tok))
+        # Blocking HTTP calls run off the event loop, which keeps the subscribers read meanwhile.
+        r = await asyncio.to_thread(
+            request, INSTANCES[0], "POST", "/api/v1/products",
+            {"sku": sku, "name": f"WS check {sku}", "price_cents": 100, "tax_rate_bp": 0, "track_stock": False},
+            headers=bearer(tok))
         expect(r.status == 201, f"create product: {r}")
         pid = r.json.get("product", r.json)["id"]
-        r = request(INSTANCES[0], "POST", "/api/v1/orders",
-                    {"fulfilment": "in_store", "lines": [{"product_id": pid, "quantity": 1}]},
-                    headers={**bearer(tok), "Idempotency-Key": str(uuid.uuid4())})
+        r = await asyncio.to_thread(
+            request, INSTANCES[0], "POST", "/api/v1/orders",
+            {"fulfilment": "in_store", "lines": [{"product_id": pid, "quantity": 1}]},
+            headers={**bearer(tok), "Idempotency-Key": str(uuid.uuid4())})
         expect(r.status == 201, f"create order: {r}")
         oid = r.json.get("order", r.json)["id"]
         for s in subscribers:
-            deadline = time.time() + 5
-            got = False
-            while not got:
-                text = ws_read_text(s, deadline)
-                expect(text is not None, "no order.created event within 5 s")
-                ev = json.loads(text)
-                got = ev.get("type") == "order.created" and ev.get("order", {}).get("id") == oid
+            got = await ws_wait_for(
+                s, lambda ev: ev.get("type") == "order.created" and ev.get("order", {}).get("id") == oid, 5)
+            expect(got, "no order.created event within 5 s")
     finally:
         for s in subscribers:
-            s.close()
+            await s.close()
     return f"order.created reached {len(subscribers)} subscribers on other instances and via nginx"
 
 

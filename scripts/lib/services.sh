@@ -8,6 +8,8 @@
 #                            TILL_REDIS_URL         e.g. redis://127.0.0.1:6379
 #                            TILL_REDIS_SERVER_BIN  redis-server binary (tests start private instances)
 #   till_ensure_nginx      nginx installed (not started); exports TILL_NGINX_BIN
+#   till_ensure_python_websockets  a python3 that imports `websockets` (apt: python3-websockets);
+#                            exports TILL_PYTHON
 #   till_stop_services     stop the private instances started from TILL_SERVICES_DIR (never system ones)
 #
 # Order of preference, for each service:
@@ -281,6 +283,23 @@ till_ensure_nginx() {
   }
   TILL_NGINX_BIN=$bin
   export TILL_NGINX_BIN
+}
+
+# The cluster checks speak WebSocket through the `websockets` library. A python3 first on PATH (pyenv,
+# a venv) may not see Debian's packages, so the system one is tried too.
+till_ensure_python_websockets() {
+  local p
+  for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import websockets' 2>/dev/null; then
+      TILL_PYTHON=$(command -v "$p")
+      export TILL_PYTHON
+      return 0
+    fi
+  done
+  till__apt_install python3-websockets || return 1
+  /usr/bin/python3 -c 'import websockets' 2>/dev/null || till__err "python3-websockets installed but /usr/bin/python3 cannot import it" || return 1
+  TILL_PYTHON=/usr/bin/python3
+  export TILL_PYTHON
 }
 
 till_stop_services() {

@@ -7,6 +7,10 @@
 # default 18180), state directory and database (till_cluster_test), so a dev cluster on 18080 is untouched.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# The checks' WebSocket client (python3-websockets, installed with apt when missing).
+# shellcheck source=scripts/lib/services.sh
+source scripts/lib/services.sh
+till_ensure_python_websockets
 
 if [ -z "${TILL_BIN:-}" ] || [ ! -x "$TILL_BIN" ]; then
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
@@ -38,4 +42,4 @@ scripts/cluster.sh up 3
 eval "$(scripts/cluster.sh env)"
 export TILL_CLUSTER_URL TILL_CLUSTER_INSTANCES TILL_CLUSTER_ADMIN_EMAIL TILL_CLUSTER_ADMIN_PASSWORD
 export TILL_CLUSTER_SCRIPT="$PWD/scripts/cluster.sh"
-python3 scripts/lib/cluster_check.py "$@"
+"$TILL_PYTHON" scripts/lib/cluster_check.py "$@"

@@ -16,7 +16,6 @@ mod serve;
 pub mod state;
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -92,27 +91,5 @@ pub async fn serve_app(
     tokio::spawn(routes::catalog_cache::run_stock_refresher(state.clone()));
     // Other instances' catalog writes reach this one's in-process cache through Redis pub/sub.
     state.catalog.spawn_listener();
-    let drain = state.config.shutdown_drain;
-    let st = state.clone();
-    let signal = async move {
-        shutdown.await;
-        st.start_draining();
-        tracing::info!(
-            drain_ms = drain.as_millis() as u64,
-            "shutdown requested; draining"
-        );
-        tokio::time::sleep(drain).await;
-        tracing::info!("closing listener; finishing in-flight requests");
-        // Upgraded WebSocket connections are not tracked by the server's graceful shutdown:
-        // tell them to send their close frames.
-        st.hub.begin_shutdown();
-    };
-    serve::run(app, listener, signal).await?;
-    // The listener is closed and plain requests are done; give the WebSocket connections (told to
-    // close by `begin_shutdown`) a moment to get their close frames out.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while state.hub.connections() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+    serve::run(app, state, listener, shutdown).await
 }

@@ -454,9 +454,10 @@ async fn a_client_that_stops_reading_is_told_to_resync_and_slows_no_one() {
     let mut fast = connect(&app, Some(&staff.token), "").await.unwrap();
     welcome(&mut fast).await;
 
-    // ~6 MB of events: far more than the slow client's socket buffers and its queue hold.
+    // ~24 MB of events: far more than the slow client's socket buffers (at most 4 MiB on each side)
+    // and the instance's buffer of recent events (2,048 of them) hold.
     let n = 3000;
-    emit_many(&app, n, 2000).await;
+    emit_many(&app, n, 8000).await;
     for i in 0..n {
         let v = next(&mut fast, Duration::from_secs(10))
             .await
@@ -517,4 +518,65 @@ async fn pings_are_answered_and_a_close_is_echoed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the closed connection still counts");
+}
+
+/// Reads until the server's close frame; its code (`None`: the stream ended without one).
+async fn close_code<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let read = async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("closed in time")
+}
+
+#[tokio::test]
+async fn protocol_breaches_close_the_connection_with_1002_1007_or_1009() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+    let app = TestApp::spawn().await;
+    let staff = app.user("staff").await;
+
+    // Over 16 KiB.
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    let _ = ws.send(Message::Binary(vec![b'x'; 17 * 1024].into())).await;
+    assert_eq!(close_code(&mut ws).await, Some(1009));
+
+    // A reserved opcode.
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    let reserved = Frame::message(&b"x"[..], OpCode::Data(Data::Reserved(3)), true);
+    let _ = ws.send(Message::Frame(reserved)).await;
+    assert_eq!(close_code(&mut ws).await, Some(1002));
+
+    // A text frame that is not UTF-8.
+    let mut ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    welcome(&mut ws).await;
+    let garbled = Frame::message(&[0xffu8, 0xfe][..], OpCode::Data(Data::Text), true);
+    let _ = ws.send(Message::Frame(garbled)).await;
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+
+    // An unmasked frame: the connection, once open, is spoken to in the server's role (whose
+    // frames are not masked).
+    let ws = connect(&app, Some(&staff.token), "").await.unwrap();
+    let tcp = ws.into_inner();
+    let config = WebSocketConfig::default().accept_unmasked_frames(true);
+    let mut raw =
+        tokio_tungstenite::WebSocketStream::from_raw_socket(tcp, Role::Server, Some(config)).await;
+    raw.send(Message::Ping(b"unmasked".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut raw).await, Some(1002));
 }

@@ -21,19 +21,15 @@
 //! Prints a Markdown table and `key=value` lines (prefixed `result.`) for the script.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
-mod reader;
-use reader::{Conn, Readers};
+mod client;
 
 #[derive(Clone)]
 struct Args {
@@ -54,7 +50,7 @@ struct Args {
     /// Clients signed in as staff (the rest are customers); `None`: all of them.
     staff: Option<usize>,
     customer_accounts: usize,
-    /// Threads reading the clients' sockets (each with one epoll set).
+    /// The runtime's worker threads (the clients' tasks run on them).
     reader_threads: usize,
 }
 
@@ -183,148 +179,6 @@ impl Shared {
     }
 }
 
-/// Connects client `i`, does the WebSocket handshake, and hands the socket to a reader thread.
-async fn client(
-    i: usize,
-    args: Arc<Args>,
-    token: Arc<String>,
-    account: Option<usize>,
-    shared: Arc<Shared>,
-    gate: Arc<Semaphore>,
-    readers: Arc<Readers>,
-) {
-    let permit = gate.acquire().await.unwrap();
-    let (authority, path) = match ws_target(&args.ws) {
-        Some(t) => t,
-        None => {
-            shared.error(format!("bad url: {}", args.ws));
-            return;
-        }
-    };
-    let dest: SocketAddr = match authority.parse() {
-        Ok(a) => a,
-        Err(_) => match tokio::net::lookup_host(authority.as_str()).await {
-            Ok(mut it) => match it.next() {
-                Some(a) => a,
-                None => return shared.error(format!("resolve {authority}: no address")),
-            },
-            Err(e) => return shared.error(format!("resolve: {e}")),
-        },
-    };
-    let socket = match TcpSocket::new_v4() {
-        Ok(s) => s,
-        Err(e) => return shared.error(format!("socket: {}", e.kind())),
-    };
-    if args.source_addrs > 1 {
-        let src = Ipv4Addr::new(127, 0, 0, 2 + (i % args.source_addrs) as u8);
-        if let Err(e) = socket.bind(SocketAddr::new(IpAddr::V4(src), 0)) {
-            return shared.error(format!("bind {src}: {}", e.kind()));
-        }
-    }
-    let mut stream = match socket.connect(dest).await {
-        Ok(s) => s,
-        Err(e) => return shared.error(format!("connect: {e}")),
-    };
-    let _ = stream.set_nodelay(true);
-    let pending = match handshake(&mut stream, &authority, &path, &token).await {
-        Ok(p) => p,
-        Err(e) => return shared.error(format!("handshake: {e}")),
-    };
-    drop(permit);
-    let stream = match stream.into_std() {
-        Ok(s) => s,
-        Err(e) => return shared.error(format!("into_std: {e}")),
-    };
-    shared.connected.fetch_add(1, Ordering::Relaxed);
-    let stats = ClientStats {
-        account,
-        connected: true,
-        ..ClientStats::default()
-    };
-    readers.adopt(
-        i,
-        Conn {
-            stream,
-            pending,
-            stats,
-        },
-    );
-}
-
-/// `ws://host:port/path?query` → ("host:port", "/path?query").
-fn ws_target(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("ws://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    Some((authority, path.to_owned()))
-}
-
-/// The client side of the opening handshake (RFC 6455 §4.1). Returns the bytes that came after
-/// the server's answer: the first frames, when the server wrote them before we read.
-async fn handshake(
-    stream: &mut tokio::net::TcpStream,
-    authority: &str,
-    path: &str,
-    token: &str,
-) -> Result<Vec<u8>, String> {
-    let key = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes())
-    };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 2048];
-    let end = loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed during the handshake".into());
-        }
-        answer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end + 4;
-        }
-        if answer.len() > 16 * 1024 {
-            return Err("handshake answer too long".into());
-        }
-    };
-    let head = String::from_utf8_lossy(&answer[..end]);
-    let status = head.lines().next().unwrap_or_default();
-    if !status.starts_with("HTTP/1.1 101") {
-        return Err(format!("HTTP {status}"));
-    }
-    let accept = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-accept"))
-        .map(|(_, v)| v.trim());
-    let expected = {
-        use base64::Engine;
-        use sha1::Digest;
-        let mut h = sha1::Sha1::new();
-        h.update(key.as_bytes());
-        h.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-        base64::engine::general_purpose::STANDARD.encode(h.finalize())
-    };
-    if accept != Some(expected.as_str()) {
-        return Err("wrong Sec-WebSocket-Accept".into());
-    }
-    Ok(answer.split_off(end))
-}
-
 async fn register_customers(http: &reqwest::Client, args: &Args) -> Vec<(Arc<String>, String)> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     eprintln!(
@@ -439,9 +293,17 @@ struct Posted {
     account: Option<usize>,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = Arc::new(parse_args());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.reader_threads)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("runtime: {e}")));
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Arc<Args>) {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
@@ -501,10 +363,7 @@ async fn main() {
         errors: Mutex::new(HashMap::new()),
     });
     let gate = Arc::new(Semaphore::new(args.connect_concurrency));
-    let readers = Arc::new(
-        Readers::start(args.reader_threads, shared.clone())
-            .unwrap_or_else(|e| fail(&format!("reader threads: {e}"))),
-    );
+    let (stop, stopped) = watch::channel(false);
     eprintln!(
         "wsload: opening {} WebSockets to {} ({} handshakes at a time, {} source address(es))",
         args.clients, args.ws, args.connect_concurrency, args.source_addrs
@@ -519,14 +378,14 @@ async fn main() {
             let a = (i - n_staff) % customers.len();
             (customers[a].0.clone(), Some(a))
         };
-        handles.push(tokio::spawn(client(
+        handles.push(tokio::spawn(client::run(
             i,
             args.clone(),
             token,
             account,
             shared.clone(),
             gate.clone(),
-            readers.clone(),
+            stopped.clone(),
         )));
     }
     let deadline = Instant::now() + Duration::from_secs_f64(args.welcome_timeout);
@@ -657,10 +516,14 @@ async fn main() {
     let gen_rss = self_rss();
 
     // ---------------------------------------------------------------- collect
+    // Every client still open closes (1000) and reports what it got.
+    let _ = stop.send(true);
+    let mut stats = Vec::with_capacity(handles.len());
     for h in handles {
-        let _ = h.await;
+        if let Ok(s) = h.await {
+            stats.push(s);
+        }
     }
-    let stats = readers.finish();
     let posted = std::mem::take(&mut *posted.lock().unwrap());
     let created: HashMap<u64, &Posted> = posted.iter().map(|p| (p.key, p)).collect();
     let n_created = created.len();

@@ -1,24 +1,34 @@
-use std::collections::HashMap;
-use std::io::IoSlice;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+//! The per-instance fan-out point: one broadcast channel carrying every event to the staff-side
+//! connections, and one channel per customer with connections here, carrying that customer's
+//! events only. An event wakes the staff and the one customer it is about, never every connection
+//! on the instance (with 100 boards and 9,900 customers connected, an order wakes ~100, not 10,000).
+//! The hub also owns the instance's connection limits, the publisher's wake-up and the shutdown
+//! signal the connections watch.
 
-use slab::Slab;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
-use super::link::Link;
 use super::{Audience, Event};
 
-/// The per-instance fan-out point. Staff-side connections are spread over a few shards, each
-/// served by its own thread that writes every event to its connections' sockets (so the work of
-/// one event is split across the cores, and the async runtime is never held up by it). Each
-/// customer's connections are listed under that customer and written to directly: an event
-/// reaches the staff and the one customer it is about, never every connection on the instance.
+/// Events held for the staff-side connections. A connection this far behind (its socket full, its
+/// write buffer full) is told to resync. Larger than any burst the publisher or a catch-up hands
+/// over at once (500 and 1,000 events), so a reading client never lags behind a burst; the ring
+/// costs ~40 bytes a slot, once per instance.
+const STAFF_BUFFER: usize = 2048;
+/// Events held per customer: they see only their own orders', a few at a time. Kept small because
+/// there is one ring per customer with a connection here (thousands of them).
+const CUSTOMER_BUFFER: usize = 32;
+
+type Sender = broadcast::Sender<Arc<Event>>;
+
 pub struct Hub {
-    shards: Vec<Shard>,
-    next_shard: AtomicUsize,
-    customers: Mutex<HashMap<Uuid, Vec<Arc<Link>>>>,
+    staff: Sender,
+    customers: Mutex<HashMap<Uuid, Sender>>,
     /// Highest `seq` dispatched; events at or below it are duplicates.
     last_seq: AtomicI64,
     /// Wakes the publisher right after a commit that wrote events.
@@ -29,102 +39,14 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
 }
 
-struct Shard {
-    members: Arc<Mutex<Members>>,
-    jobs: mpsc::Sender<Job>,
-    /// How many connections the shard has: an instance with no boards open (most checkouts)
-    /// does not wake its fan-out threads for every order. Sequentially consistent with
-    /// `last_seq`: a connection that joins either is counted by a dispatch or sees its `seq` in
-    /// `last_seq` (and gets the event through its welcome).
-    live: AtomicUsize,
-}
-
-#[derive(Default)]
-struct Members {
-    links: Slab<Arc<Link>>,
-    /// Bumped by every join and leave, so the thread knows to refresh its copy of `links`.
-    version: u64,
-}
-
-enum Job {
-    Event(Arc<Event>),
-    /// A connection left: drop the copy of the list (it holds the connection's socket open).
-    Forget,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Events a shard's thread writes to each connection at once, at most.
-const MAX_BATCH: usize = 64;
-
-/// A shard's thread: for each event, one non-blocking write per connection (see `Link::events`);
-/// events that queued up meanwhile go out together, one write per connection for the lot, so a
-/// burst (or a busy machine) costs fewer system calls instead of building a backlog.
-/// It works from a copy of the member list, taken again after any change (checked under the
-/// lock for each batch, so a connection that joined before an event was dispatched gets it), and
-/// joining or leaving never waits for a pass over thousands of sockets.
-fn fan_out(members: Arc<Mutex<Members>>, jobs: mpsc::Receiver<Job>) {
-    let mut copy: Vec<Arc<Link>> = Vec::new();
-    let mut seen = None;
-    let mut batch: Vec<Arc<Event>> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = jobs.recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Forget => {
-                    copy.clear();
-                    seen = None;
-                }
-                Job::Event(ev) => batch.push(ev),
-            }
-            if batch.len() < MAX_BATCH {
-                next = jobs.try_recv().ok();
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        {
-            let m = lock(&members);
-            if seen != Some(m.version) {
-                copy.clear();
-                copy.extend(m.links.iter().map(|(_, l)| l.clone()));
-                seen = Some(m.version);
-            }
-        }
-        let wires: Vec<IoSlice<'_>> = batch.iter().map(|e| IoSlice::new(e.wire())).collect();
-        for link in &copy {
-            link.events(&batch, &wires);
-        }
-        drop(wires);
-        batch.clear();
-    }
-}
-
 impl Default for Hub {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let shards = (0..threads)
-            .map(|i| {
-                let members = Arc::new(Mutex::new(Members::default()));
-                let (jobs, rx) = mpsc::channel();
-                let m = members.clone();
-                std::thread::Builder::new()
-                    .name(format!("till-fanout-{i}"))
-                    .spawn(move || fan_out(m, rx))
-                    .expect("start-up: spawning a fan-out thread");
-                Shard {
-                    members,
-                    jobs,
-                    live: AtomicUsize::new(0),
-                }
-            })
-            .collect();
         Hub {
-            shards,
-            next_shard: AtomicUsize::new(0),
+            staff: broadcast::channel(STAFF_BUFFER).0,
             customers: Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(-1),
             kick: Notify::new(),
@@ -138,20 +60,19 @@ impl Default for Hub {
 impl Hub {
     /// Hands an event to every local connection that may see it, once.
     pub fn dispatch(&self, ev: Event) {
+        // SeqCst with `subscribe` + `last_seq` (see `Feed`): an event either is in a new feed or
+        // is covered by the `last_seq` that feed's connection reads after subscribing.
         if self.last_seq.fetch_max(ev.seq, Ordering::SeqCst) >= ev.seq {
             return;
         }
         let ev = Arc::new(ev);
         if let Audience::StaffAndCustomer(Some(c)) = ev.audience {
-            for link in lock(&self.customers).get(&c).into_iter().flatten() {
-                link.event(&ev);
+            if let Some(tx) = lock(&self.customers).get(&c) {
+                let _ = tx.send(ev.clone());
             }
         }
-        for shard in &self.shards {
-            if shard.live.load(Ordering::SeqCst) > 0 {
-                let _ = shard.jobs.send(Job::Event(ev.clone()));
-            }
-        }
+        // No staff connection here: `send` returns at once without touching the ring.
+        let _ = self.staff.send(ev);
     }
 
     pub fn last_seq(&self) -> i64 {
@@ -165,37 +86,25 @@ impl Hub {
             .compare_exchange(-1, seq, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// Starts delivering events to `link`: every event for staff-side roles, a customer's own
-    /// events for a customer, nothing for a customer login without a customer record. Read
-    /// [`Hub::last_seq`] after joining: every event above it reaches the link.
-    pub fn join(
-        &self,
-        link: &Arc<Link>,
-        staff_side: bool,
-        customer: Option<Uuid>,
-    ) -> Membership<'_> {
-        let place = match (staff_side, customer) {
-            (true, _) => {
-                let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
-                let mut m = lock(&self.shards[shard].members);
-                let key = m.links.insert(link.clone());
-                m.version += 1;
-                self.shards[shard].live.fetch_add(1, Ordering::SeqCst);
-                Place::Staff { shard, key }
-            }
+    /// The feed of a connection: every event for staff-side roles, a customer's own events for a
+    /// customer, nothing for a customer login without a customer record. Read
+    /// [`Hub::last_seq`] after subscribing: every event above it comes through the feed.
+    pub fn subscribe(&self, staff_side: bool, customer: Option<Uuid>) -> Feed<'_> {
+        let (rx, customer) = match (staff_side, customer) {
+            (true, _) => (Some(self.staff.subscribe()), None),
             (false, Some(c)) => {
-                lock(&self.customers)
+                let rx = lock(&self.customers)
                     .entry(c)
-                    .or_default()
-                    .push(link.clone());
-                Place::Customer(c)
+                    .or_insert_with(|| broadcast::channel(CUSTOMER_BUFFER).0)
+                    .subscribe();
+                (Some(rx), Some(c))
             }
-            (false, None) => Place::Nowhere,
+            (false, None) => (None, None),
         };
-        Membership {
+        Feed {
             hub: self,
-            link: link.clone(),
-            place,
+            rx,
+            customer,
         }
     }
 
@@ -223,7 +132,7 @@ impl Hub {
     /// Reserves a connection slot; `Err(true)` when the instance is full, `Err(false)` when
     /// this user already has `per_user` connections here.
     pub fn try_admit(&self, user: Uuid, max_total: usize, per_user: usize) -> Result<(), bool> {
-        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.per_user);
         if self.connections.load(Ordering::Relaxed) >= max_total {
             return Err(true);
         }
@@ -237,7 +146,7 @@ impl Hub {
     }
 
     pub fn release(&self, user: Uuid) {
-        let mut map = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.per_user);
         if let Some(n) = map.get_mut(&user) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -248,44 +157,66 @@ impl Hub {
     }
 }
 
-/// A connection's place in the hub; dropping it stops delivery and forgets the connection (and
-/// a customer's entry, with their last connection).
-pub struct Membership<'h> {
+/// What a [`Feed`] has next.
+#[derive(Debug)]
+pub enum Next {
+    Event(Arc<Event>),
+    /// Events were dropped for this connection (it fell behind): the feed now continues from the
+    /// newest event; the connection owes its client a `resync`.
+    Lagged,
+}
+
+/// A connection's events. Dropping a customer's last feed forgets that customer's channel.
+pub struct Feed<'h> {
     hub: &'h Hub,
-    link: Arc<Link>,
-    place: Place,
+    /// `None`: a connection that never gets events.
+    rx: Option<broadcast::Receiver<Arc<Event>>>,
+    customer: Option<Uuid>,
 }
 
-enum Place {
-    Staff { shard: usize, key: usize },
-    Customer(Uuid),
-    Nowhere,
+impl Feed<'_> {
+    /// Waits for the next event (forever, for a feed without events).
+    pub async fn recv(&mut self) -> Next {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(ev) => Next::Event(ev),
+            Err(RecvError::Lagged(_)) => self.lagged(),
+            // The sender lives as long as the hub, or as this customer's last feed.
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Next> {
+        use broadcast::error::TryRecvError;
+        match self.rx.as_mut()?.try_recv() {
+            Ok(ev) => Some(Next::Event(ev)),
+            Err(TryRecvError::Lagged(_)) => Some(self.lagged()),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => None,
+        }
+    }
+
+    /// Skips what is left of the backlog: the client reloads its state anyway, and whatever is
+    /// still queued is as stale as what was dropped.
+    fn lagged(&mut self) -> Next {
+        if let Some(rx) = self.rx.as_mut() {
+            *rx = rx.resubscribe();
+        }
+        Next::Lagged
+    }
 }
 
-impl Drop for Membership<'_> {
+impl Drop for Feed<'_> {
     fn drop(&mut self) {
-        self.link.kill();
-        match self.place {
-            Place::Staff { shard, key } => {
-                let shard = &self.hub.shards[shard];
-                {
-                    let mut m = lock(&shard.members);
-                    m.links.try_remove(key);
-                    m.version += 1;
-                    shard.live.fetch_sub(1, Ordering::SeqCst);
-                }
-                let _ = shard.jobs.send(Job::Forget);
-            }
-            Place::Customer(c) => {
-                let mut map = lock(&self.hub.customers);
-                if let Some(links) = map.get_mut(&c) {
-                    links.retain(|l| !Arc::ptr_eq(l, &self.link));
-                    if links.is_empty() {
-                        map.remove(&c);
-                    }
-                }
-            }
-            Place::Nowhere => {}
+        let Some(c) = self.customer else { return };
+        let mut map = lock(&self.hub.customers);
+        // Under the map's lock, so no feed subscribes in between: if ours was the last receiver,
+        // the channel goes.
+        drop(self.rx.take());
+        if map.get(&c).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(&c);
         }
     }
 }
@@ -294,149 +225,85 @@ impl Drop for Membership<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
-    use std::time::Duration;
-    use tokio::io::AsyncReadExt;
-    use tokio::net::{TcpListener, TcpStream};
 
-    /// A link over a real loopback socket, joined to `hub`, and the client's end.
-    async fn connected<'h>(
-        hub: &'h Hub,
-        listener: &TcpListener,
-        staff_side: bool,
-        customer: Option<Uuid>,
-    ) -> (Membership<'h>, TcpStream) {
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let link = Arc::new(Link::new(server));
-        let member = hub.join(&link, staff_side, customer);
-        link.release(hub.last_seq());
-        (member, client)
-    }
-
-    /// The `seq` of every text frame the client gets within a short wait.
-    async fn seqs(client: &mut TcpStream) -> Vec<i64> {
-        let mut bytes = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while let Ok(Ok(n)) =
-            tokio::time::timeout(Duration::from_millis(300), client.read(&mut chunk)).await
-        {
-            if n == 0 {
-                break;
-            }
-            bytes.extend_from_slice(&chunk[..n]);
-        }
-        let mut out = Vec::new();
-        let mut rest = &bytes[..];
-        while rest.len() >= 2 {
-            assert_eq!(rest[0], 0x81, "a final, unmasked text frame");
-            let len = usize::from(rest[1]);
-            assert!(len < 126, "short test frames");
-            let v: serde_json::Value = serde_json::from_slice(&rest[2..2 + len]).unwrap();
-            out.push(v["seq"].as_i64().unwrap());
-            rest = &rest[2 + len..];
-        }
-        assert!(rest.is_empty(), "no partial frame");
-        out
+    fn seqs(feed: &mut Feed<'_>) -> Vec<i64> {
+        std::iter::from_fn(|| match feed.try_recv()? {
+            Next::Event(e) => Some(e.seq),
+            Next::Lagged => Some(-1),
+        })
+        .collect()
     }
 
     fn order(seq: i64, owner: Uuid) -> Event {
         Event::from_parts(seq, &json!({"type": "order.created", "customer_id": owner}))
     }
 
-    #[tokio::test]
-    async fn duplicates_and_stale_events_are_dropped() {
+    #[test]
+    fn duplicates_and_stale_events_are_dropped() {
         let hub = Hub::default();
         hub.init_seq(10);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (_m, mut client) = connected(&hub, &listener, true, None).await;
+        let mut feed = hub.subscribe(true, None);
         hub.dispatch(Event::from_parts(9, &json!({})));
         hub.dispatch(Event::from_parts(11, &json!({})));
         hub.dispatch(Event::from_parts(11, &json!({})));
-        assert_eq!(seqs(&mut client).await, [11]);
+        assert_eq!(seqs(&mut feed), [11]);
     }
 
-    #[tokio::test]
-    async fn a_burst_reaches_every_connection_complete_and_in_order() {
+    #[test]
+    fn customers_get_only_their_own_events_and_idle_channels_are_dropped() {
         let hub = Hub::default();
         hub.init_seq(0);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut staff = Vec::new();
-        for _ in 0..5 {
-            staff.push(connected(&hub, &listener, true, None).await);
-        }
-        // Dispatched faster than written one by one: the shards write them in batches.
-        for seq in 1..=500 {
-            hub.dispatch(Event::from_parts(seq, &json!({})));
-        }
-        for (_, client) in &mut staff {
-            assert_eq!(seqs(client).await, (1..=500).collect::<Vec<_>>());
-        }
-    }
-
-    #[tokio::test]
-    async fn customers_get_only_their_own_events_and_leaving_forgets_them() {
-        let hub = Hub::default();
-        hub.init_seq(0);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
-        // More staff connections than shards, so every shard has some.
-        let mut staff = Vec::new();
-        for _ in 0..6 {
-            staff.push(connected(&hub, &listener, true, None).await);
-        }
-        let (a1, mut a1c) = connected(&hub, &listener, false, Some(alice)).await;
-        let (a2, mut a2c) = connected(&hub, &listener, false, Some(alice)).await;
-        let (b, mut bc) = connected(&hub, &listener, false, Some(bob)).await;
-        let (_nobody, mut nc) = connected(&hub, &listener, false, None).await;
+        let mut staff = hub.subscribe(true, None);
+        let mut a1 = hub.subscribe(false, Some(alice));
+        let mut a2 = hub.subscribe(false, Some(alice));
+        let mut b = hub.subscribe(false, Some(bob));
+        let mut nobody = hub.subscribe(false, None);
         hub.dispatch(order(1, alice));
         hub.dispatch(Event::from_parts(
             2,
             &json!({"type": "stock.low", "audience": "staff"}),
         ));
         hub.dispatch(order(3, bob));
-        for (_, client) in &mut staff {
-            assert_eq!(seqs(client).await, [1, 2, 3]);
-        }
-        assert_eq!(seqs(&mut a1c).await, [1]);
-        assert_eq!(seqs(&mut a2c).await, [1]);
-        assert_eq!(seqs(&mut bc).await, [3]);
-        assert!(seqs(&mut nc).await.is_empty());
+        assert_eq!(seqs(&mut staff), [1, 2, 3]);
+        assert_eq!(seqs(&mut a1), [1]);
+        assert_eq!(seqs(&mut a2), [1]);
+        assert_eq!(seqs(&mut b), [3]);
+        assert!(seqs(&mut nobody).is_empty());
 
         drop(a1);
         assert!(lock(&hub.customers).contains_key(&alice));
         drop((a2, b));
         assert!(lock(&hub.customers).is_empty());
-        // A staff connection that left gets nothing more, and its socket is closed.
-        let (gone, mut gone_client) = staff.pop().unwrap();
-        drop(gone);
-        hub.dispatch(order(4, alice));
-        assert_eq!(seqs(&mut staff[0].1).await, [4]);
-        let mut byte = [0u8; 1];
-        let read = tokio::time::timeout(Duration::from_secs(2), gone_client.read(&mut byte));
-        assert_eq!(read.await.expect("closed in time").unwrap(), 0);
+    }
+
+    #[test]
+    fn a_feed_that_falls_behind_lags_once_then_continues_from_the_newest_event() {
+        let hub = Hub::default();
+        hub.init_seq(0);
+        let owner = Uuid::now_v7();
+        let mut customer = hub.subscribe(false, Some(owner));
+        let n = CUSTOMER_BUFFER as i64 + 10;
+        for seq in 1..=n {
+            hub.dispatch(order(seq, owner));
+        }
+        assert!(matches!(customer.try_recv(), Some(Next::Lagged)));
+        assert!(customer.try_recv().is_none(), "the backlog is skipped");
+        hub.dispatch(order(n + 1, owner));
+        assert_eq!(seqs(&mut customer), [n + 1]);
+        // Still the customer's only receiver: leaving forgets the channel.
+        drop(customer);
+        assert!(lock(&hub.customers).is_empty());
     }
 
     #[tokio::test]
-    async fn events_during_the_welcome_wait_and_follow_in_order() {
+    async fn a_feed_without_events_waits() {
         let hub = Hub::default();
-        hub.init_seq(5);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let link = Arc::new(Link::new(server));
-        let _m = hub.join(&link, true, None);
-        hub.dispatch(Event::from_parts(6, &json!({})));
-        hub.dispatch(Event::from_parts(7, &json!({})));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        // The connection replays up to 6 itself (welcome and catch-up) before releasing.
-        link.send(Event::from_parts(6, &json!({})).wire());
-        link.release(6);
-        let mut client = client;
-        assert_eq!(seqs(&mut client).await, [6, 7]);
+        let mut nobody = hub.subscribe(false, None);
+        hub.dispatch(Event::from_parts(1, &json!({})));
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(50), nobody.recv()).await;
+        assert!(waited.is_err());
     }
 
     #[test]

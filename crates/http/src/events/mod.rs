@@ -10,16 +10,16 @@
 //! client that passes `?since=<seq>`.
 
 mod hub;
-mod link;
 mod publisher;
 mod subscriber;
 pub mod ws;
 
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 use till_db::outbox::EventRow;
 use uuid::Uuid;
 
-pub use hub::Hub;
+pub use hub::{Feed, Hub, Next};
 pub use publisher::run_publisher;
 pub use subscriber::run_subscriber;
 
@@ -35,14 +35,13 @@ pub enum Audience {
     StaffAndCustomer(Option<Uuid>),
 }
 
-/// One event as held by the hub: routing facts plus the WebSocket frame sent to clients, encoded
-/// once (a server's frames are not masked, so the bytes are the same for every connection).
+/// One event as held by the hub: routing facts plus the JSON text sent to clients, encoded once
+/// and shared (reference-counted, not copied) by every connection that sends it.
 #[derive(Debug)]
 pub struct Event {
     pub seq: i64,
     pub audience: Audience,
-    wire: Box<[u8]>,
-    text_at: usize,
+    pub frame: Utf8Bytes,
 }
 
 impl Event {
@@ -60,8 +59,6 @@ impl Event {
             obj.remove("audience");
             obj.insert("seq".into(), json!(seq));
         }
-        let text = frame.to_string();
-        let wire = link::text_frame(&text);
         Event {
             seq,
             audience: if staff_only {
@@ -69,20 +66,13 @@ impl Event {
             } else {
                 Audience::StaffAndCustomer(customer_id)
             },
-            text_at: wire.len() - text.len(),
-            wire: wire.into_boxed_slice(),
+            frame: frame.to_string().into(),
         }
     }
 
     /// The frame's JSON text.
     pub fn text(&self) -> &str {
-        // `wire` is a frame header followed by the text's bytes, unchanged (see `from_parts`).
-        std::str::from_utf8(&self.wire[self.text_at..]).unwrap_or_default()
-    }
-
-    /// The whole WebSocket frame: header and text.
-    pub(crate) fn wire(&self) -> &[u8] {
-        &self.wire
+        self.frame.as_str()
     }
 
     pub fn from_row(row: &EventRow) -> Event {
@@ -123,14 +113,6 @@ mod tests {
             json!({"type": "order.created", "at": "t", "order": {"id": "x"}, "customer_id": owner});
         let e = Event::from_parts(7, &payload);
         let frame: Value = serde_json::from_str(e.text()).unwrap();
-        let n = e.text().len();
-        assert!(n < 126);
-        assert_eq!(
-            e.wire()[..2],
-            [0x81, n as u8],
-            "one final text frame, 7-bit length"
-        );
-        assert_eq!(e.wire().len(), 2 + n);
         assert_eq!(frame["seq"], 7);
         assert!(frame.get("customer_id").is_none());
         assert!(e.visible_to(true, None));

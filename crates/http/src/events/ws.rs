@@ -3,23 +3,24 @@
 //! close frame on shutdown. A client that falls behind is told to resync instead of being
 //! silently dropped; `?since=<seq>` replays what a reconnecting client missed.
 //!
-//! The handshake is answered here and the socket taken back from hyper after it: events are
-//! written to it by the hub's fan-out threads (see `link`), and this connection's task only
-//! reads the client's frames, pings, and finishes writes the socket had no room for.
+//! One task per connection (axum's upgrade, tungstenite's codec): it sends the welcome and any
+//! replay, then forwards the connection's [`Feed`] and answers the client, until either side ends.
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use serde_json::json;
 use till_db::outbox;
-use tokio::net::TcpStream;
+use uuid::Uuid;
 
-use super::link::{self, Incoming, Link};
+use super::hub::{Feed, Next};
 use super::Event;
 use crate::auth::{self, session, AuthOutcome, Principal};
 use crate::error::ApiError;
@@ -29,10 +30,27 @@ use crate::state::AppState;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// No pong for this long: the peer is gone.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// A send that makes no progress for this long means the client is not reading: drop it.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for its close frame to leave.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Replay at most this many missed events; beyond that the client must reload.
 const MAX_REPLAY: i64 = 1000;
-/// Bytes read at a time (on the stack): clients only send pongs and close frames.
-const READ_CHUNK: usize = 1024;
+/// Largest message (and frame) a client may send: it only sends pongs, pings and close frames.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+/// Read buffer per connection, allocated up front and zero-filled by tungstenite on every read,
+/// so it is resident: the 128 KiB default would be ~1.3 GB for 10,000 connections. Larger
+/// frames are read in several steps.
+const READ_BUFFER: usize = 1024;
+/// Frames are gathered up to this many bytes before a write (then one flush writes the rest): a
+/// burst costs a few writes per connection, not one per event. The write buffer keeps the
+/// capacity of its largest batch, so this stays small.
+const WRITE_BUFFER: usize = 2 * 1024;
+/// Safety net: the write buffer never holds more than one batch (see `forward`), as the task
+/// waits for the socket before queueing more.
+const MAX_WRITE_BUFFER: usize = 64 * 1024;
+/// Events already waiting for a connection that go out with one flush, at most.
+const MAX_BATCH: usize = 16;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -59,201 +77,253 @@ pub async fn handler(
         }
         _ => return Err(ApiError::unauthorized()),
     };
-    let not_upgrade = || ApiError::bad_request("Expected a WebSocket upgrade request.");
-    let accept = accept_key(&parts.method, &parts.headers).ok_or_else(not_upgrade)?;
-    let on_upgrade = parts
-        .extensions
-        .remove::<hyper::upgrade::OnUpgrade>()
-        .ok_or_else(not_upgrade)?;
-    let cfg = &state.config;
-    match state.hub.try_admit(
-        principal.user_id,
-        cfg.ws_max_connections,
-        cfg.ws_max_per_user,
-    ) {
-        Ok(()) => {}
-        Err(true) => {
-            return Err(ApiError::unavailable(
-                "This server has no room for more live connections.",
-            ))
-        }
-        Err(false) => {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many live connections for this account.",
-            ))
-        }
-    }
-    let user = principal.user_id;
-    state
-        .metrics
-        .ws_connections
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tokio::spawn(async move {
-        match on_upgrade.await.map(|u| u.downcast::<TokioIo<TcpStream>>()) {
-            Ok(Ok(up)) => {
-                let link = Arc::new(Link::new(up.io.into_inner()));
-                connection(
-                    &state,
-                    &principal,
-                    params.since,
-                    &link,
-                    up.read_buf.to_vec(),
-                )
-                .await;
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|_| ApiError::bad_request("Expected a WebSocket upgrade request."))?;
+    let slot = Slot::take(&state, principal.user_id)?;
+    Ok(upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        // A failed upgrade drops this callback, and the slot with it.
+        .on_upgrade(move |socket| async move {
+            connection(&slot.state, &principal, params.since, socket).await;
+            drop(slot);
+        }))
+}
+
+/// A reserved connection slot (instance and per-user limits), given back when dropped.
+struct Slot {
+    state: AppState,
+    user: Uuid,
+}
+
+impl Slot {
+    fn take(state: &AppState, user: Uuid) -> Result<Slot, ApiError> {
+        let cfg = &state.config;
+        match state
+            .hub
+            .try_admit(user, cfg.ws_max_connections, cfg.ws_max_per_user)
+        {
+            Ok(()) => {}
+            Err(true) => {
+                return Err(ApiError::unavailable(
+                    "This server has no room for more live connections.",
+                ))
             }
-            Ok(Err(_)) => {
-                tracing::error!("WebSocket upgrade on a connection not served by till_http::serve")
+            Err(false) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many live connections for this account.",
+                ))
             }
-            Err(e) => tracing::debug!("WebSocket upgrade failed: {e}"),
         }
-        state.hub.release(user);
         state
             .metrics
             .ws_connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Slot {
+            state: state.clone(),
+            user,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state.hub.release(self.user);
+        self.state
+            .metrics
+            .ws_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    });
-    let mut res = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    Ok(res)
-}
-
-/// RFC 6455 §4.2.1: a GET with `Connection: upgrade`, `Upgrade: websocket`, version 13 and a
-/// key; the answer's `Sec-WebSocket-Accept` is derived from the key.
-fn accept_key(method: &Method, headers: &HeaderMap) -> Option<HeaderValue> {
-    let has_token = |name: header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let version_13 =
-        headers.get(header::SEC_WEBSOCKET_VERSION) == Some(&HeaderValue::from_static("13"));
-    if method != Method::GET
-        || !has_token(header::CONNECTION, "upgrade")
-        || !has_token(header::UPGRADE, "websocket")
-        || !version_13
-    {
-        return None;
     }
-    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
-    HeaderValue::from_str(&tungstenite::handshake::derive_accept_key(key.as_bytes())).ok()
 }
 
-async fn connection(
-    state: &AppState,
-    p: &Principal,
-    since: Option<i64>,
-    link: &Arc<Link>,
-    mut read: Vec<u8>,
-) {
-    let staff_side = p.role.is_staff_side();
-    // Join before reading `last_seq`: live events from here on are held by the link until the
-    // welcome and any replay are out, then follow them (see `Link::release`).
-    let _member = state.hub.join(link, staff_side, p.customer_id);
-    let mut sent_up_to = state.hub.last_seq();
-    link.send(&link::text_frame(&link::notice("welcome", sent_up_to)));
-    if let Some(since) = since.filter(|s| *s < sent_up_to) {
-        // Boxed, as is the session check below: a task's size is that of the largest future it
-        // ever waits on, and every idle connection would otherwise carry room for these rare ones.
-        match Box::pin(outbox::after(&state.db.write, since, MAX_REPLAY)).await {
-            Ok(rows) if rows.len() as i64 == MAX_REPLAY => resync(link, sent_up_to),
-            Ok(rows) => {
-                for ev in rows.iter().map(Event::from_row) {
-                    if ev.visible_to(staff_side, p.customer_id) {
-                        link.send(ev.wire());
-                    }
-                }
-                sent_up_to = sent_up_to.max(rows.last().map_or(0, |r| r.seq));
-            }
-            Err(_) => resync(link, sent_up_to),
+/// `{"type": kind, "at": now, "seq": seq}`: the text of `welcome` and `resync`.
+fn notice(kind: &str, seq: i64) -> Message {
+    Message::Text(
+        json!({"type": kind, "at": chrono::Utc::now(), "seq": seq})
+            .to_string()
+            .into(),
+    )
+}
+
+/// `fut` under [`SEND_TIMEOUT`]; the timer is armed only when it does not finish at once (the
+/// common case: the socket has room), which saves a timer per event per connection.
+async fn sent<F, E>(fut: F) -> bool
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let mut fut = std::pin::pin!(fut);
+    match futures::poll!(fut.as_mut()) {
+        std::task::Poll::Ready(out) => out.is_ok(),
+        std::task::Poll::Pending => {
+            matches!(tokio::time::timeout(SEND_TIMEOUT, fut).await, Ok(Ok(())))
         }
     }
-    link.release(sent_up_to);
-    if let Ok((code, reason)) = serve(state, p, link, &mut read).await {
-        link.send(&link::close_frame(code, reason));
-        // Give the close frame a moment to leave.
-        let _ = tokio::time::timeout(Duration::from_secs(2), link.flush()).await;
+}
+
+async fn connection(state: &AppState, p: &Principal, since: Option<i64>, mut socket: WebSocket) {
+    if let Some((code, reason)) = serve(state, p, since, &mut socket).await {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
     }
 }
 
-/// Appends what the socket has to `read`. The buffer is on the stack and `read` only holds a
-/// frame that is not whole yet, so an idle connection keeps no read buffer.
-fn read_some(link: &Link, read: &mut Vec<u8>) -> Result<(), Gone> {
-    let mut chunk = [0u8; READ_CHUNK];
-    match link.tcp().try_read(&mut chunk) {
-        Ok(0) => Err(Gone),
-        Ok(n) => {
-            read.extend_from_slice(&chunk[..n]);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
-        Err(_) => Err(Gone),
-    }
-}
-
-fn resync(link: &Link, seq: i64) {
-    link.send(&link::text_frame(&link::notice("resync", seq)));
-}
-
-/// The socket failed or the client went away: nothing more can be sent.
-struct Gone;
-
-/// The connection's life after the welcome, until it should end with a close frame (the code
-/// and reason returned) or the socket is [`Gone`].
+/// The connection's life, until it should end with a close frame (the code and reason returned)
+/// or without one (`None`: the socket failed, or the client's close was answered).
 async fn serve(
     state: &AppState,
     p: &Principal,
-    link: &Link,
-    read: &mut Vec<u8>,
-) -> Result<(u16, &'static str), Gone> {
+    since: Option<i64>,
+    socket: &mut WebSocket,
+) -> Option<(u16, &'static str)> {
+    let staff_side = p.role.is_staff_side();
     let mut shutdown = state.hub.shutdown_signal();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-    let mut last_seen = Instant::now();
-    loop {
-        // Frames already read (hyper may hand some over with the socket).
-        loop {
-            match link::next_frame(read) {
-                Ok(None) => {
-                    if read.is_empty() {
-                        *read = Vec::new();
-                    }
-                    break;
-                }
-                Ok(Some(Incoming::Activity)) => last_seen = Instant::now(),
-                Ok(Some(Incoming::Ping(payload))) => {
-                    last_seen = Instant::now();
-                    link.send(&link::pong_frame(&payload));
-                }
-                Ok(Some(Incoming::Close(code))) => return Ok((code.unwrap_or(1000), "")),
-                Err(code) => return Ok((code, "protocol error")),
+    // Subscribe before reading `last_seq`: every event above it comes through the feed, so none
+    // falls between the welcome (and replay) and the live stream; the feed's events at or below
+    // what was sent are dropped by `seq`.
+    let mut feed = state.hub.subscribe(staff_side, p.customer_id);
+    let mut sent_up_to = state.hub.last_seq();
+    if !sent(socket.send(notice("welcome", sent_up_to))).await {
+        return None;
+    }
+    if let Some(since) = since.filter(|s| *s < sent_up_to) {
+        // Boxed, as is the session check below: a task's size is that of the largest future it
+        // ever waits on, and every idle connection would otherwise carry room for these rare ones.
+        let frames = Box::pin(replay(state, p, since, &mut sent_up_to)).await;
+        for frame in frames {
+            if !sent(socket.feed(frame)).await {
+                return None;
             }
         }
+        if !sent(socket.flush()).await {
+            return None;
+        }
+    }
+    if *shutdown.borrow_and_update() {
+        return Some((1001, "server shutting down"));
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_seen = Instant::now();
+    loop {
         tokio::select! {
-            // Writes the socket had no room for come first: they hold up this client's events.
+            // Events first: a wake-up for an event then polls nothing else. The client's frames
+            // are read as soon as no event is waiting.
             biased;
-            () = link.woken() => link.flush().await.map_err(|_| Gone)?,
-            ready = link.tcp().readable() => {
-                ready.map_err(|_| Gone)?;
-                read_some(link, read)?;
+            next = feed.recv() => {
+                if !forward(state, next, &mut feed, socket, &mut sent_up_to).await {
+                    return None;
+                }
             }
+            msg = socket.next() => match msg {
+                // tungstenite queued the echo; the flush sends it.
+                Some(Ok(Message::Close(_))) => {
+                    let _ = tokio::time::timeout(CLOSE_WAIT, socket.flush()).await;
+                    return None;
+                }
+                // Likewise the pong.
+                Some(Ok(Message::Ping(_))) => {
+                    last_seen = Instant::now();
+                    if !sent(socket.flush()).await {
+                        return None;
+                    }
+                }
+                Some(Ok(_)) => last_seen = Instant::now(),
+                Some(Err(e)) => return breach(e),
+                None => return None,
+            },
             _ = ping.tick() => {
                 // Signed out or deactivated since connecting: end the stream.
                 if matches!(Box::pin(session::get(&state.store, &p.session_id)).await, Ok(None)) {
-                    return Ok((4401, "session ended"));
+                    return Some((4401, "session ended"));
                 }
                 if last_seen.elapsed() > IDLE_LIMIT {
-                    return Ok((1001, "idle"));
+                    return Some((1001, "idle"));
                 }
-                link.send(&link::ping_frame());
+                if !sent(socket.send(Message::Ping(Default::default()))).await {
+                    return None;
+                }
             }
-            _ = shutdown.changed() => return Ok((1001, "server shutting down")),
+            _ = shutdown.changed() => return Some((1001, "server shutting down")),
         }
+    }
+}
+
+/// Sends `next` and the events already waiting behind it (up to [`MAX_BATCH`]) with one flush.
+/// `false`: the client is gone, or did not read for [`SEND_TIMEOUT`] (each step waits at most that
+/// long, so a client that reads slowly but steadily stays).
+async fn forward(
+    state: &AppState,
+    next: Next,
+    feed: &mut Feed<'_>,
+    socket: &mut WebSocket,
+    sent_up_to: &mut i64,
+) -> bool {
+    let mut next = Some(next);
+    let mut queued = 0;
+    while let Some(item) = next.take() {
+        let frame = match item {
+            // At or below `sent_up_to`: covered by the welcome or the replay.
+            Next::Event(ev) if ev.seq <= *sent_up_to => None,
+            Next::Event(ev) => {
+                *sent_up_to = ev.seq;
+                Some(Message::Text(ev.frame.clone()))
+            }
+            Next::Lagged => {
+                // Operators watch this: clients too slow for the event rate (`/metrics`).
+                ::metrics::counter!("till_ws_resyncs_total").increment(1);
+                *sent_up_to = (*sent_up_to).max(state.hub.last_seq());
+                Some(notice("resync", *sent_up_to))
+            }
+        };
+        if let Some(frame) = frame {
+            if !sent(socket.feed(frame)).await {
+                return false;
+            }
+            queued += 1;
+        }
+        if queued < MAX_BATCH {
+            next = feed.try_recv();
+        }
+    }
+    sent(socket.flush()).await
+}
+
+/// The frames a client reconnecting after `since` missed: the events it may see, or a `resync`
+/// when there are too many (or they cannot be read). Advances `sent_up_to` past them.
+async fn replay(state: &AppState, p: &Principal, since: i64, sent_up_to: &mut i64) -> Vec<Message> {
+    match outbox::after(&state.db.write, since, MAX_REPLAY).await {
+        Ok(rows) if rows.len() as i64 == MAX_REPLAY => vec![notice("resync", *sent_up_to)],
+        Ok(rows) => {
+            *sent_up_to = (*sent_up_to).max(rows.last().map_or(0, |r| r.seq));
+            rows.iter()
+                .map(Event::from_row)
+                .filter(|ev| ev.visible_to(p.role.is_staff_side(), p.customer_id))
+                .map(|ev| Message::Text(ev.frame))
+                .collect()
+        }
+        Err(_) => vec![notice("resync", *sent_up_to)],
+    }
+}
+
+/// The close code for what the client sent that broke the protocol; `None` when the connection
+/// itself failed (nothing can be sent).
+fn breach(e: axum::Error) -> Option<(u16, &'static str)> {
+    use tungstenite::error::{Error as WsError, ProtocolError};
+    match e.into_inner().downcast::<WsError>().map(|e| *e) {
+        Ok(WsError::Capacity(_)) => Some((1009, "message too big")),
+        Ok(WsError::Utf8(_)) => Some((1007, "invalid UTF-8")),
+        // The client dropped the connection without a close frame: nobody to tell.
+        Ok(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
+        Ok(WsError::Protocol(_)) => Some((1002, "protocol error")),
+        _ => None,
     }
 }
