@@ -1,13 +1,11 @@
 //! WebSocket live events across instances, with synthetic outbox events (order flows add their
 //! own tests): authentication, visibility, limits, replay, Redis outage, shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use till_test_support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
