@@ -3,7 +3,6 @@
 //! never appears here.
 
 pub mod auth;
-pub mod config;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -27,9 +26,10 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 
-pub use config::Config;
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;
+/// Settings moved to till-app; re-exported for callers that configure a server.
+pub use till_app::{config, Config};
 
 /// The whole application. Layers are listed innermost first; the last one added runs first.
 pub fn app(state: AppState) -> Router {
@@ -49,13 +49,13 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .method_not_allowed_fallback(layers::method_not_allowed);
-    app = match &state.config.static_dir {
+    app = match &state.config.http.static_dir {
         Some(dir) => {
             app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true))
         }
         None => app.fallback(layers::not_found),
     };
-    let max_body = state.config.max_body_bytes;
+    let max_body = state.config.http.max_body_bytes;
     app.layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(from_fn_with_state(state.clone(), layers::timeout))
@@ -89,10 +89,13 @@ pub async fn serve_app(
     metrics::prometheus();
     tokio::spawn(events::run_publisher(state.clone()));
     tokio::spawn(events::run_subscriber(state.clone()));
-    tokio::spawn(routes::catalog_cache::run_stock_refresher(state.clone()));
+    tokio::spawn(till_app::catalog::run_stock_refresher(
+        state.app.clone(),
+        state.hub.shutdown_signal(),
+    ));
     // Other instances' catalog writes reach this one's in-process cache through Redis pub/sub.
     state.catalog.spawn_listener();
-    let drain = state.config.shutdown_drain;
+    let drain = state.config.http.shutdown_drain;
     let st = state.clone();
     let signal = async move {
         shutdown.await;

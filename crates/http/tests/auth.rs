@@ -528,8 +528,8 @@ async fn first_admin_is_created_once() {
     let b = TestApp::spawn_with(&opts).await;
     // Both instances bootstrapping at the same moment still make one admin.
     let (ra, rb) = tokio::join!(
-        till_http::routes::users::bootstrap_admin(&a.state),
-        till_http::routes::users::bootstrap_admin(&b.state)
+        till_app::accounts::bootstrap_admin(&a.state),
+        till_app::accounts::bootstrap_admin(&b.state)
     );
     assert!(!ra.unwrap() && !rb.unwrap(), "an admin already exists");
     assert_eq!(b.admin().await.user["email"], ADMIN_EMAIL);

@@ -68,8 +68,8 @@ pub async fn handler(
     let cfg = &state.config;
     match state.hub.try_admit(
         principal.user_id,
-        cfg.ws_max_connections,
-        cfg.ws_max_per_user,
+        cfg.events.ws_max_connections,
+        cfg.events.ws_max_per_user,
     ) {
         Ok(()) => {}
         Err(true) => {

@@ -46,7 +46,10 @@ async fn create(
             errs.add("phone", "is required");
             None
         }
-        Some(p) => errs.check("phone", Phone::parse(p, &state.config.default_calling_code)),
+        Some(p) => errs.check(
+            "phone",
+            Phone::parse(p, &state.config.shop.default_calling_code),
+        ),
     };
     let email = match body
         .email
@@ -106,7 +109,7 @@ async fn find(
     let Some(raw) = params.phone.as_deref() else {
         return Err(ApiError::field("phone", "is required"));
     };
-    let phone = Phone::parse(raw, &state.config.default_calling_code)
+    let phone = Phone::parse(raw, &state.config.shop.default_calling_code)
         .map_err(|e| ApiError::field("phone", &e.to_string()))?;
     let mut conn = state.db.write.acquire().await.map_err(DbError::from)?;
     let found = customers::find_by_phone(&mut conn, phone.as_str()).await?;

@@ -2,7 +2,7 @@
 //! with optimistic concurrency (`version`, `ETag`, `If-Match`).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::catalog_cache::{self, json_response, vis, Cached};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    Authed, Json, ManagerPlus, MaybeUser, PageQuery, Principal, Query, RequestMeta,
+    Authed, IfMatch, Json, ManagerPlus, MaybeUser, PageQuery, Principal, Query, RequestMeta,
 };
 use crate::state::AppState;
 
@@ -296,7 +296,7 @@ async fn create(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
-    catalog_cache::invalidate(&state).await;
+    state.invalidate_catalog().await;
     let mut resp = product_response(StatusCode::CREATED, &product)?;
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -325,34 +325,11 @@ struct PatchBody {
     stock_on_hand: Option<Option<Value>>,
 }
 
-/// Does `If-Match` admit `version`? Absent: yes. `*`: yes. Otherwise one of the listed
-/// entity tags (`"3"`, `W/"3"`, or a bare `3`) must equal it.
-fn if_match_ok(headers: &HeaderMap, version: i64) -> bool {
-    let values: Vec<&str> = headers
-        .get_all(header::IF_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if values.is_empty() {
-        return true;
-    }
-    values.iter().any(|tag| {
-        *tag == "*" || {
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            let tag = tag.trim_matches('"');
-            tag.parse::<i64>() == Ok(version)
-        }
-    })
-}
-
 async fn update(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
     Json(body): Json<PatchBody>,
 ) -> ApiResult<Response> {
@@ -375,7 +352,7 @@ async fn update(
     }
     let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
     let before = products::get_for_update(&mut tx, id).await?;
-    if !if_match_ok(&headers, before.version) || body.version.is_some_and(|v| v != before.version) {
+    if !if_match.matches(before.version) || body.version.is_some_and(|v| v != before.version) {
         return Err(ApiError::precondition_failed()
             .with_details(json!({ "current_version": before.version })));
     }
@@ -403,7 +380,7 @@ async fn update(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
-    catalog_cache::invalidate(&state).await;
+    state.invalidate_catalog().await;
     product_response(StatusCode::OK, &after)
 }
 
@@ -432,12 +409,12 @@ async fn deactivate(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
     let before = products::get_for_update(&mut tx, id).await?;
-    if !if_match_ok(&headers, before.version) {
+    if !if_match.matches(before.version) {
         return Err(ApiError::precondition_failed()
             .with_details(json!({ "current_version": before.version })));
     }
@@ -457,29 +434,7 @@ async fn deactivate(
         )
         .await?;
         tx.commit().await.map_err(DbError::from)?;
-        catalog_cache::invalidate(&state).await;
+        state.invalidate_catalog().await;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        assert!(if_match_ok(&HeaderMap::new(), 3));
-        assert!(if_match_ok(&h("\"3\""), 3));
-        assert!(if_match_ok(&h("W/\"3\""), 3));
-        assert!(if_match_ok(&h("3"), 3));
-        assert!(if_match_ok(&h("\"1\", \"3\""), 3));
-        assert!(if_match_ok(&h("*"), 3));
-        assert!(!if_match_ok(&h("\"2\""), 3));
-        assert!(!if_match_ok(&h("\"abc\""), 3));
-    }
 }

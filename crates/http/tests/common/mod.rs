@@ -192,7 +192,7 @@ impl TestApp {
     pub async fn spawn_with_routes(opts: &Opts, extra: axum::Router<AppState>) -> TestApp {
         let state = AppState::new(opts.config()).expect("state");
         if state.refresh_schema_ready().await {
-            till_http::routes::users::bootstrap_admin(&state)
+            till_app::accounts::bootstrap_admin(&state)
                 .await
                 .expect("bootstrap admin");
         }
