@@ -134,3 +134,40 @@ impl Caller {
         self.role.is_staff_side() || (self.customer_id.is_some() && self.customer_id == customer_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preconditions_match_any_listed_version() {
+        assert!(Precondition::Any.matches(7));
+        assert!(Precondition::OneOf(vec![1, 7]).matches(7));
+        assert!(!Precondition::OneOf(vec![1, 2]).matches(7));
+        assert!(!Precondition::OneOf(Vec::new()).matches(7));
+    }
+
+    #[test]
+    fn customers_see_only_their_own_orders_and_staff_see_all() {
+        let own = Uuid::now_v7();
+        let customer = Caller {
+            user_id: Uuid::now_v7(),
+            role: Role::Customer,
+            customer_id: Some(own),
+        };
+        assert!(customer.can_see(Some(own)));
+        assert!(!customer.can_see(Some(Uuid::now_v7())));
+        assert!(!customer.can_see(None));
+        let orphan = Caller {
+            customer_id: None,
+            ..customer
+        };
+        assert!(!orphan.can_see(None), "no customer record sees nothing");
+        let staff = Caller {
+            role: Role::Staff,
+            customer_id: None,
+            ..customer
+        };
+        assert!(staff.can_see(None) && staff.can_see(Some(own)));
+    }
+}
