@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod categories;
 pub mod config;
+pub mod customers;
 pub mod idempotency;
 pub mod orders;
 pub mod password;

@@ -4,6 +4,7 @@
 use serde_json::json;
 use till_app::accounts::AccountError;
 use till_app::categories::CategoryError;
+use till_app::customers::CustomerError;
 use till_app::idempotency::IdempotencyError;
 use till_app::orders::OrderError;
 use till_app::password::HashError;
@@ -117,6 +118,19 @@ impl From<CategoryError> for ApiError {
     }
 }
 
+impl From<CustomerError> for ApiError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::Validation(errs) => ApiError::validation(errs),
+            CustomerError::PhoneTaken => {
+                ApiError::already_exists("A customer with this phone number already exists.")
+                    .with_details(json!({ "field": "phone" }))
+            }
+            CustomerError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)
@@ -222,6 +236,19 @@ mod tests {
         assert_eq!(
             answer(CategoryError::Validation(FieldErrors::default())),
             (422, "validation_failed")
+        );
+    }
+
+    #[test]
+    fn every_customer_error_has_its_status_and_code() {
+        assert_eq!(answer(CustomerError::PhoneTaken), (409, "already_exists"));
+        assert_eq!(
+            answer(CustomerError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        assert_eq!(
+            answer(CustomerError::Db(DbError::NotFound)),
+            (404, "not_found")
         );
     }
 
