@@ -12,6 +12,7 @@ pub mod customers;
 pub mod idempotency;
 pub mod orders;
 pub mod password;
+pub mod products;
 pub mod stock;
 
 use std::sync::atomic::AtomicBool;

@@ -8,6 +8,7 @@ use till_app::customers::CustomerError;
 use till_app::idempotency::IdempotencyError;
 use till_app::orders::OrderError;
 use till_app::password::HashError;
+use till_app::products::ProductError;
 use till_app::stock::StockError;
 
 use super::ApiError;
@@ -131,6 +132,17 @@ impl From<CustomerError> for ApiError {
     }
 }
 
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Validation(errs) => ApiError::validation(errs),
+            ProductError::PreconditionFailed { current_version } => ApiError::precondition_failed()
+                .with_details(json!({ "current_version": current_version })),
+            ProductError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)
@@ -248,6 +260,24 @@ mod tests {
         );
         assert_eq!(
             answer(CustomerError::Db(DbError::NotFound)),
+            (404, "not_found")
+        );
+    }
+
+    #[test]
+    fn every_product_error_has_its_status_and_code() {
+        let stale = ApiError::from(ProductError::PreconditionFailed { current_version: 4 });
+        assert_eq!(
+            (stale.status.as_u16(), stale.code),
+            (412, "precondition_failed")
+        );
+        assert_eq!(stale.details.unwrap()["current_version"], 4);
+        assert_eq!(
+            answer(ProductError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        assert_eq!(
+            answer(ProductError::Db(DbError::NotFound)),
             (404, "not_found")
         );
     }
