@@ -44,7 +44,8 @@ fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 const STOCK_READ_ONLY: &str =
     "is read-only: stock changes through POST /api/v1/inventory/adjustments";
 
-#[derive(Deserialize)]
+/// A new product as asked for; required fields are checked here (missing ones are field errors).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductInput {
     pub sku: Option<String>,
@@ -197,7 +198,8 @@ pub async fn create(
     Ok(product)
 }
 
-#[derive(Deserialize)]
+/// A change to a product: absent fields stay as they are; `null` clears a nullable one.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatchInput {
     pub sku: Option<String>,
