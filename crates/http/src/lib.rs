@@ -1,6 +1,6 @@
 //! Till's HTTP layer: the axum application, its middleware and one router per area.
-//! Handlers extract and authorise, call into `till-db`/`till-domain`, and map the result; SQL
-//! never appears here.
+//! Handlers extract and authorise, call one `till-app` use case (or a `till-db` read), and map
+//! the result (`error::from_app` maps every use-case error); SQL never appears here.
 
 pub mod auth;
 pub mod error;
