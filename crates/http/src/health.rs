@@ -51,8 +51,8 @@ async fn health(State(state): State<AppState>) -> Response {
         "status": status,
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "version": env!("CARGO_PKG_VERSION"),
-        "environment": state.config.app_env.as_str(),
-        "instance": state.config.instance_id,
+        "environment": state.config.runtime.app_env.as_str(),
+        "instance": state.config.runtime.instance_id,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "database": database,
         "cache": cache_json,
@@ -90,7 +90,7 @@ async fn readiness(State(state): State<AppState>) -> Response {
 
 /// Admin session/token, or `Authorization: Bearer $HEALTH_TOKEN` for monitoring systems.
 async fn may_see_details(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if let (Some(expected), Some(sent)) = (&state.config.health_token, auth::bearer(headers)) {
+    if let (Some(expected), Some(sent)) = (&state.config.auth.health_token, auth::bearer(headers)) {
         if bool::from(sent.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
             return Ok(());
         }
@@ -115,7 +115,7 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     let (rss, peak) = metrics::memory();
     let backlog = till_db::jobs::backlog(&state.db.write).await.ok();
     Ok(axum::Json(json!({
-        "instance": state.config.instance_id,
+        "instance": state.config.runtime.instance_id,
         "uptime_seconds": state.started.elapsed().as_secs(),
         "pools": {
             "database": {"size": size, "idle": idle, "max": max},

@@ -82,7 +82,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
              connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
         ),
     );
-    if state.config.cookie_secure {
+    if state.config.auth.cookie_secure {
         h.insert(
             "strict-transport-security",
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -95,7 +95,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
 pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // WebSocket upgrades live for hours; the timeout applies to the handshake only, which the
     // handler answers at once, so no exception is needed here.
-    match tokio::time::timeout(state.config.request_timeout, next.run(req)).await {
+    match tokio::time::timeout(state.config.http.request_timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::unavailable("The request took too long; try again.").into_response(),
     }
@@ -161,15 +161,19 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
     use crate::auth::AuthOutcome;
     use crate::extract::Credentials;
 
-    let ip = client_ip(peer_of(&req), req.headers(), &state.config.trusted_proxies);
+    let ip = client_ip(
+        peer_of(&req),
+        req.headers(),
+        &state.config.http.trusted_proxies,
+    );
     req.extensions_mut().insert(ClientIp(ip));
     let outcome = crate::auth::resolve(&state, req.headers()).await;
     let (key, limit) = match &outcome {
         AuthOutcome::Authenticated(p) => (
             format!("rl:u:{}", p.user_id),
-            state.config.rate_limit_user_per_min,
+            state.config.limits.user_per_min,
         ),
-        _ => (format!("rl:a:{ip}"), state.config.rate_limit_anon_per_min),
+        _ => (format!("rl:a:{ip}"), state.config.limits.anon_per_min),
     };
     req.extensions_mut().insert(Credentials(outcome));
     let count = match state.store.count_hit(&key, RATE_WINDOW, limit).await {

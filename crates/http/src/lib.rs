@@ -1,9 +1,8 @@
 //! Till's HTTP layer: the axum application, its middleware and one router per area.
-//! Handlers extract and authorise, call into `till-db`/`till-domain`, and map the result; SQL
-//! never appears here.
+//! Handlers extract and authorise, call one `till-app` use case (or a `till-db` read), and map
+//! the result (`error::from_app` maps every use-case error); SQL never appears here.
 
 pub mod auth;
-pub mod config;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -26,9 +25,10 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 
-pub use config::Config;
 pub use error::{ApiError, ApiResult};
 pub use state::AppState;
+/// Settings moved to till-app; re-exported for callers that configure a server.
+pub use till_app::{config, Config};
 
 /// The whole application. Layers are listed innermost first; the last one added runs first.
 pub fn app(state: AppState) -> Router {
@@ -48,13 +48,13 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .nest("/api/v1", api)
         .merge(health::router())
         .method_not_allowed_fallback(layers::method_not_allowed);
-    app = match &state.config.static_dir {
+    app = match &state.config.http.static_dir {
         Some(dir) => {
             app.fallback_service(ServeDir::new(dir).append_index_html_on_directories(true))
         }
         None => app.fallback(layers::not_found),
     };
-    let max_body = state.config.max_body_bytes;
+    let max_body = state.config.http.max_body_bytes;
     app.layer(DefaultBodyLimit::max(max_body))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(from_fn_with_state(state.clone(), layers::timeout))
@@ -88,7 +88,10 @@ pub async fn serve_app(
     metrics::prometheus();
     tokio::spawn(events::run_publisher(state.clone()));
     tokio::spawn(events::run_subscriber(state.clone()));
-    tokio::spawn(routes::catalog_cache::run_stock_refresher(state.clone()));
+    tokio::spawn(till_app::catalog::run_stock_refresher(
+        state.app.clone(),
+        state.hub.shutdown_signal(),
+    ));
     // Other instances' catalog writes reach this one's in-process cache through Redis pub/sub.
     state.catalog.spawn_listener();
     serve::run(app, state, listener, shutdown).await

@@ -24,7 +24,7 @@ pub(crate) async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let drain = state.config.shutdown_drain;
+    let drain = state.config.http.shutdown_drain;
     let st = state.clone();
     let signal = async move {
         shutdown.await;

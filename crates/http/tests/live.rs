@@ -60,7 +60,7 @@ async fn emit(app: &TestApp, customer_id: Option<&str>, number: &str) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    app.state.hub.kick();
+    app.state.outbox_written.notify_one();
 }
 
 async fn customer(app: &TestApp, email: &str) -> Login {
@@ -400,7 +400,7 @@ async fn a_burst_of_events_arrives_complete_and_in_order() {
             .unwrap();
     }
     tx.commit().await.unwrap();
-    a.state.hub.kick();
+    a.state.outbox_written.notify_one();
     let mut last = start;
     for n in 0..150 {
         let v = next(&mut ws, Duration::from_secs(5))
@@ -428,7 +428,7 @@ async fn emit_many(app: &TestApp, n: usize, pad: usize) {
             .unwrap();
     }
     tx.commit().await.unwrap();
-    app.state.hub.kick();
+    app.state.outbox_written.notify_one();
 }
 
 #[tokio::test]

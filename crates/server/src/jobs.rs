@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use till_app::App;
 use till_db::audit::{self, Actor};
 use till_db::{jobs::JobRow, outbox};
-use till_http::AppState;
 
 use crate::worker::{Worker, WorkerConfig};
 
@@ -19,12 +19,12 @@ const IDEMPOTENCY_KEEP_HOURS: i64 = 24;
 
 /// Raises `stock.low` to staff when a product's stock crossed its threshold (the job is
 /// enqueued in the transaction that moved the stock). Skipped if it was restocked meanwhile.
-async fn stock_low_alert(state: &AppState, job: &JobRow) -> anyhow::Result<()> {
+async fn stock_low_alert(app: &App, job: &JobRow) -> anyhow::Result<()> {
     let id: uuid::Uuid = job.payload["product_id"]
         .as_str()
         .context("product_id")?
         .parse()?;
-    let mut tx = state.db.write.begin().await?;
+    let mut tx = app.db.write.begin().await?;
     let Some(p) = till_db::products::get(&mut tx, id, true).await? else {
         return Ok(());
     };
@@ -48,36 +48,34 @@ async fn stock_low_alert(state: &AppState, job: &JobRow) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn production_worker(state: AppState, config: WorkerConfig) -> Worker {
-    let mut w = Worker::new(state, config);
-    w.register("outbox.purge", |state, _job| async move {
-        let n = outbox::purge_published(&state.db.write, OUTBOX_KEEP_HOURS).await?;
+pub fn production_worker(app: App, config: WorkerConfig) -> Worker {
+    let mut w = Worker::new(app, config);
+    w.register("outbox.purge", |app, _job| async move {
+        let n = outbox::purge_published(&app.db.write, OUTBOX_KEEP_HOURS).await?;
         tracing::info!(deleted = n, "purged delivered events");
         Ok(())
     })
     .every("outbox.purge", Duration::from_secs(3600));
-    w.register("orders.expire_unpaid", |state, _job| async move {
-        let n = till_http::routes::orders::transitions::cancel_expired_unpaid(&state)
-            .await
-            .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.source.unwrap_or_default()))?;
+    w.register("orders.expire_unpaid", |app, _job| async move {
+        let n = till_app::orders::cancel_expired_unpaid(&app).await?;
         if n > 0 {
             tracing::info!(cancelled = n, "cancelled unpaid online orders");
         }
         Ok(())
     })
     .every("orders.expire_unpaid", Duration::from_secs(60));
-    w.register("idempotency.purge", |state, _job| async move {
+    w.register("idempotency.purge", |app, _job| async move {
         let n =
-            till_db::idempotency::purge_older_than(&state.db.write, IDEMPOTENCY_KEEP_HOURS).await?;
+            till_db::idempotency::purge_older_than(&app.db.write, IDEMPOTENCY_KEEP_HOURS).await?;
         tracing::info!(deleted = n, "purged idempotency keys");
         Ok(())
     })
     .every("idempotency.purge", Duration::from_secs(3600));
-    w.register("stock.low_alert", |state, job| async move {
-        stock_low_alert(&state, &job).await
+    w.register("stock.low_alert", |app, job| async move {
+        stock_low_alert(&app, &job).await
     });
-    w.register("jobs.purge", |state, _job| async move {
-        let n = till_db::jobs::purge_done(&state.db.write, DONE_JOBS_KEEP_HOURS).await?;
+    w.register("jobs.purge", |app, _job| async move {
+        let n = till_db::jobs::purge_done(&app.db.write, DONE_JOBS_KEEP_HOURS).await?;
         tracing::info!(deleted = n, "purged finished jobs");
         Ok(())
     })
@@ -89,8 +87,8 @@ pub fn production_worker(state: AppState, config: WorkerConfig) -> Worker {
 }
 
 /// Records the one observable effect of a test job.
-async fn effect(state: &AppState, job: &JobRow) -> anyhow::Result<()> {
-    let mut conn = state.db.write.acquire().await?;
+async fn effect(app: &App, job: &JobRow) -> anyhow::Result<()> {
+    let mut conn = app.db.write.acquire().await?;
     audit::record(
         &mut conn,
         &Actor::default(),
@@ -106,17 +104,17 @@ async fn effect(state: &AppState, job: &JobRow) -> anyhow::Result<()> {
 /// Job kinds for tests only; `till worker` registers them when `TILL_WORKER_TEST_JOBS=1`.
 pub fn register_test_jobs(w: &mut Worker) {
     // Fails until attempt `succeed_on`, then has its effect.
-    w.register("test.flaky", |state, job| async move {
+    w.register("test.flaky", |app, job| async move {
         let succeed_on = job.payload["succeed_on"].as_i64().context("succeed_on")?;
         if i64::from(job.attempts) < succeed_on {
             anyhow::bail!("planned failure on attempt {}", job.attempts);
         }
-        effect(&state, &job).await
+        effect(&app, &job).await
     });
     // Works for `ms` milliseconds, then has its effect: a worker killed meanwhile leaves none.
-    w.register("test.slow_effect", |state, job| async move {
+    w.register("test.slow_effect", |app, job| async move {
         let ms = job.payload["ms"].as_u64().context("ms")?;
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        effect(&state, &job).await
+        effect(&app, &job).await
     });
 }

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use till_http::{AppState, Config};
+use till_app::config::LogFormat;
+use till_app::{App, Config};
+use till_http::AppState;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -53,13 +55,13 @@ fn init_logging(cfg: &Config) {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    match cfg.log_format {
-        till_http::config::LogFormat::Json => fmt()
+    match cfg.runtime.log_format {
+        LogFormat::Json => fmt()
             .json()
             .with_env_filter(filter)
             .with_current_span(true)
             .init(),
-        till_http::config::LogFormat::Pretty => fmt().with_env_filter(filter).compact().init(),
+        LogFormat::Pretty => fmt().with_env_filter(filter).compact().init(),
     }
 }
 
@@ -98,19 +100,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(config).await,
         Command::Worker => {
-            let state = AppState::new(config)?;
-            while !state.refresh_schema_ready().await {
+            let app = App::new(config)?;
+            while !app.schema_is_current().await {
                 tracing::warn!("database unreachable or migrations pending; waiting");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            let cfg = till_server::worker::WorkerConfig::from_env()?;
-            till_server::jobs::production_worker(state, cfg)
+            let cfg = app.config.worker.clone();
+            till_server::jobs::production_worker(app, cfg)
                 .run(shutdown_signal())
                 .await
         }
         Command::Migrate => {
-            let state = AppState::new(config)?;
-            state.db.migrate().await?;
+            let app = App::new(config)?;
+            app.db.migrate().await?;
             println!("migrations applied");
             Ok(())
         }
@@ -118,20 +120,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if !demo && products.is_none() {
                 anyhow::bail!("nothing to seed: pass --demo and/or --products N");
             }
-            let state = AppState::new(config)?;
-            ensure_schema(&state).await?;
+            let app = App::new(config)?;
+            ensure_schema(&app).await?;
             if demo {
-                seed::demo(&state).await?;
+                seed::demo(&app).await?;
             }
             if let Some(n) = products {
-                seed::bench_products(&state, n).await?;
+                seed::bench_products(&app, n).await?;
             }
             Ok(())
         }
         Command::CreateAdmin { email, password } => {
-            let state = AppState::new(config)?;
-            ensure_schema(&state).await?;
-            if till_http::routes::users::create_admin(&state, &email, &password, true).await? {
+            let app = App::new(config)?;
+            ensure_schema(&app).await?;
+            if till_app::accounts::create_admin(&app, &email, &password, true).await? {
                 println!("admin {email} created");
             } else {
                 println!("an account with email {email} already exists; nothing changed");
@@ -142,8 +144,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn ensure_schema(state: &AppState) -> anyhow::Result<()> {
-    if !state.refresh_schema_ready().await {
+async fn ensure_schema(app: &App) -> anyhow::Result<()> {
+    if !app.schema_is_current().await {
         anyhow::bail!("the database schema is not up to date: run `till migrate` first");
     }
     Ok(())
@@ -151,8 +153,8 @@ async fn ensure_schema(state: &AppState) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
-    let bind = config.bind_addr;
-    let state = AppState::new(config)?;
+    let bind = config.http.bind_addr;
+    let state = AppState::from_app(App::new(config)?);
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
 
@@ -161,7 +163,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(async move {
         loop {
             if st.refresh_schema_ready().await {
-                match till_http::routes::users::bootstrap_admin(&st).await {
+                match till_app::accounts::bootstrap_admin(&st.app).await {
                     Ok(true) => tracing::info!("first admin created from ADMIN_EMAIL"),
                     Ok(false) => {}
                     Err(e) => tracing::error!("could not create the first admin: {e:#}"),
@@ -175,7 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     tracing::info!(
         %addr,
-        instance = %state.config.instance_id,
+        instance = %state.config.runtime.instance_id,
         redis = state.store.is_redis(),
         startup_ms = started.elapsed().as_millis() as u64,
         "till listening"

@@ -5,9 +5,10 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use till_app::accounts::{self, NewAccount};
+use till_app::App;
 use till_db::categories;
 use till_db::products::{self, SeedProduct};
-use till_http::AppState;
 use uuid::Uuid;
 
 /// Demo staff accounts, one per role. Passwords are printed so a newcomer can sign in.
@@ -33,27 +34,31 @@ pub const DEMO_STAFF: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-pub async fn demo(state: &AppState) -> anyhow::Result<()> {
-    let created = till_http::routes::users::bootstrap_admin(state).await?;
+pub async fn demo(app: &App) -> anyhow::Result<()> {
+    let created = accounts::bootstrap_admin(app).await?;
     if created {
         println!("admin created from ADMIN_EMAIL");
     }
     for (email, name, role, password) in DEMO_STAFF {
-        let made =
-            till_http::routes::users::create_account(state, email, password, name, role.parse()?)
-                .await?;
+        let account = NewAccount {
+            email,
+            password,
+            name,
+            role: role.parse()?,
+        };
+        let made = accounts::create_account(app, account).await?;
         println!(
             "{} {role:<8} {email} / {password}",
             if made { "created " } else { "exists  " }
         );
     }
-    let cats = ensure_categories(state).await?;
+    let cats = ensure_categories(app).await?;
     let rows = demo_products(&cats);
     let total = rows.len();
-    let mut tx = state.db.write.begin().await?;
+    let mut tx = app.db.write.begin().await?;
     let inserted = products::insert_many(&mut tx, &rows).await?;
     tx.commit().await?;
-    till_http::routes::catalog_cache::invalidate(state).await;
+    app.invalidate_catalog().await;
     println!(
         "catalog: {} categories, {inserted} of {total} demo products created ({} already there)",
         cats.len(),
@@ -63,9 +68,9 @@ pub async fn demo(state: &AppState) -> anyhow::Result<()> {
 }
 
 /// Adds `n` generated products (with opening stock) in batched multi-row inserts.
-pub async fn bench_products(state: &AppState, n: usize) -> anyhow::Result<()> {
+pub async fn bench_products(app: &App, n: usize) -> anyhow::Result<()> {
     const BATCH: usize = 5_000;
-    let cats = ensure_categories(state).await?;
+    let cats = ensure_categories(app).await?;
     let mut rng = StdRng::from_entropy();
     // A run tag keeps SKUs and barcodes apart from earlier runs.
     let tag: String = (0..6)
@@ -80,12 +85,12 @@ pub async fn bench_products(state: &AppState, n: usize) -> anyhow::Result<()> {
             .map(|k| bench_product(&mut rng, &cats, &tag, run_digits, k))
             .collect();
         i += rows.len();
-        let mut tx = state.db.write.begin().await?;
+        let mut tx = app.db.write.begin().await?;
         inserted += products::insert_many(&mut tx, &rows).await?;
         tx.commit().await?;
     }
-    products::vacuum_analyze(&state.db.write).await?;
-    till_http::routes::catalog_cache::invalidate(state).await;
+    products::vacuum_analyze(&app.db.write).await?;
+    app.invalidate_catalog().await;
     println!(
         "{inserted} of {n} products created in {:.1} s (run {tag})",
         started.elapsed().as_secs_f64()
@@ -325,8 +330,8 @@ const CAFE_DRINKS: &[(&str, i64)] = &[
 ];
 
 /// Ensures the demo categories exist; returns their ids in `CATEGORIES` order.
-async fn ensure_categories(state: &AppState) -> anyhow::Result<Vec<Uuid>> {
-    let mut tx = state.db.write.begin().await?;
+async fn ensure_categories(app: &App) -> anyhow::Result<Vec<Uuid>> {
+    let mut tx = app.db.write.begin().await?;
     let mut ids = Vec::with_capacity(CATEGORIES.len());
     for c in CATEGORIES {
         let slug = till_domain::slugify(c.name);

@@ -14,57 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use till_app::App;
 use till_db::jobs::{self, JobRow, NewJob};
-use till_http::AppState;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+/// The worker's settings (`WORKER_*`), part of the application's configuration.
+pub use till_app::config::WorkerConfig;
+
 pub type JobResult = anyhow::Result<()>;
 pub type Handler =
-    Arc<dyn Fn(AppState, JobRow) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
-
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    pub concurrency: usize,
-    pub lease: Duration,
-    pub poll: Duration,
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    /// After SIGTERM, how long running jobs may take before they are released unfinished.
-    pub shutdown_grace: Duration,
-}
-
-impl WorkerConfig {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let num = |k: &str, d: u64| -> anyhow::Result<u64> {
-            match std::env::var(k) {
-                Ok(v) if !v.is_empty() => v
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("{k} must be an integer, got {v:?}")),
-                _ => Ok(d),
-            }
-        };
-        Ok(WorkerConfig {
-            concurrency: num("WORKER_CONCURRENCY", 4)?.max(1) as usize,
-            lease: Duration::from_secs(num("WORKER_LEASE_SECONDS", 60)?.max(1)),
-            poll: Duration::from_millis(num("WORKER_POLL_MS", 500)?.max(10)),
-            backoff_base: Duration::from_millis(num("WORKER_BACKOFF_BASE_MS", 1000)?),
-            backoff_cap: Duration::from_millis(num("WORKER_BACKOFF_CAP_MS", 600_000)?),
-            shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
-        })
-    }
-
-    /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
-    pub fn backoff(&self, attempts: i32) -> Duration {
-        let exp = (attempts.max(1) - 1).min(30) as u32;
-        self.backoff_base
-            .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.backoff_cap)
-    }
-}
+    Arc<dyn Fn(App, JobRow) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
 
 pub struct Worker {
-    state: AppState,
+    app: App,
     config: WorkerConfig,
     id: String,
     handlers: HashMap<String, Handler>,
@@ -72,14 +35,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(state: AppState, config: WorkerConfig) -> Self {
+    /// A worker for `app` with `config` (usually `app.config.worker`; tests pass their own).
+    pub fn new(app: App, config: WorkerConfig) -> Self {
         let id = format!(
             "{}-w{}",
-            state.config.instance_id,
+            app.config.runtime.instance_id,
             &uuid::Uuid::now_v7().simple().to_string()[24..]
         );
         Worker {
-            state,
+            app,
             config,
             id,
             handlers: HashMap::new(),
@@ -93,7 +57,7 @@ impl Worker {
 
     pub fn register<F, Fut>(&mut self, kind: &str, f: F) -> &mut Self
     where
-        F: Fn(AppState, JobRow) -> Fut + Send + Sync + 'static,
+        F: Fn(App, JobRow) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = JobResult> + Send + 'static,
     {
         self.handlers
@@ -114,7 +78,7 @@ impl Worker {
     ) -> anyhow::Result<()> {
         let me = Arc::new(self);
         for kind in me.recurring.keys() {
-            let mut conn = me.state.db.write.acquire().await?;
+            let mut conn = me.app.db.write.acquire().await?;
             jobs::enqueue(&mut conn, recurring_job(kind, Duration::ZERO)).await?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -139,7 +103,7 @@ impl Worker {
     async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let kinds: Vec<String> = self.handlers.keys().cloned().collect();
         while !*stop.borrow() {
-            match jobs::claim(&self.state.db.write, &self.id, self.config.lease, &kinds).await {
+            match jobs::claim(&self.app.db.write, &self.id, self.config.lease, &kinds).await {
                 Ok(Some(job)) => self.work(job, &mut stop).await,
                 Ok(None) => {
                     tokio::select! {
@@ -165,7 +129,7 @@ impl Worker {
     }
 
     async fn work_in_span(&self, job: JobRow, stop: &mut watch::Receiver<bool>) {
-        let pool = &self.state.db.write;
+        let pool = &self.app.db.write;
         if job.attempts > job.max_attempts {
             // It kept dying mid-run (lease expiries count as attempts): stop retrying.
             let _ = jobs::fail(pool, job.id, &self.id, "lease expired too many times", None).await;
@@ -174,7 +138,7 @@ impl Worker {
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
             return;
         };
-        let run = handler(self.state.clone(), job.clone());
+        let run = handler(self.app.clone(), job.clone());
         tokio::pin!(run);
         let mut beat = tokio::time::interval(self.config.lease / 3);
         beat.tick().await;
@@ -220,7 +184,7 @@ impl Worker {
     }
 
     async fn finish(&self, job: &JobRow) -> anyhow::Result<()> {
-        let mut tx = self.state.db.write.begin().await?;
+        let mut tx = self.app.db.write.begin().await?;
         if jobs::complete(&mut tx, job.id, &self.id).await? {
             if let Some(every) = self.recurring.get(&job.kind) {
                 jobs::enqueue(&mut tx, recurring_job(&job.kind, *every)).await?;
@@ -236,24 +200,5 @@ fn recurring_job(kind: &str, delay: Duration) -> NewJob<'_> {
         delay,
         dedupe_key: Some(kind),
         ..NewJob::new(kind, Value::Null)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let c = WorkerConfig {
-            concurrency: 1,
-            lease: Duration::from_secs(1),
-            poll: Duration::from_millis(10),
-            backoff_base: Duration::from_millis(100),
-            backoff_cap: Duration::from_millis(500),
-            shutdown_grace: Duration::from_secs(1),
-        };
-        let d: Vec<u128> = (1..=5).map(|a| c.backoff(a).as_millis()).collect();
-        assert_eq!(d, vec![100, 200, 400, 500, 500]);
     }
 }

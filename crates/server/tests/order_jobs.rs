@@ -23,7 +23,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let w = till_server::jobs::production_worker(app.state.clone(), config());
+    let w = till_server::jobs::production_worker(app.state.app.clone(), config());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(w.run(async move {
         let _ = stopped.await;

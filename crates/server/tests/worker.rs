@@ -74,7 +74,7 @@ fn spawn_worker(app_db: &str, name: &str) -> Child {
 async fn a_job_failing_twice_runs_three_times_with_growing_delays() {
     let app = TestApp::spawn().await;
     let calls = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    let mut w = Worker::new(app.state.clone(), quick_config());
+    let mut w = Worker::new(app.state.app.clone(), quick_config());
     let seen = calls.clone();
     w.register("flaky", move |_, job| {
         let seen = seen.clone();
@@ -114,7 +114,7 @@ async fn a_job_failing_twice_runs_three_times_with_growing_delays() {
 #[tokio::test]
 async fn a_job_that_always_fails_ends_failed_with_its_error() {
     let app = TestApp::spawn().await;
-    let mut w = Worker::new(app.state.clone(), quick_config());
+    let mut w = Worker::new(app.state.app.clone(), quick_config());
     w.register("doomed", |_, _| async {
         anyhow::bail!("supplier API said no")
     });
@@ -140,7 +140,7 @@ async fn a_job_that_always_fails_ends_failed_with_its_error() {
 #[tokio::test]
 async fn a_killed_workers_job_runs_again_after_the_lease_and_takes_effect_once() {
     let app = TestApp::spawn().await;
-    let db = app.state.config.database_url.clone();
+    let db = app.state.config.database.url.clone();
     let db = secrecy::ExposeSecret::expose_secret(&db).to_owned();
     let id = enqueue(&app, NewJob::new("test.slow_effect", json!({"ms": 1500}))).await;
 
@@ -172,7 +172,7 @@ async fn a_killed_workers_job_runs_again_after_the_lease_and_takes_effect_once()
 #[tokio::test]
 async fn sigterm_lets_the_running_job_finish() {
     let app = TestApp::spawn().await;
-    let db = secrecy::ExposeSecret::expose_secret(&app.state.config.database_url).to_owned();
+    let db = secrecy::ExposeSecret::expose_secret(&app.state.config.database.url).to_owned();
     let id = enqueue(&app, NewJob::new("test.slow_effect", json!({"ms": 800}))).await;
     let mut w = spawn_worker(&db, "graceful");
     wait_status(&app, id, "running", Duration::from_secs(15)).await;
@@ -195,7 +195,7 @@ async fn priorities_delays_and_recurring_jobs() {
     let order = Arc::new(Mutex::new(Vec::<String>::new()));
     let mut cfg = quick_config();
     cfg.concurrency = 1;
-    let mut w = Worker::new(app.state.clone(), cfg);
+    let mut w = Worker::new(app.state.app.clone(), cfg);
     for kind in ["low", "high", "later", "tick"] {
         let seen = order.clone();
         let k = kind.to_owned();

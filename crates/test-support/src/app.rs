@@ -146,7 +146,7 @@ impl TestApp {
 }
 
 async fn bootstrap_admin(state: &AppState) -> anyhow::Result<bool> {
-    till_http::routes::users::bootstrap_admin(state).await
+    Ok(till_app::accounts::bootstrap_admin(state).await?)
 }
 
 impl Drop for TestApp {

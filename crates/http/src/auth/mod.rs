@@ -6,8 +6,9 @@
 //! cookie and the token on every instance with one delete.
 
 pub mod jwt;
-pub mod password;
 mod resolve;
 pub mod session;
 
 pub use resolve::{bearer, cookie, resolve, resolve_token, AuthOutcome, Principal};
+/// Argon2id hashing lives with the accounts it protects, in till-app.
+pub use till_app::password;

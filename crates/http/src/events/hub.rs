@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Audience, Event};
@@ -31,8 +31,6 @@ pub struct Hub {
     customers: Mutex<HashMap<Uuid, Sender>>,
     /// Highest `seq` dispatched; events at or below it are duplicates.
     last_seq: AtomicI64,
-    /// Wakes the publisher right after a commit that wrote events.
-    kick: Notify,
     connections: AtomicUsize,
     per_user: Mutex<HashMap<Uuid, usize>>,
     /// Flipped on shutdown: connections send a close frame and end.
@@ -49,7 +47,6 @@ impl Default for Hub {
             staff: broadcast::channel(STAFF_BUFFER).0,
             customers: Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(-1),
-            kick: Notify::new(),
             connections: AtomicUsize::new(0),
             per_user: Mutex::new(HashMap::new()),
             shutdown: watch::channel(false).0,
@@ -106,15 +103,6 @@ impl Hub {
             rx,
             customer,
         }
-    }
-
-    /// Call after committing a transaction that wrote outbox rows.
-    pub fn kick(&self) {
-        self.kick.notify_one();
-    }
-
-    pub(super) async fn kicked(&self) {
-        self.kick.notified().await
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {

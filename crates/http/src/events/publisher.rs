@@ -23,7 +23,7 @@ pub async fn run_publisher(state: AppState) {
     let mut shutdown = state.hub.shutdown_signal();
     loop {
         tokio::select! {
-            _ = state.hub.kicked() => {}
+            _ = state.outbox_written.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.changed() => return,
         }

@@ -103,10 +103,11 @@ struct Slot {
 impl Slot {
     fn take(state: &AppState, user: Uuid) -> Result<Slot, ApiError> {
         let cfg = &state.config;
-        match state
-            .hub
-            .try_admit(user, cfg.ws_max_connections, cfg.ws_max_per_user)
-        {
+        match state.hub.try_admit(
+            user,
+            cfg.events.ws_max_connections,
+            cfg.events.ws_max_per_user,
+        ) {
             Ok(()) => {}
             Err(true) => {
                 return Err(ApiError::unavailable(

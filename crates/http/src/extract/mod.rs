@@ -2,6 +2,7 @@
 
 mod auth;
 pub mod idempotency;
+mod if_match;
 mod json;
 mod meta;
 mod pagination;
@@ -10,7 +11,8 @@ pub use auth::{
     Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerPlus, MaybeUser, Principal,
     RolePolicy, StaffSide,
 };
-pub use idempotency::{IdempotencyKey, Idempotent, IdempotentRun, Started};
+pub use idempotency::{IdempotencyKey, Idempotent};
+pub use if_match::IfMatch;
 pub use json::Json;
 pub use meta::RequestMeta;
 pub use pagination::{PageQuery, Query};

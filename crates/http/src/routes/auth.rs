@@ -7,10 +7,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use till_db::{customers, users, DbError};
-use till_domain::{Email, FieldErrors, Phone, Role};
+use till_db::{users, DbError};
+use till_domain::Email;
 
-use super::users::{check_account, User};
+use super::users::User;
 use crate::auth::{password, session};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Json, RequestMeta};
@@ -38,63 +38,14 @@ async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Response> {
-    let mut errs = FieldErrors::default();
-    let checked = check_account(&body.email, &body.password, &body.name, &mut errs);
-    let phone = match body
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        None => None,
-        Some(p) => Phone::parse(p, &state.config.default_calling_code)
-            .map_err(|e| errs.add("phone", e.to_string()))
-            .ok(),
-    };
-    let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
-        return Err(ApiError::validation(errs));
-    };
-    let hash = password::hash(body.password)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    // A shopper who has bought at the till before is recognised by phone and gets their history;
-    // a phone already tied to another login is refused rather than shared.
-    let existing = match &phone {
-        Some(p) => customers::find_by_phone(&mut tx, p.as_str()).await?,
-        None => None,
-    };
-    let customer = match existing {
-        Some(c) if users::customer_is_linked(&mut tx, c.id).await? => {
-            return Err(ApiError::already_exists(
-                "An account with this phone number already exists.",
-            )
-            .with_details(json!({"field": "phone"})))
-        }
-        Some(c) => c,
-        None => {
-            customers::insert(
-                &mut tx,
-                &name,
-                phone.as_ref().map(|p| p.as_str()),
-                Some(email.as_str()),
-            )
-            .await?
-        }
-    };
-    let user = users::insert(
-        &mut tx,
-        users::NewUser {
-            email: email.as_str(),
-            password_hash: &hash,
-            name: &name,
-            phone: phone.as_ref().map(|p| p.as_str()),
-            role: Role::Customer.as_str(),
-            customer_id: Some(customer.id),
-        },
+    let user = till_app::accounts::register_customer(
+        &state,
+        &body.email,
+        &body.password,
+        &body.name,
+        body.phone.as_deref(),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "user": User::from(user) })),
@@ -117,7 +68,7 @@ async fn login(
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| body.email.trim().to_lowercase());
     // Password guessing is limited per client IP and per account, on every instance together.
-    let limit = state.config.rate_limit_login_per_min;
+    let limit = state.config.limits.login_per_min;
     let ip = meta.ip.map(|i| i.to_string()).unwrap_or_default();
     let by_ip = state
         .store
@@ -155,7 +106,7 @@ async fn login(
             "This account is deactivated; ask an administrator.",
         ));
     }
-    let ttl = state.config.session_ttl;
+    let ttl = state.config.auth.session_ttl;
     let (sid, sess) =
         session::create(&state.store, ttl, user.id, &user.role, user.customer_id).await?;
     let (token, _) = state
@@ -175,7 +126,7 @@ async fn login(
 }
 
 fn set_cookie(state: &AppState, headers: &mut HeaderMap, sid: &str, max_age: u64) {
-    let secure = if state.config.cookie_secure {
+    let secure = if state.config.auth.cookie_secure {
         "; Secure"
     } else {
         ""

@@ -5,8 +5,8 @@
 //!   scanner repeating an unknown code must not hammer PostgreSQL.
 //! * Keys name the caller's visibility (`a` = active products only, `i` = inactive included
 //!   for manager+), so a manager's view never leaks to a customer.
-//! * Every catalog or stock write calls [`invalidate`] after its commit; every instance then
-//!   drops its copies within milliseconds (Redis pub/sub), at most 1 s if a message is lost.
+//! * Every catalog or stock write invalidates after its commit (`till_app::catalog`); every
+//!   instance then drops its copies within milliseconds, at most 1 s if a message is lost.
 //! * Hits and misses are counted into `state.metrics` (shown on `/health/detailed`).
 
 use std::future::Future;
@@ -131,38 +131,6 @@ fn copy_error(e: &ApiError) -> ApiError {
         details: e.details.clone(),
         retry_after: e.retry_after,
         source: e.source.clone(),
-    }
-}
-
-/// Drops every cached catalog answer on every instance. Call after a catalog or stock write
-/// commits (orders taking or returning stock included). A failure is logged, not returned:
-/// the write has happened, and local copies expire within a second anyway.
-pub async fn invalidate(state: &AppState) {
-    if let Err(e) = state.catalog.invalidate().await {
-        tracing::warn!(error = %e, "catalog cache invalidation failed");
-    }
-}
-
-/// Stock moved by a sale, cancel or return: invalidate within [`STOCK_REFRESH`] rather than at
-/// once, so a busy checkout invalidates a few times a second instead of once per order and the
-/// catalog cache keeps its hit rate under load; stock shown in listings is still ≤ 1 s old.
-pub fn invalidate_soon(state: &AppState) {
-    state.catalog_stale.store(true, Ordering::Release);
-}
-
-pub const STOCK_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Runs the coalesced invalidations requested by [`invalidate_soon`]; stops on shutdown.
-pub async fn run_stock_refresher(state: AppState) {
-    let mut shutdown = state.hub.shutdown_signal();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(STOCK_REFRESH) => {}
-            _ = shutdown.changed() => return,
-        }
-        if state.catalog_stale.swap(false, Ordering::AcqRel) {
-            invalidate(&state).await;
-        }
     }
 }
 

@@ -7,11 +7,10 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use till_db::{audit, categories, DbError};
-use till_domain::slugify;
+use till_db::categories;
 
 use super::catalog_cache::{self, Cached};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Authed, Json, ManagerPlus, RequestMeta};
 use crate::state::AppState;
 
@@ -39,37 +38,6 @@ async fn create(
     meta: RequestMeta,
     Json(body): Json<NewCategory>,
 ) -> ApiResult<Response> {
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::field("name", "must be 1 to 100 characters"));
-    }
-    let slug = slugify(name);
-    if slug.is_empty() {
-        return Err(ApiError::field(
-            "name",
-            "must contain at least one letter or digit (A-Z, 0-9)",
-        ));
-    }
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    let category = categories::insert(&mut tx, name, &slug)
-        .await
-        .map_err(|e| match e {
-            DbError::Unique(_) => ApiError::already_exists(format!(
-                "A category with the slug \"{slug}\" already exists."
-            ))
-            .with_details(json!({ "field": "name", "slug": slug })),
-            e => e.into(),
-        })?;
-    audit::record(
-        &mut tx,
-        &meta.actor(&who),
-        "category.create",
-        "category",
-        category.id,
-        json!({ "name": category.name, "slug": category.slug }),
-    )
-    .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    catalog_cache::invalidate(&state).await;
+    let category = till_app::categories::create(&state, &meta.actor(&who), &body.name).await?;
     Ok((StatusCode::CREATED, Json(category)).into_response())
 }

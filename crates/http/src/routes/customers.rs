@@ -1,4 +1,4 @@
-//! Customers: created at the till, found by phone (normalised to E.164, exact match on the
+//! Customers: created at the till (`till_app::customers`), found by phone (normalised to E.164, exact match on the
 //! unique index), read by staff or by the customer themself.
 
 use axum::extract::{Path, State};
@@ -8,8 +8,9 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use till_db::{audit, customers, DbError};
-use till_domain::{Email, FieldErrors, Phone};
+use till_app::customers::CustomerInput;
+use till_db::{customers, DbError};
+use till_domain::Phone;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
@@ -22,69 +23,13 @@ pub fn router() -> Router<AppState> {
         .route("/customers/{id}", get(read))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewCustomer {
-    name: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-}
-
 async fn create(
     State(state): State<AppState>,
     who: Authed<CashierPlus>,
     meta: RequestMeta,
-    Json(body): Json<NewCustomer>,
+    Json(body): Json<CustomerInput>,
 ) -> ApiResult<Response> {
-    let mut errs = FieldErrors::default();
-    let name = body.name.as_deref().map(str::trim).unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 200 {
-        errs.add("name", "must be 1 to 200 characters");
-    }
-    let phone = match body.phone.as_deref() {
-        None => {
-            errs.add("phone", "is required");
-            None
-        }
-        Some(p) => errs.check("phone", Phone::parse(p, &state.config.default_calling_code)),
-    };
-    let email = match body
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        None => None,
-        Some(e) => errs.check("email", Email::parse(e)),
-    };
-    let Some(phone) = phone.filter(|_| errs.is_empty()) else {
-        return Err(ApiError::validation(errs));
-    };
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    let customer = customers::insert(
-        &mut tx,
-        name,
-        Some(phone.as_str()),
-        email.as_ref().map(Email::as_str),
-    )
-    .await
-    .map_err(|e| match e {
-        DbError::Unique(_) => {
-            ApiError::already_exists("A customer with this phone number already exists.")
-                .with_details(json!({ "field": "phone" }))
-        }
-        e => e.into(),
-    })?;
-    audit::record(
-        &mut tx,
-        &meta.actor(&who),
-        "customer.create",
-        "customer",
-        customer.id,
-        json!({ "name": customer.name, "phone": customer.phone }),
-    )
-    .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let customer = till_app::customers::create(&state, &meta.actor(&who), &body).await?;
     let mut resp = (StatusCode::CREATED, Json(&customer)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/customers/{}", customer.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -106,7 +51,7 @@ async fn find(
     let Some(raw) = params.phone.as_deref() else {
         return Err(ApiError::field("phone", "is required"));
     };
-    let phone = Phone::parse(raw, &state.config.default_calling_code)
+    let phone = Phone::parse(raw, &state.config.shop.default_calling_code)
         .map_err(|e| ApiError::field("phone", &e.to_string()))?;
     let mut conn = state.db.write.acquire().await.map_err(DbError::from)?;
     let found = customers::find_by_phone(&mut conn, phone.as_str()).await?;

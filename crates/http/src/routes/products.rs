@@ -2,22 +2,22 @@
 //! with optimistic concurrency (`version`, `ETag`, `If-Match`).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
-use till_db::products::{self, ListFilter, NewProduct, ProductPatch, ProductRow};
-use till_db::{audit, categories, DbError, PgConnection};
-use till_domain::{Barcode, FieldErrors, PriceCents, ProductName, Sku, TaxRateBp};
+use serde::Deserialize;
+use till_app::products::{NewProductInput, ProductPatchInput};
+use till_db::products::{self, ListFilter, ProductRow};
+use till_db::DbError;
+use till_domain::{Barcode, Sku};
 use uuid::Uuid;
 
 use super::catalog_cache::{self, json_response, vis, Cached};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    Authed, Json, ManagerPlus, MaybeUser, PageQuery, Principal, Query, RequestMeta,
+    Authed, IfMatch, Json, ManagerPlus, MaybeUser, PageQuery, Principal, Query, RequestMeta,
 };
 use crate::state::AppState;
 
@@ -30,7 +30,6 @@ pub fn router() -> Router<AppState> {
 
 /// Longest `q` accepted: no product name is longer.
 const MAX_Q_CHARS: usize = 200;
-const MAX_DESCRIPTION_CHARS: usize = 5000;
 
 fn sees_inactive(who: &Option<Principal>) -> bool {
     who.as_ref().is_some_and(|p| p.role.is_manager_or_above())
@@ -138,165 +137,13 @@ async fn lookup(
     .await
 }
 
-/// `Some(None)` for an explicit `null`, `None` for an absent field.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-const STOCK_READ_ONLY: &str =
-    "is read-only: stock changes through POST /api/v1/inventory/adjustments";
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewProductBody {
-    sku: Option<String>,
-    barcode: Option<String>,
-    name: Option<String>,
-    description: Option<String>,
-    category_id: Option<Uuid>,
-    price_cents: Option<i64>,
-    tax_rate_bp: Option<i64>,
-    track_stock: Option<bool>,
-    low_stock_threshold: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
-    stock_on_hand: Option<Option<Value>>,
-}
-
-/// Checked product fields shared by create and update.
-#[derive(Default)]
-struct Checked {
-    sku: Option<Sku>,
-    barcode: Option<Option<Barcode>>,
-    name: Option<ProductName>,
-    description: Option<String>,
-    price_cents: Option<PriceCents>,
-    tax_rate_bp: Option<TaxRateBp>,
-    low_stock_threshold: Option<i64>,
-}
-
-/// Parses whichever fields are present, recording every problem in `errs`.
-#[allow(clippy::too_many_arguments)]
-fn check_fields(
-    errs: &mut FieldErrors,
-    sku: Option<&str>,
-    barcode: Option<Option<&str>>,
-    name: Option<&str>,
-    description: Option<&str>,
-    price_cents: Option<i64>,
-    tax_rate_bp: Option<i64>,
-    low_stock_threshold: Option<i64>,
-) -> Checked {
-    // An empty barcode from a form means "none".
-    let barcode = barcode.map(|b| b.filter(|b| !b.is_empty()));
-    Checked {
-        sku: sku.and_then(|s| errs.check("sku", Sku::parse(s))),
-        barcode: match barcode {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(b)) => errs.check("barcode", Barcode::parse(b)).map(Some),
-        },
-        name: name.and_then(|n| errs.check("name", ProductName::parse(n))),
-        description: description.and_then(|d| {
-            if d.chars().count() > MAX_DESCRIPTION_CHARS {
-                errs.add("description", "must be at most 5000 characters");
-                None
-            } else {
-                Some(d.to_owned())
-            }
-        }),
-        price_cents: price_cents.and_then(|p| errs.check("price_cents", PriceCents::parse(p))),
-        tax_rate_bp: tax_rate_bp.and_then(|t| errs.check("tax_rate_bp", TaxRateBp::parse(t))),
-        low_stock_threshold: low_stock_threshold.and_then(|t| {
-            if t < 0 {
-                errs.add("low_stock_threshold", "must be 0 or more");
-                None
-            } else {
-                Some(t)
-            }
-        }),
-    }
-}
-
-/// 422 on `category_id` unless the category exists.
-async fn check_category(conn: &mut PgConnection, id: Option<Uuid>) -> ApiResult<()> {
-    match id {
-        Some(id) if !categories::exists(conn, id).await? => {
-            Err(ApiError::field("category_id", "no category with this id"))
-        }
-        _ => Ok(()),
-    }
-}
-
 async fn create(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    Json(body): Json<NewProductBody>,
+    Json(body): Json<NewProductInput>,
 ) -> ApiResult<Response> {
-    let mut errs = FieldErrors::default();
-    for (field, present) in [
-        ("sku", body.sku.is_some()),
-        ("name", body.name.is_some()),
-        ("price_cents", body.price_cents.is_some()),
-        ("tax_rate_bp", body.tax_rate_bp.is_some()),
-    ] {
-        if !present {
-            errs.add(field, "is required");
-        }
-    }
-    if body.stock_on_hand.is_some() {
-        errs.add("stock_on_hand", STOCK_READ_ONLY);
-    }
-    let c = check_fields(
-        &mut errs,
-        body.sku.as_deref(),
-        Some(body.barcode.as_deref()),
-        body.name.as_deref(),
-        body.description.as_deref(),
-        body.price_cents,
-        body.tax_rate_bp,
-        body.low_stock_threshold,
-    );
-    let (Some(sku), Some(name), Some(price), Some(tax)) =
-        (c.sku, c.name, c.price_cents, c.tax_rate_bp)
-    else {
-        return Err(ApiError::validation(errs));
-    };
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
-    let barcode = c.barcode.flatten();
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    check_category(&mut tx, body.category_id).await?;
-    let product = products::insert(
-        &mut tx,
-        &NewProduct {
-            sku: sku.as_str(),
-            barcode: barcode.as_ref().map(Barcode::as_str),
-            name: name.as_str(),
-            description: c.description.as_deref().unwrap_or_default(),
-            category_id: body.category_id,
-            price_cents: price.get(),
-            tax_rate_bp: tax.get() as i32,
-            track_stock: body.track_stock.unwrap_or(true),
-            low_stock_threshold: c.low_stock_threshold.unwrap_or(0),
-        },
-    )
-    .await?;
-    audit::record(
-        &mut tx,
-        &meta.actor(&who),
-        "product.create",
-        "product",
-        product.id,
-        json!({"sku": product.sku, "name": product.name, "price_cents": product.price_cents,
-               "tax_rate_bp": product.tax_rate_bp}),
-    )
-    .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    catalog_cache::invalidate(&state).await;
+    let product = till_app::products::create(&state, &meta.actor(&who), &body).await?;
     let mut resp = product_response(StatusCode::CREATED, &product)?;
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -304,126 +151,17 @@ async fn create(
     Ok(resp)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchBody {
-    sku: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    barcode: Option<Option<String>>,
-    name: Option<String>,
-    description: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    category_id: Option<Option<Uuid>>,
-    price_cents: Option<i64>,
-    tax_rate_bp: Option<i64>,
-    active: Option<bool>,
-    track_stock: Option<bool>,
-    low_stock_threshold: Option<i64>,
-    /// The version the client read; like `If-Match`, a mismatch is 412.
-    version: Option<i64>,
-    #[serde(default, deserialize_with = "nullable")]
-    stock_on_hand: Option<Option<Value>>,
-}
-
-/// Does `If-Match` admit `version`? Absent: yes. `*`: yes. Otherwise one of the listed
-/// entity tags (`"3"`, `W/"3"`, or a bare `3`) must equal it.
-fn if_match_ok(headers: &HeaderMap, version: i64) -> bool {
-    let values: Vec<&str> = headers
-        .get_all(header::IF_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if values.is_empty() {
-        return true;
-    }
-    values.iter().any(|tag| {
-        *tag == "*" || {
-            let tag = tag.strip_prefix("W/").unwrap_or(tag);
-            let tag = tag.trim_matches('"');
-            tag.parse::<i64>() == Ok(version)
-        }
-    })
-}
-
 async fn update(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
-    Json(body): Json<PatchBody>,
+    Json(body): Json<ProductPatchInput>,
 ) -> ApiResult<Response> {
-    let mut errs = FieldErrors::default();
-    if body.stock_on_hand.is_some() {
-        errs.add("stock_on_hand", STOCK_READ_ONLY);
-    }
-    let c = check_fields(
-        &mut errs,
-        body.sku.as_deref(),
-        body.barcode.as_ref().map(|b| b.as_deref()),
-        body.name.as_deref(),
-        body.description.as_deref(),
-        body.price_cents,
-        body.tax_rate_bp,
-        body.low_stock_threshold,
-    );
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    let before = products::get_for_update(&mut tx, id).await?;
-    if !if_match_ok(&headers, before.version) || body.version.is_some_and(|v| v != before.version) {
-        return Err(ApiError::precondition_failed()
-            .with_details(json!({ "current_version": before.version })));
-    }
-    check_category(&mut tx, body.category_id.flatten()).await?;
-    let patch = ProductPatch {
-        sku: c.sku.as_ref().map(Sku::as_str),
-        barcode: c.barcode.as_ref().map(|b| b.as_ref().map(Barcode::as_str)),
-        name: c.name.as_ref().map(ProductName::as_str),
-        description: c.description.as_deref(),
-        category_id: body.category_id,
-        price_cents: c.price_cents.map(PriceCents::get),
-        tax_rate_bp: c.tax_rate_bp.map(|t| t.get() as i32),
-        active: body.active,
-        track_stock: body.track_stock,
-        low_stock_threshold: c.low_stock_threshold,
-    };
-    let after = products::update(&mut tx, id, &patch).await?;
-    audit::record(
-        &mut tx,
-        &meta.actor(&who),
-        "product.update",
-        "product",
-        id,
-        json!({ "changes": changes(&before, &after), "version": after.version }),
-    )
-    .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    catalog_cache::invalidate(&state).await;
+    let after =
+        till_app::products::update(&state, &meta.actor(&who), id, &if_match.0, &body).await?;
     product_response(StatusCode::OK, &after)
-}
-
-/// `{field: [before, after]}` for the audit log.
-fn changes(before: &ProductRow, after: &ProductRow) -> Value {
-    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return Value::Null;
-    };
-    let skip = ["version", "updated_at"];
-    let diff: serde_json::Map<String, Value> = a
-        .into_iter()
-        .filter(|(k, v)| !skip.contains(&k.as_str()) && b.get(k) != Some(v))
-        .map(|(k, v)| {
-            let old = b.get(&k).cloned().unwrap_or(Value::Null);
-            (k, json!([old, v]))
-        })
-        .collect();
-    Value::Object(diff)
 }
 
 /// Soft delete: the product becomes inactive (orders keep referring to it). Deleting an
@@ -432,54 +170,9 @@ async fn deactivate(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    headers: HeaderMap,
+    if_match: IfMatch,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    let mut tx = state.db.write.begin().await.map_err(DbError::from)?;
-    let before = products::get_for_update(&mut tx, id).await?;
-    if !if_match_ok(&headers, before.version) {
-        return Err(ApiError::precondition_failed()
-            .with_details(json!({ "current_version": before.version })));
-    }
-    if before.active {
-        let patch = ProductPatch {
-            active: Some(false),
-            ..ProductPatch::default()
-        };
-        let after = products::update(&mut tx, id, &patch).await?;
-        audit::record(
-            &mut tx,
-            &meta.actor(&who),
-            "product.delete",
-            "product",
-            id,
-            json!({ "sku": after.sku, "version": after.version }),
-        )
-        .await?;
-        tx.commit().await.map_err(DbError::from)?;
-        catalog_cache::invalidate(&state).await;
-    }
+    till_app::products::deactivate(&state, &meta.actor(&who), id, &if_match.0).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        assert!(if_match_ok(&HeaderMap::new(), 3));
-        assert!(if_match_ok(&h("\"3\""), 3));
-        assert!(if_match_ok(&h("W/\"3\""), 3));
-        assert!(if_match_ok(&h("3"), 3));
-        assert!(if_match_ok(&h("\"1\", \"3\""), 3));
-        assert!(if_match_ok(&h("*"), 3));
-        assert!(!if_match_ok(&h("\"2\""), 3));
-        assert!(!if_match_ok(&h("\"abc\""), 3));
-    }
 }

@@ -35,7 +35,7 @@ async fn sales(
     Query(p): Query<Params>,
 ) -> ApiResult<impl IntoResponse> {
     let (from, to) = parse_range(&p)?;
-    let tz = state.config.store_timezone.name();
+    let tz = state.config.shop.store_timezone.name();
     let r = reports::sales(&state.db.read, from, to, tz).await?;
     let mut totals = DayRow::default();
     for d in &r.days {

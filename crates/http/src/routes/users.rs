@@ -1,19 +1,20 @@
-//! Staff accounts: admin-only create, list and update; the first admin from the environment.
+//! Accounts: admin-only create, list and update (the rules of creating one are in
+//! `till_app::accounts`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch};
 use axum::Router;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use till_app::accounts::{self, NewAccount};
+use till_db::audit;
 use till_db::users::{self, UserPatch, UserRow};
-use till_db::{audit, customers};
-use till_domain::{Email, FieldErrors, Password, Role};
+use till_domain::Role;
 use uuid::Uuid;
 
-use crate::auth::{password, session};
+use crate::auth::session;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, Authed, Json, PageQuery, RequestMeta};
 use crate::state::AppState;
@@ -61,57 +62,19 @@ struct NewUserBody {
     role: Role,
 }
 
-/// Validates the parts every account has; returns (email, trimmed name).
-pub(crate) fn check_account(
-    email: &str,
-    password: &str,
-    name: &str,
-    errs: &mut FieldErrors,
-) -> Option<(Email, String)> {
-    let email = Email::parse(email)
-        .map_err(|e| errs.add("email", e.to_string()))
-        .ok();
-    if let Err(e) = Password::check(password) {
-        errs.add("password", e.to_string());
-    }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        errs.add("name", "must be 1 to 200 characters");
-    }
-    email.map(|e| (e, name.to_owned()))
-}
-
 async fn create(
     State(state): State<AppState>,
     who: Authed<Admin>,
     meta: RequestMeta,
     Json(body): Json<NewUserBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let mut errs = FieldErrors::default();
-    let checked = check_account(&body.email, &body.password, &body.name, &mut errs);
-    let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
-        return Err(ApiError::validation(errs));
+    let account = NewAccount {
+        email: &body.email,
+        password: &body.password,
+        name: &body.name,
+        role: body.role,
     };
-    let hash = password::hash(body.password)
-        .await
-        .map_err(ApiError::internal)?;
-    let mut tx = state
-        .db
-        .write
-        .begin()
-        .await
-        .map_err(till_db::DbError::from)?;
-    let user = insert_account(&mut tx, &email, &hash, &name, body.role).await?;
-    audit::record(
-        &mut tx,
-        &meta.actor(&who),
-        "user.create",
-        "user",
-        user.id,
-        json!({"email": user.email, "role": user.role}),
-    )
-    .await?;
-    tx.commit().await.map_err(till_db::DbError::from)?;
+    let user = accounts::create_user(&state, &meta.actor(&who), account).await?;
     Ok((StatusCode::CREATED, Json(User::from(user))))
 }
 
@@ -193,91 +156,4 @@ async fn update(
         session::end_all(&state.store, id).await?;
     }
     Ok(Json(User::from(after)))
-}
-
-/// Inserts a user of `role`; a customer login gets its customer record in the same transaction.
-async fn insert_account(
-    tx: &mut till_db::PgConnection,
-    email: &Email,
-    hash: &str,
-    name: &str,
-    role: Role,
-) -> Result<UserRow, till_db::DbError> {
-    let customer_id = if role == Role::Customer {
-        Some(
-            customers::insert(tx, name, None, Some(email.as_str()))
-                .await?
-                .id,
-        )
-    } else {
-        None
-    };
-    users::insert(
-        tx,
-        users::NewUser {
-            email: email.as_str(),
-            password_hash: hash,
-            name,
-            phone: None,
-            role: role.as_str(),
-            customer_id,
-        },
-    )
-    .await
-}
-
-/// Creates the first admin from `ADMIN_EMAIL`/`ADMIN_PASSWORD` when no admin exists yet.
-/// Returns whether one was created.
-pub async fn bootstrap_admin(state: &AppState) -> anyhow::Result<bool> {
-    let (Some(email), Some(pass)) = (&state.config.admin_email, &state.config.admin_password)
-    else {
-        return Ok(false);
-    };
-    create_admin(state, email, pass.expose_secret(), false).await
-}
-
-/// Creates an admin account (the `create-admin` subcommand and the bootstrap). Unless `always`,
-/// does nothing when an admin already exists.
-pub async fn create_admin(
-    state: &AppState,
-    email: &str,
-    pass: &str,
-    always: bool,
-) -> anyhow::Result<bool> {
-    if !always && users::any_admin(&state.db.write).await? {
-        return Ok(false);
-    }
-    create_account(state, email, pass, "Administrator", Role::Admin).await
-}
-
-/// Creates an account unless the email is taken (then nothing changes); returns whether it did.
-pub async fn create_account(
-    state: &AppState,
-    email: &str,
-    pass: &str,
-    name: &str,
-    role: Role,
-) -> anyhow::Result<bool> {
-    let mut errs = FieldErrors::default();
-    let checked = check_account(email, pass, name, &mut errs);
-    let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
-        anyhow::bail!("invalid account {email}: {errs}");
-    };
-    if users::find_by_email(&state.db.write, email.as_str())
-        .await?
-        .is_some()
-    {
-        return Ok(false);
-    }
-    let hash = password::hash(pass.to_owned()).await?;
-    let mut tx = state.db.write.begin().await?;
-    match insert_account(&mut tx, &email, &hash, &name, role).await {
-        Ok(_) => {
-            tx.commit().await?;
-            Ok(true)
-        }
-        // Another instance created the same account at the same moment.
-        Err(till_db::DbError::Unique(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -1,317 +1,38 @@
-//! `POST /orders`: a `pos` order by a cashier or above, an `online` order by a customer for
-//! their own record. Customers order for `pickup` or `delivery` only (there is no counter
-//! online) and may not give discounts. Prices, names and tax rates are copied from the
-//! catalog now; stock of every tracked line is taken in the same transaction, all or nothing.
-
-use std::collections::{HashMap, HashSet};
+//! `POST /orders`: places an order at the till or online (`till_app::orders::place` holds the
+//! rules). The answer carries `Location` and `ETag`, and is stored for idempotent retries.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
-use till_db::checkout::{self, AuditEntry, PlaceError, Placement};
-use till_db::orders::{Line, Order, ProductForOrder, StatusChange};
-use till_domain::{
-    discount_needs_manager, price_order, Channel, Discount, FieldErrors, Fulfilment, LineInput,
-    MovementReason, OrderStatus, Role,
-};
-use uuid::Uuid;
+use till_app::orders::PlaceInput;
 
-use super::{after_commit, etag, event_payload, order_json};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::idempotency::{headers_json, in_use, respond};
-use crate::extract::{AnyUser, Authed, IdempotencyKey, Idempotent, RequestMeta};
+use super::{caller, etag, order_json};
+use crate::error::ApiResult;
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta};
 use crate::state::AppState;
-
-const MAX_LINES: usize = 100;
-const MAX_NOTE: usize = 1000;
-const MAX_ADDRESS: usize = 500;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBody {
-    fulfilment: Fulfilment,
-    customer_id: Option<Uuid>,
-    lines: Vec<LineBody>,
-    discount: Option<Discount>,
-    note: Option<String>,
-    delivery_address: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LineBody {
-    product_id: Uuid,
-    quantity: i64,
-}
 
 pub async fn create(
     State(state): State<AppState>,
     who: Authed<AnyUser>,
     meta: RequestMeta,
-    idem: Idempotent<CreateBody>,
+    idem: Idempotent<PlaceInput>,
 ) -> ApiResult<Response> {
-    let body = &idem.body;
-    let channel = match who.role {
-        Role::Customer => Channel::Online,
-        r if r.is_cashier_or_above() => Channel::Pos,
-        _ => return Err(ApiError::forbidden()),
-    };
-    let customer_id = customer_of(&who, body.customer_id)?;
-    if channel == Channel::Online && body.discount.is_some() {
-        return Err(ApiError::forbidden_msg("Customers cannot give discounts."));
-    }
-    let (note, address) = check_body(body, channel)?;
-
-    // Round trip 1: the key's stored answer, the products, the order number and the clock.
-    let scope = IdempotencyKey::scope(who.user_id);
-    let ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id).collect();
-    let named_customer = customer_id.filter(|_| channel == Channel::Pos);
-    let prep =
-        checkout::prepare(&state.db.write, &scope, &idem.key.key, &ids, named_customer).await?;
-    if let Some(stored) = prep.stored {
-        return idem.key.answer_stored(stored);
-    }
-    if prep.customer_exists == Some(false) {
-        return Err(ApiError::field("customer_id", "no such customer"));
-    }
-    let (lines, priced) = priced_lines(&prep.products, body, who.role)?;
-
-    // The whole order, its answer, event and audit entries are known before anything is
-    // written, so round trip 2 writes them all in one statement.
-    let order = Order {
-        id: Uuid::now_v7(),
-        number: prep.number,
-        channel,
-        status: OrderStatus::Pending,
-        fulfilment: body.fulfilment,
-        customer_id,
-        created_by: Some(who.user_id),
-        subtotal_cents: priced.subtotal_cents,
-        discount_cents: priced.discount_cents,
-        tax_cents: priced.tax_cents,
-        total_cents: priced.total_cents,
-        paid_cents: 0,
-        refunded_cents: 0,
-        discount: body.discount.map(|d| json!(d)),
-        note: note.map(str::to_owned),
-        delivery_address: address.map(str::to_owned),
-        currency: state.config.currency.clone(),
-        version: 1,
-        created_at: prep.now,
-        updated_at: prep.now,
-        lines,
-        payments: Vec::new(),
-        refunds: Vec::new(),
-        status_history: vec![StatusChange {
-            status: OrderStatus::Pending,
-            at: prep.now,
-            by: Some(who.user_id),
-        }],
-    };
-    let location = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id))
-        .map_err(ApiError::internal)?;
-    let headers = vec![(header::LOCATION, location), etag(order.version)];
-    let answer = order_json(&order);
-    let placed = checkout::place(
-        &state.db.write,
-        Placement {
-            order: &order,
-            movement_reason: MovementReason::Sale.as_str(),
-            actor: &meta.actor(&who),
-            audit: &audit_entries(&order, body.discount.as_ref()),
-            event_topic: "order.created",
-            event: &event_payload("order.created", &order),
-            idem_scope: &scope,
-            idem_key: &idem.key.key,
-            idem_hash: &idem.key.request_hash,
-            answer_status: StatusCode::CREATED.as_u16(),
-            answer_body: &answer,
-            answer_headers: &headers_json(&headers),
+    let done = till_app::orders::place(
+        &state,
+        &caller(&who),
+        &meta.actor(&who),
+        &idem.body,
+        &idem.key,
+        |order| {
+            let mut headers = vec![etag(order.version)];
+            // A UUID path is always a valid header value.
+            if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)) {
+                headers.insert(0, (header::LOCATION, location));
+            }
+            answer(StatusCode::CREATED, order_json(order), headers)
         },
     )
-    .await;
-    match placed {
-        Ok(()) => {
-            after_commit(&state, true);
-            Ok(respond(StatusCode::CREATED, answer, headers))
-        }
-        Err(PlaceError::Insufficient(short)) => Err(ApiError::conflict(
-            "insufficient_stock",
-            "Not enough stock for some lines; nothing was ordered.",
-        )
-        .with_details(json!({ "lines": short }))),
-        Err(PlaceError::KeyInUse) => Err(in_use()),
-        Err(PlaceError::KeyTaken) => idem.key.answer_taken(&state, who.user_id).await,
-        Err(PlaceError::Db(e)) => Err(e.into()),
-    }
-}
-
-/// Staff orders are audited: the sale, and any discount given with it.
-fn audit_entries(order: &Order, discount: Option<&Discount>) -> Vec<AuditEntry> {
-    if order.channel != Channel::Pos {
-        return Vec::new();
-    }
-    let mut entries = vec![AuditEntry {
-        action: "order.create",
-        data: json!({"number": order.number.to_string(), "total_cents": order.total_cents}),
-    }];
-    if let Some(d) = discount {
-        entries.push(AuditEntry {
-            action: "order.discount",
-            data: json!({"discount": d, "discount_cents": order.discount_cents}),
-        });
-    }
-    entries
-}
-
-/// The order's customer: a customer orders for themselves (naming anyone else is a 403);
-/// staff may name any customer or none.
-fn customer_of(who: &Authed<AnyUser>, asked: Option<Uuid>) -> ApiResult<Option<Uuid>> {
-    if who.role != Role::Customer {
-        return Ok(asked);
-    }
-    let own = who
-        .customer_id
-        .ok_or_else(|| ApiError::forbidden_msg("This login has no customer record."))?;
-    match asked {
-        Some(c) if c != own => Err(ApiError::forbidden_msg(
-            "Customers can only order for themselves.",
-        )),
-        _ => Ok(Some(own)),
-    }
-}
-
-/// Checks everything that does not need the database; returns the trimmed note and address.
-fn check_body(body: &CreateBody, channel: Channel) -> ApiResult<(Option<&str>, Option<&str>)> {
-    let mut errs = FieldErrors::new();
-    if body.lines.is_empty() || body.lines.len() > MAX_LINES {
-        errs.add("lines", format!("must have 1 to {MAX_LINES} lines"));
-    }
-    let mut seen = HashSet::new();
-    for (i, l) in body.lines.iter().enumerate() {
-        if !(1..=till_domain::Quantity::MAX).contains(&l.quantity) {
-            errs.add(format!("lines[{i}].quantity"), "must be between 1 and 1000");
-        }
-        if !seen.insert(l.product_id) {
-            errs.add(
-                format!("lines[{i}].product_id"),
-                "appears on more than one line; use one line with the total quantity",
-            );
-        }
-    }
-    if channel == Channel::Online && body.fulfilment == Fulfilment::InStore {
-        errs.add(
-            "fulfilment",
-            "online orders are for pickup or delivery, not in_store",
-        );
-    }
-    let address = body
-        .delivery_address
-        .as_deref()
-        .map(str::trim)
-        .filter(|a| !a.is_empty());
-    match (body.fulfilment, address) {
-        (Fulfilment::Delivery, None) => {
-            errs.add("delivery_address", "is required for delivery orders");
-        }
-        (Fulfilment::Delivery, Some(a)) if a.chars().count() > MAX_ADDRESS => {
-            errs.add(
-                "delivery_address",
-                format!("must be at most {MAX_ADDRESS} characters"),
-            );
-        }
-        (Fulfilment::InStore | Fulfilment::Pickup, Some(_)) => {
-            errs.add("delivery_address", "is only for delivery orders");
-        }
-        _ => {}
-    }
-    let note = body
-        .note
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > MAX_NOTE) {
-        errs.add("note", format!("must be at most {MAX_NOTE} characters"));
-    }
-    match body.discount {
-        Some(Discount::Percent { value_bp }) if !(0..=10_000).contains(&value_bp) => {
-            errs.add("discount.value_bp", "must be between 0 and 10000");
-        }
-        Some(Discount::Amount { amount_cents }) if amount_cents < 0 => {
-            errs.add("discount.amount_cents", "must be 0 or more");
-        }
-        _ => {}
-    }
-    if errs.is_empty() {
-        Ok((note, address))
-    } else {
-        Err(ApiError::validation(errs))
-    }
-}
-
-/// Copies each line's product (unknown or inactive → 422 on that line), prices the order and
-/// applies the discount rules (over 20 % needs manager+ → 403; over the subtotal → 422).
-fn priced_lines(
-    products: &[ProductForOrder],
-    body: &CreateBody,
-    role: Role,
-) -> ApiResult<(Vec<Line>, till_domain::PricedOrder)> {
-    let found: HashMap<Uuid, &ProductForOrder> = products.iter().map(|p| (p.id, p)).collect();
-    let mut errs = FieldErrors::new();
-    let mut products = Vec::with_capacity(body.lines.len());
-    for (i, l) in body.lines.iter().enumerate() {
-        match found.get(&l.product_id) {
-            Some(p) if p.active => products.push(*p),
-            _ => {
-                errs.add(
-                    format!("lines[{i}].product_id"),
-                    "no such product, or it is no longer sold",
-                );
-            }
-        }
-    }
-    if !errs.is_empty() {
-        return Err(ApiError::validation(errs));
-    }
-    let inputs: Vec<LineInput> = body
-        .lines
-        .iter()
-        .zip(&products)
-        .map(|(l, p)| LineInput {
-            unit_price_cents: p.price_cents,
-            quantity: l.quantity,
-            tax_rate_bp: i64::from(p.tax_rate_bp),
-        })
-        .collect();
-    let priced = price_order(&inputs, body.discount.as_ref())
-        .map_err(|e| ApiError::validation(e.to_field_errors()))?;
-    if let Some(d) = &body.discount {
-        if discount_needs_manager(d, priced.subtotal_cents) && !role.is_manager_or_above() {
-            return Err(ApiError::forbidden_msg(
-                "Discounts above 20% need a manager.",
-            ));
-        }
-    }
-    let lines = body
-        .lines
-        .iter()
-        .zip(&products)
-        .zip(&priced.lines)
-        .map(|((l, p), pl)| Line {
-            product_id: p.id,
-            sku: p.sku.clone(),
-            name: p.name.clone(),
-            unit_price_cents: p.price_cents,
-            quantity: l.quantity,
-            tax_rate_bp: i64::from(p.tax_rate_bp),
-            track_stock: p.track_stock,
-            subtotal_cents: pl.subtotal_cents,
-            discount_cents: pl.discount_cents,
-            tax_cents: pl.tax_cents,
-            total_cents: pl.total_cents,
-        })
-        .collect();
-    Ok((lines, priced))
+    .await?;
+    Ok(respond(done))
 }

@@ -31,7 +31,7 @@ pub async fn list(
     Query(params): Query<ListParams>,
     page: PageQuery,
 ) -> ApiResult<impl IntoResponse> {
-    let mut filter = parse_filter(&params, state.config.store_timezone)?;
+    let mut filter = parse_filter(&params, state.config.shop.store_timezone)?;
     if !who.role.is_staff_side() {
         // Another customer's id simply matches nothing.
         match (filter.customer_id, who.customer_id) {

@@ -11,6 +11,8 @@ use till_domain::FieldErrors;
 
 use crate::request_id;
 
+mod from_app;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,

@@ -1,5 +1,5 @@
-//! Argon2id hashing, run on the blocking pool (a hash takes tens of milliseconds of CPU) and
-//! bounded by a semaphore so a login flood cannot queue unbounded memory-hard work.
+//! Argon2id password hashing, run on the blocking pool (a hash takes tens of milliseconds of
+//! CPU) and bounded by a semaphore so a login flood cannot queue unbounded memory-hard work.
 
 use std::sync::OnceLock;
 
@@ -8,6 +8,11 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use tokio::sync::Semaphore;
+
+/// Hashing could not run (never a wrong password: that is `Ok(false)` from [`verify`]).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
 
 fn permits() -> &'static Semaphore {
     static S: OnceLock<Semaphore> = OnceLock::new();
@@ -24,31 +29,39 @@ fn hasher() -> Argon2<'static> {
     Argon2::default()
 }
 
-pub async fn hash(password: String) -> anyhow::Result<String> {
-    let _permit = permits().acquire().await?;
+pub async fn hash(password: String) -> Result<String, HashError> {
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|e| HashError(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hash failed: {e}"))
+            .map_err(|e| HashError(e.to_string()))
     })
-    .await?
+    .await
+    .map_err(|e| HashError(e.to_string()))?
 }
 
 /// Verifies `password` against `stored`. With no stored hash (unknown email) a dummy hash is
 /// verified anyway, so response time does not reveal whether the account exists.
-pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    let _permit = permits().acquire().await?;
+pub async fn verify(password: String, stored: Option<String>) -> Result<bool, HashError> {
+    let _permit = permits()
+        .acquire()
+        .await
+        .map_err(|e| HashError(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let stored = stored.unwrap_or_else(|| dummy_hash().to_owned());
         let parsed =
-            PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("bad stored hash: {e}"))?;
+            PasswordHash::new(&stored).map_err(|e| HashError(format!("bad stored hash: {e}")))?;
         Ok(hasher()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok())
     })
-    .await?
+    .await
+    .map_err(|e| HashError(e.to_string()))?
 }
 
 fn dummy_hash() -> &'static str {

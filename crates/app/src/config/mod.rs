@@ -1,0 +1,228 @@
+//! Typed configuration, read once from the environment at start-up and grouped by concern.
+//!
+//! Every setting is declared once, with its environment variable, default and meaning, in a
+//! [`section!`] below; that declaration is both the field's documentation and an entry of
+//! [`Config::settings`], the list README.md, `.env.example` and `docs/configuration.md` are
+//! checked against (`tests/config_docs.rs`). Secrets are `SecretString`, so `Debug` (and
+//! therefore logs) can never print them.
+
+mod parse;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use parse::ConfigError;
+
+/// The development default; production refuses to start with it.
+pub const DEV_JWT_SECRET: &str = "till-development-secret-do-not-use-in-production";
+/// HS256 keys shorter than this are brute-forceable; production refuses them.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// One environment variable Till reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    /// As shown to operators; `-` when unset by default.
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Declares a config section: the struct, each field documented from its setting, and the
+/// section's [`Setting`] list (in field order).
+macro_rules! section {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $field:ident : $ty:ty = ($env:literal, $default:literal, $doc:literal) ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            $(
+                #[doc = concat!("`", $env, "` (default `", $default, "`): ", $doc)]
+                pub $field: $ty,
+            )*
+        }
+
+        impl $name {
+            /// The environment variables of this section.
+            pub const SETTINGS: &'static [Setting] = &[
+                $( Setting { name: $env, default: $default, doc: $doc } ),*
+            ];
+        }
+    };
+}
+
+section! {
+    /// PostgreSQL.
+    pub struct DatabaseConfig {
+        url: SecretString = ("DATABASE_URL", "-", "PostgreSQL URL of the primary (all writes); required."),
+        read_url: Option<SecretString> = ("DATABASE_READ_URL", "-", "Optional read replica for reports; unset reads from the primary."),
+        max_connections: u32 = ("DATABASE_MAX_CONNECTIONS", "20", "Pool size per process (1 to 1000); keep the sum over all processes under PostgreSQL's max_connections."),
+    }
+}
+
+section! {
+    /// Redis: shared sessions, rate limits, catalog cache and events.
+    pub struct RedisConfig {
+        url: Option<SecretString> = ("REDIS_URL", "-", "Redis URL. Unset: single-instance mode (in-process sessions, limits, cache and events); never with more than one instance."),
+        namespace: String = ("REDIS_NAMESPACE", "till", "Prefix of every Redis key, so several deployments (or tests) can share one Redis."),
+    }
+}
+
+section! {
+    /// The HTTP server.
+    pub struct HttpConfig {
+        bind_addr: SocketAddr = ("BIND_ADDR", "0.0.0.0:8080", "Address `till serve` listens on (host:port)."),
+        static_dir: Option<PathBuf> = ("STATIC_DIR", "-", "Directory of the static web UI served at `/`; unset serves no UI."),
+        max_body_bytes: usize = ("MAX_BODY_BYTES", "1048576", "Largest request body in bytes."),
+        request_timeout: Duration = ("REQUEST_TIMEOUT_SECONDS", "30", "A request still running after this many seconds is answered 503."),
+        trusted_proxies: Vec<IpNet> = ("TRUSTED_PROXIES", "-", "Peers whose X-Forwarded-For is believed: IPs or CIDRs, comma or space separated."),
+        shutdown_drain: Duration = ("SHUTDOWN_DRAIN_MS", "5000", "After SIGTERM, how long (ms) readiness answers 503 while requests are still served, so the load balancer stops routing here before the listener closes."),
+    }
+}
+
+section! {
+    /// Sign-in: tokens, sessions, the first admin and the monitoring token.
+    pub struct AuthConfig {
+        jwt_secret: SecretString = ("JWT_SECRET", "-", "HS256 signing key. Development falls back to a fixed key; production requires at least 32 characters (e.g. `openssl rand -hex 32`)."),
+        jwt_ttl: Duration = ("JWT_TTL_SECONDS", "900", "Access token lifetime in seconds."),
+        session_ttl: Duration = ("SESSION_TTL_SECONDS", "7200", "Web session (till_session cookie) lifetime in seconds."),
+        cookie_secure: bool = ("COOKIE_SECURE", "false", "`true`, `1` or `yes` once clients arrive over HTTPS: the session cookie gets Secure and HSTS is sent."),
+        admin_email: Option<String> = ("ADMIN_EMAIL", "-", "With ADMIN_PASSWORD: the first admin, created once when no admin exists yet."),
+        admin_password: Option<SecretString> = ("ADMIN_PASSWORD", "-", "Password of the first admin (see ADMIN_EMAIL)."),
+        health_token: Option<SecretString> = ("HEALTH_TOKEN", "-", "`Authorization: Bearer <token>` with this value may read /health/detailed (monitoring)."),
+    }
+}
+
+section! {
+    /// Request rate limits, shared by all instances.
+    pub struct LimitsConfig {
+        anon_per_min: u64 = ("RATE_LIMIT_ANON_PER_MIN", "600", "Requests per minute per client IP, signed out."),
+        user_per_min: u64 = ("RATE_LIMIT_USER_PER_MIN", "1200", "Requests per minute per signed-in user."),
+        login_per_min: u64 = ("RATE_LIMIT_LOGIN_PER_MIN", "5", "Login attempts per minute, per IP and per email."),
+    }
+}
+
+section! {
+    /// Live updates over WebSocket.
+    pub struct EventsConfig {
+        ws_max_connections: usize = ("WS_MAX_CONNECTIONS", "10000", "WebSocket connections per instance."),
+        ws_max_per_user: usize = ("WS_MAX_PER_USER", "5", "WebSocket connections per user on one instance."),
+    }
+}
+
+section! {
+    /// The shop: currency, locale and order rules.
+    pub struct ShopConfig {
+        currency: String = ("CURRENCY", "USD", "ISO 4217 code of the deployment's one currency."),
+        default_calling_code: String = ("DEFAULT_CALLING_CODE", "1", "Calling code (1 to 3 digits, `+` optional) for phone numbers entered without `+`."),
+        store_timezone: chrono_tz::Tz = ("STORE_TIMEZONE", "UTC", "IANA time zone report days are counted in."),
+        order_unpaid_ttl: Duration = ("ORDER_UNPAID_TTL_MINUTES", "30", "An unpaid online order still pending after this many minutes is cancelled by the worker."),
+    }
+}
+
+section! {
+    /// `till worker`: the job queue's loops, leases and retries.
+    pub struct WorkerConfig {
+        concurrency: usize = ("WORKER_CONCURRENCY", "4", "Jobs one worker process runs at once."),
+        lease: Duration = ("WORKER_LEASE_SECONDS", "60", "A claimed job's lease in seconds, renewed while it runs; a worker that dies loses the job to another after this."),
+        poll: Duration = ("WORKER_POLL_MS", "500", "How often (ms) an idle loop looks for due jobs."),
+        backoff_base: Duration = ("WORKER_BACKOFF_BASE_MS", "1000", "Retry delay (ms) after a job's first failure; doubles with each further attempt."),
+        backoff_cap: Duration = ("WORKER_BACKOFF_CAP_MS", "600000", "Longest retry delay (ms)."),
+        shutdown_grace: Duration = ("WORKER_SHUTDOWN_GRACE_SECONDS", "25", "After SIGTERM, how long running jobs may take before they are released unfinished."),
+    }
+}
+
+section! {
+    /// The process: environment, logs and name.
+    pub struct RuntimeConfig {
+        app_env: AppEnv = ("APP_ENV", "development", "`development` or `production`; production refuses a default or short JWT_SECRET and logs JSON by default."),
+        log_format: LogFormat = ("LOG_FORMAT", "pretty", "`json` or `pretty`; production defaults to `json`."),
+        instance_id: String = ("INSTANCE_ID", "-", "Name of this instance in /health and logs; unset uses the hostname and process id."),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+impl AppEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppEnv::Development => "development",
+            AppEnv::Production => "production",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Every setting, by concern.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub runtime: RuntimeConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub events: EventsConfig,
+    pub shop: ShopConfig,
+    pub worker: WorkerConfig,
+}
+
+impl Config {
+    /// Every environment variable [`Config::from_lookup`] reads, by section.
+    pub fn settings() -> impl Iterator<Item = &'static Setting> {
+        [
+            RuntimeConfig::SETTINGS,
+            DatabaseConfig::SETTINGS,
+            RedisConfig::SETTINGS,
+            HttpConfig::SETTINGS,
+            AuthConfig::SETTINGS,
+            LimitsConfig::SETTINGS,
+            EventsConfig::SETTINGS,
+            ShopConfig::SETTINGS,
+            WorkerConfig::SETTINGS,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Reads the process environment (empty values count as unset).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads every setting through `get`, so tests can configure an instance without touching
+    /// the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        parse::read(&get)
+    }
+
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.auth.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+impl WorkerConfig {
+    /// Delay before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = (attempts.max(1) - 1).min(30) as u32;
+        self.backoff_base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.backoff_cap)
+    }
+}

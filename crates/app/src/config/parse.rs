@@ -1,0 +1,299 @@
+//! Reading and validating the settings declared in `config/mod.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+
+use super::*;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let num = |key: &str, default: u64| -> Result<u64, ConfigError> {
+        match get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError(format!("{key} must be a non-negative integer, got {v:?}"))
+            }),
+        }
+    };
+    let runtime = runtime(get)?;
+    let app_env = runtime.app_env;
+    Ok(Config {
+        database: DatabaseConfig {
+            url: SecretString::from(
+                get("DATABASE_URL")
+                    .ok_or_else(|| ConfigError("DATABASE_URL is required".into()))?,
+            ),
+            read_url: get("DATABASE_READ_URL").map(SecretString::from),
+            max_connections: num("DATABASE_MAX_CONNECTIONS", 20)?.clamp(1, 1000) as u32,
+        },
+        redis: RedisConfig {
+            url: get("REDIS_URL").map(SecretString::from),
+            namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "till".into()),
+        },
+        http: HttpConfig {
+            bind_addr: bind_addr(get)?,
+            static_dir: get("STATIC_DIR").map(PathBuf::from),
+            max_body_bytes: num("MAX_BODY_BYTES", 1_048_576)? as usize,
+            request_timeout: Duration::from_secs(num("REQUEST_TIMEOUT_SECONDS", 30)?.max(1)),
+            trusted_proxies: trusted_proxies(get)?,
+            shutdown_drain: Duration::from_millis(num("SHUTDOWN_DRAIN_MS", 5000)?),
+        },
+        auth: AuthConfig {
+            jwt_secret: jwt_secret(get, app_env)?,
+            jwt_ttl: Duration::from_secs(num("JWT_TTL_SECONDS", 900)?.max(1)),
+            session_ttl: Duration::from_secs(num("SESSION_TTL_SECONDS", 7200)?.max(1)),
+            cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("true" | "1" | "yes")),
+            admin_email: get("ADMIN_EMAIL"),
+            admin_password: get("ADMIN_PASSWORD").map(SecretString::from),
+            health_token: get("HEALTH_TOKEN").map(SecretString::from),
+        },
+        limits: LimitsConfig {
+            anon_per_min: num("RATE_LIMIT_ANON_PER_MIN", 600)?,
+            user_per_min: num("RATE_LIMIT_USER_PER_MIN", 1200)?,
+            login_per_min: num("RATE_LIMIT_LOGIN_PER_MIN", 5)?,
+        },
+        events: EventsConfig {
+            ws_max_connections: num("WS_MAX_CONNECTIONS", 10_000)? as usize,
+            ws_max_per_user: num("WS_MAX_PER_USER", 5)? as usize,
+        },
+        shop: shop(get, &num)?,
+        worker: WorkerConfig {
+            concurrency: num("WORKER_CONCURRENCY", 4)?.max(1) as usize,
+            lease: Duration::from_secs(num("WORKER_LEASE_SECONDS", 60)?.max(1)),
+            poll: Duration::from_millis(num("WORKER_POLL_MS", 500)?.max(10)),
+            backoff_base: Duration::from_millis(num("WORKER_BACKOFF_BASE_MS", 1000)?),
+            backoff_cap: Duration::from_millis(num("WORKER_BACKOFF_CAP_MS", 600_000)?),
+            shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
+        },
+        runtime,
+    })
+}
+
+fn runtime(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeConfig, ConfigError> {
+    let app_env = match get("APP_ENV").as_deref() {
+        None | Some("development") => AppEnv::Development,
+        Some("production") => AppEnv::Production,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "APP_ENV must be development or production, not {other:?}"
+            )))
+        }
+    };
+    let log_format = match get("LOG_FORMAT").as_deref() {
+        Some("json") => LogFormat::Json,
+        Some("pretty") => LogFormat::Pretty,
+        None if app_env == AppEnv::Production => LogFormat::Json,
+        None => LogFormat::Pretty,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "LOG_FORMAT must be json or pretty, not {other:?}"
+            )))
+        }
+    };
+    Ok(RuntimeConfig {
+        app_env,
+        log_format,
+        instance_id: get("INSTANCE_ID").unwrap_or_else(default_instance_id),
+    })
+}
+
+fn jwt_secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<SecretString, ConfigError> {
+    let secret = match (get("JWT_SECRET"), app_env) {
+        (Some(s), AppEnv::Production) if s == DEV_JWT_SECRET || s.len() < MIN_JWT_SECRET_LEN => {
+            return Err(ConfigError(format!(
+                "JWT_SECRET is the default or shorter than {MIN_JWT_SECRET_LEN} characters; \
+                 production needs a long random secret (e.g. `openssl rand -hex 32`)"
+            )))
+        }
+        (None, AppEnv::Production) => {
+            return Err(ConfigError(
+                "JWT_SECRET is not set; production needs a long random secret (e.g. `openssl rand -hex 32`)".into(),
+            ))
+        }
+        (Some(s), _) => s,
+        (None, AppEnv::Development) => DEV_JWT_SECRET.to_owned(),
+    };
+    Ok(SecretString::from(secret))
+}
+
+fn bind_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
+    let bind_addr = get("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
+    SocketAddr::from_str(&bind_addr)
+        .map_err(|_| ConfigError(format!("BIND_ADDR must be host:port, got {bind_addr:?}")))
+}
+
+fn trusted_proxies(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<IpNet>, ConfigError> {
+    match get("TRUSTED_PROXIES") {
+        None => Ok(Vec::new()),
+        Some(list) => list
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(parse_net)
+            .collect(),
+    }
+}
+
+fn shop(
+    get: &dyn Fn(&str) -> Option<String>,
+    num: &dyn Fn(&str, u64) -> Result<u64, ConfigError>,
+) -> Result<ShopConfig, ConfigError> {
+    let store_timezone = get("STORE_TIMEZONE").unwrap_or_else(|| "UTC".into());
+    let store_timezone = chrono_tz::Tz::from_str(&store_timezone).map_err(|_| {
+        ConfigError(format!(
+            "STORE_TIMEZONE must be an IANA zone name, got {store_timezone:?}"
+        ))
+    })?;
+    let currency = get("CURRENCY")
+        .unwrap_or_else(|| "USD".into())
+        .to_ascii_uppercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(ConfigError(format!(
+            "CURRENCY must be a 3-letter ISO 4217 code, got {currency:?}"
+        )));
+    }
+    let default_calling_code = get("DEFAULT_CALLING_CODE").unwrap_or_else(|| "1".into());
+    let default_calling_code = default_calling_code.trim_start_matches('+').to_owned();
+    if default_calling_code.is_empty()
+        || default_calling_code.len() > 3
+        || !default_calling_code.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ConfigError(
+            "DEFAULT_CALLING_CODE must be 1 to 3 digits".into(),
+        ));
+    }
+    Ok(ShopConfig {
+        currency,
+        default_calling_code,
+        store_timezone,
+        order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
+    })
+}
+
+fn parse_net(s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| ConfigError(format!("TRUSTED_PROXIES entry {s:?} is not an IP or CIDR")))
+}
+
+fn default_instance_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{h}-{}", std::process::id()))
+        .unwrap_or_else(|| format!("till-{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+    use std::sync::Mutex;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn production_refuses_default_or_short_secret() {
+        let base = [("DATABASE_URL", "postgres://x"), ("APP_ENV", "production")];
+        assert!(cfg(&base).unwrap_err().0.contains("JWT_SECRET is not set"));
+        let mut short = base.to_vec();
+        short.push(("JWT_SECRET", "short"));
+        assert!(cfg(&short).unwrap_err().0.contains("shorter than"));
+        let mut dflt = base.to_vec();
+        dflt.push(("JWT_SECRET", DEV_JWT_SECRET));
+        assert!(cfg(&dflt).is_err());
+        let mut good = base.to_vec();
+        good.push(("JWT_SECRET", "0123456789abcdef0123456789abcdef"));
+        assert_eq!(cfg(&good).unwrap().runtime.app_env, AppEnv::Production);
+    }
+
+    #[test]
+    fn defaults_and_debug_hides_secrets() {
+        let c = cfg(&[
+            ("DATABASE_URL", "postgres://user:hunter2@db/till"),
+            ("JWT_SECRET", "s3cr3t-value"),
+        ])
+        .unwrap();
+        assert_eq!(c.limits.login_per_min, 5);
+        assert_eq!(c.http.max_body_bytes, 1_048_576);
+        assert_eq!(c.auth.jwt_ttl, Duration::from_secs(900));
+        assert_eq!(c.shop.currency, "USD");
+        assert_eq!(c.worker.concurrency, 4);
+        assert_eq!(c.worker.backoff_cap, Duration::from_secs(600));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("s3cr3t-value"),
+            "{dbg}"
+        );
+        assert_eq!(c.auth.jwt_secret.expose_secret(), "s3cr3t-value");
+    }
+
+    #[test]
+    fn trusted_proxies_parse() {
+        let c = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1"),
+        ])
+        .unwrap();
+        assert_eq!(c.http.trusted_proxies.len(), 2);
+        assert!(cfg(&[("DATABASE_URL", "x"), ("TRUSTED_PROXIES", "nope")]).is_err());
+    }
+
+    #[test]
+    fn worker_settings_are_read_and_validated() {
+        let c = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("WORKER_CONCURRENCY", "0"),
+            ("WORKER_POLL_MS", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.worker.concurrency, 1);
+        assert_eq!(c.worker.poll, Duration::from_millis(10));
+        assert!(cfg(&[("DATABASE_URL", "x"), ("WORKER_LEASE_SECONDS", "soon")]).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let mut c = cfg(&[("DATABASE_URL", "x")]).unwrap().worker;
+        c.backoff_base = Duration::from_millis(100);
+        c.backoff_cap = Duration::from_millis(500);
+        let d: Vec<u128> = (1..=5).map(|a| c.backoff(a).as_millis()).collect();
+        assert_eq!(d, vec![100, 200, 400, 500, 500]);
+    }
+
+    /// The declared list is exactly what the parser reads: nothing read undeclared, nothing
+    /// declared but ignored, no name twice.
+    #[test]
+    fn settings_list_is_what_the_parser_reads() {
+        let asked = Mutex::new(BTreeSet::new());
+        Config::from_lookup(|k| {
+            asked.lock().unwrap().insert(k.to_owned());
+            (k == "DATABASE_URL").then(|| "postgres://x".to_owned())
+        })
+        .unwrap();
+        let declared: Vec<&str> = Config::settings().map(|s| s.name).collect();
+        let unique: BTreeSet<String> = declared.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), declared.len(), "a setting is declared twice");
+        assert_eq!(asked.into_inner().unwrap(), unique);
+    }
+}

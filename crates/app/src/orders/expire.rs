@@ -1,0 +1,71 @@
+//! The worker's job: cancel unpaid online orders left pending too long.
+
+use till_db::orders;
+use till_db::stock::{self, MovementContext};
+use till_db::{DbError, PgConnection};
+use till_domain::{MovementReason, OrderStatus};
+use uuid::Uuid;
+
+use super::record_event;
+use crate::App;
+
+/// Cancels unpaid `online` orders still `pending` after `ORDER_UNPAID_TTL_MINUTES`, returning
+/// their stock. Each order is its own transaction that re-checks the order under lock, so a
+/// rerun (after a crash) or a payment arriving meanwhile never cancels twice or cancels a paid
+/// order. Returns how many were cancelled.
+pub async fn cancel_expired_unpaid(app: &App) -> Result<usize, DbError> {
+    let ttl = app.config.shop.order_unpaid_ttl.as_secs() as i64;
+    let mut cancelled = 0;
+    loop {
+        let ids = orders::expired_unpaid(&app.db.write, ttl, 100).await?;
+        if ids.is_empty() {
+            break;
+        }
+        let mut progressed = false;
+        for id in ids {
+            let mut tx = app.db.write.begin().await?;
+            let head = orders::lock(&mut tx, id).await?;
+            let paid = orders::get(&mut tx, id).await?.paid_cents;
+            let still_due = head.status()? == OrderStatus::Pending && paid == 0;
+            if !still_due {
+                continue;
+            }
+            return_stock(&mut tx, id, None).await?;
+            orders::set_status(&mut tx, id, OrderStatus::Cancelled, None).await?;
+            let order = orders::get(&mut tx, id).await?;
+            record_event(&mut tx, "order.updated", &order).await?;
+            tx.commit().await?;
+            app.after_commit(false);
+            cancelled += 1;
+            progressed = true;
+        }
+        if !progressed {
+            break;
+        }
+    }
+    if cancelled > 0 {
+        app.invalidate_catalog().await;
+    }
+    Ok(cancelled)
+}
+
+/// Puts back, per tracked product, what the order sold minus what already came back.
+pub(super) async fn return_stock(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    by: Option<Uuid>,
+) -> Result<(), DbError> {
+    let back: Vec<(Uuid, i64)> = orders::returnable(conn, order_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.track_stock && r.sold > r.returned)
+        .map(|r| (r.product_id, r.sold - r.returned))
+        .collect();
+    let ctx = MovementContext {
+        reason: MovementReason::Cancel,
+        order_id: Some(order_id),
+        user_id: by,
+    };
+    stock::put(conn, &back, ctx).await?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Orders: placing, paying, refunding, moving along the lifecycle and expiring unpaid ones.
+//! This module holds what the use cases share: who is acting ([`Caller`]), the error they
+//! answer with ([`OrderError`]), the Order's JSON shape and its live event.
+
+mod expire;
+mod pay;
+mod place;
+mod refund;
+mod transition;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use till_db::orders::{Line, Order, Payment, Refund, StatusChange};
+use till_db::{DbError, PgConnection};
+use till_domain::{
+    balance_due, payment_status, Channel, FieldErrors, Fulfilment, OrderStatus, PaymentStatus,
+    TransitionError,
+};
+use uuid::Uuid;
+
+pub use expire::cancel_expired_unpaid;
+pub use pay::{pay, PaymentInput};
+pub use place::{place, LineInputBody, PlaceInput};
+pub use refund::{refund, RefundInput};
+pub use transition::transition;
+
+use crate::idempotency::IdempotencyError;
+pub use crate::Caller;
+
+/// Why an order use case refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// No such order, or not one the caller may see.
+    #[error("no such order")]
+    NotFound,
+    /// The caller's role may not do this; `None` for the generic refusal.
+    #[error("forbidden: {}", .0.unwrap_or("role not allowed"))]
+    Forbidden(Option<&'static str>),
+    #[error(transparent)]
+    InvalidTransition(TransitionError),
+    /// `If-Match` named another version.
+    #[error("the order changed since it was read")]
+    PreconditionFailed,
+    #[error("payment of {amount_cents} is more than the balance due ({balance_due_cents})")]
+    Overpayment {
+        balance_due_cents: i64,
+        amount_cents: i64,
+    },
+    #[error("refund of {amount_cents} is more than the refundable {refundable_cents}")]
+    OverRefund {
+        refundable_cents: i64,
+        amount_cents: i64,
+    },
+    /// Tracked lines the stock cannot cover (as `till_db::checkout` reports them).
+    #[error("insufficient stock")]
+    InsufficientStock { lines: Value },
+    /// The order's state forbids this (e.g. paying a cancelled order).
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("invalid order: {0}")]
+    Validation(FieldErrors),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl OrderError {
+    /// A single-field validation error.
+    pub fn field(field: &str, msg: &str) -> Self {
+        let mut e = FieldErrors::default();
+        e.add(field, msg);
+        OrderError::Validation(e)
+    }
+}
+
+/// The Order of the HTTP contract. `number` is a string so clients never do arithmetic on it.
+#[derive(Debug, Serialize)]
+pub struct OrderView<'a> {
+    pub id: Uuid,
+    pub number: String,
+    pub channel: Channel,
+    pub status: OrderStatus,
+    pub fulfilment: Fulfilment,
+    pub customer_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub lines: &'a [Line],
+    pub subtotal_cents: i64,
+    pub discount_cents: i64,
+    pub tax_cents: i64,
+    pub total_cents: i64,
+    pub paid_cents: i64,
+    pub refunded_cents: i64,
+    pub balance_due_cents: i64,
+    pub payment_status: PaymentStatus,
+    pub payments: &'a [Payment],
+    pub refunds: &'a [Refund],
+    /// The discount as requested (`{"type": "percent", …}`), or null.
+    pub discount: &'a Option<Value>,
+    pub note: &'a Option<String>,
+    pub delivery_address: &'a Option<String>,
+    pub currency: &'a str,
+    pub version: i64,
+    pub status_history: &'a [StatusChange],
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(o: &'a Order) -> Self {
+        OrderView {
+            id: o.id,
+            number: o.number.to_string(),
+            channel: o.channel,
+            status: o.status,
+            fulfilment: o.fulfilment,
+            customer_id: o.customer_id,
+            created_by: o.created_by,
+            lines: &o.lines,
+            subtotal_cents: o.subtotal_cents,
+            discount_cents: o.discount_cents,
+            tax_cents: o.tax_cents,
+            total_cents: o.total_cents,
+            paid_cents: o.paid_cents,
+            refunded_cents: o.refunded_cents,
+            balance_due_cents: balance_due(o.total_cents, o.paid_cents),
+            payment_status: payment_status(o.total_cents, o.paid_cents, o.refunded_cents),
+            payments: &o.payments,
+            refunds: &o.refunds,
+            discount: &o.discount,
+            note: &o.note,
+            delivery_address: &o.delivery_address,
+            currency: &o.currency,
+            version: o.version,
+            status_history: &o.status_history,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// The order as a JSON value (what idempotent answers store).
+pub fn order_json(o: &Order) -> Value {
+    serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
+}
+
+/// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
+/// [`crate::App::after_commit`] wakes the publisher.
+pub async fn record_event(conn: &mut PgConnection, kind: &str, o: &Order) -> Result<(), DbError> {
+    till_db::outbox::enqueue(conn, kind, &event_payload(kind, o)).await?;
+    Ok(())
+}
+
+/// The live event of kind `kind` for `o`: a summary of the order, not the whole of it. The
+/// customer id routes the event to its customer (it is not sent).
+pub fn event_payload(kind: &str, o: &Order) -> Value {
+    let full = order_json(o);
+    let mut summary = serde_json::Map::new();
+    for k in [
+        "id",
+        "number",
+        "status",
+        "channel",
+        "fulfilment",
+        "total_cents",
+        "payment_status",
+        "updated_at",
+    ] {
+        summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
+    }
+    serde_json::json!({
+        "type": kind,
+        "at": chrono::Utc::now(),
+        "order": summary,
+        "customer_id": o.customer_id,
+    })
+}

@@ -1,0 +1,140 @@
+//! Paying an order: one tender (split tenders are several payments). The order row is locked
+//! for the check-and-write, so concurrent tenders can never pay more than the total. Cashier+
+//! take any method; a customer pays their own order by `card` only; `staff` cannot.
+
+use serde::Deserialize;
+use serde_json::json;
+use till_db::audit::{self, Actor};
+use till_db::orders::{self, NewPayment, Order, Payment};
+use till_domain::{
+    balance_due, completes_on_full_payment, payment_status, FieldErrors, OrderStatus,
+    PaymentMethod, Role,
+};
+use uuid::Uuid;
+
+use super::{record_event, Caller, OrderError};
+use crate::idempotency::{self, Answer, Begun, IdempotencyKey};
+use crate::App;
+
+const MAX_REFERENCE: usize = 200;
+
+/// One tender.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    pub method: PaymentMethod,
+    pub amount_cents: i64,
+    /// Cash handed over (cash only; absent means exact cash).
+    pub tendered_cents: Option<i64>,
+    pub reference: Option<String>,
+}
+
+/// Pays `input` on order `id` under idempotency `key`; `render` shapes the answer that is
+/// stored with the payment and replayed for retries.
+pub async fn pay(
+    app: &App,
+    caller: &Caller,
+    actor: &Actor,
+    id: Uuid,
+    input: &PaymentInput,
+    key: &IdempotencyKey,
+    render: impl FnOnce(&Payment, &Order) -> Answer,
+) -> Result<Answer, OrderError> {
+    if caller.role == Role::Staff {
+        return Err(OrderError::Forbidden(None));
+    }
+    if caller.role == Role::Customer && input.method != PaymentMethod::Card {
+        return Err(OrderError::Forbidden(Some(
+            "Online payments are by card only.",
+        )));
+    }
+    let (tendered, change, reference) = check(input)?;
+    let mut run = match idempotency::begin::<OrderError>(app, caller.user_id, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let head = orders::lock(&mut run.tx, id).await?;
+    if !caller.can_see(head.customer_id) {
+        return Err(OrderError::NotFound);
+    }
+    let status = head.status()?;
+    if status == OrderStatus::Cancelled {
+        return Err(OrderError::Conflict(
+            "This order is cancelled; it cannot take payments.",
+        ));
+    }
+    let due = balance_due(head.total_cents, head.paid_cents);
+    if input.amount_cents > due {
+        return Err(OrderError::Overpayment {
+            balance_due_cents: due,
+            amount_cents: input.amount_cents,
+        });
+    }
+    let paid = head.paid_cents + input.amount_cents;
+    let complete = completes_on_full_payment(
+        status,
+        head.fulfilment()?,
+        payment_status(head.total_cents, paid, head.refunded_cents),
+    );
+    let payment = orders::add_payment(
+        &mut run.tx,
+        id,
+        NewPayment {
+            method: input.method,
+            amount_cents: input.amount_cents,
+            tendered_cents: tendered,
+            change_cents: change,
+            reference,
+            created_by: caller.user_id,
+        },
+        complete,
+    )
+    .await?;
+    if caller.role.is_staff_side() {
+        let data = json!({"payment_id": payment.id, "method": input.method, "amount_cents": input.amount_cents});
+        audit::record(&mut run.tx, actor, "order.payment", "order", id, data).await?;
+    }
+    let order = orders::get(&mut run.tx, id).await?;
+    record_event(&mut run.tx, "order.updated", &order).await?;
+    let answer = run.finish::<OrderError>(render(&payment, &order)).await?;
+    app.after_commit(false);
+    Ok(answer)
+}
+
+/// Amount > 0; `tendered_cents` only for cash and at least the amount (absent: exact cash).
+/// Returns (tendered, change, reference).
+fn check(b: &PaymentInput) -> Result<(Option<i64>, i64, Option<&str>), OrderError> {
+    let mut errs = FieldErrors::new();
+    if b.amount_cents <= 0 {
+        errs.add("amount_cents", "must be more than 0");
+    }
+    let (tendered, change) = match (b.method, b.tendered_cents) {
+        (PaymentMethod::Cash, None) => (Some(b.amount_cents), 0),
+        (PaymentMethod::Cash, Some(t)) if t < b.amount_cents => {
+            errs.add("tendered_cents", "must be at least amount_cents");
+            (None, 0)
+        }
+        (PaymentMethod::Cash, Some(t)) => (Some(t), t - b.amount_cents),
+        (_, Some(_)) => {
+            errs.add("tendered_cents", "is only for cash payments");
+            (None, 0)
+        }
+        (_, None) => (None, 0),
+    };
+    let reference = b
+        .reference
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reference.is_some_and(|r| r.chars().count() > MAX_REFERENCE) {
+        errs.add(
+            "reference",
+            format!("must be at most {MAX_REFERENCE} characters"),
+        );
+    }
+    if errs.is_empty() {
+        Ok((tendered, change, reference))
+    } else {
+        Err(OrderError::Validation(errs))
+    }
+}

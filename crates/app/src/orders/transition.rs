@@ -1,0 +1,62 @@
+//! Moving an order along the lifecycle table. Staff-side roles may make any allowed move; a
+//! customer may only cancel their own order while it is `pending`. Cancelling puts back what
+//! the order took and has not yet returned.
+
+use serde_json::json;
+use till_db::audit::{self, Actor};
+use till_db::orders::{self, Order};
+use till_db::DbError;
+use till_domain::{check_transition, OrderStatus};
+use uuid::Uuid;
+
+use super::expire::return_stock;
+use super::{record_event, Caller, OrderError};
+use crate::{App, Precondition};
+
+/// Moves order `id` to `to` if its version satisfies `expected`; returns the order as it is now.
+pub async fn transition(
+    app: &App,
+    caller: &Caller,
+    actor: &Actor,
+    id: Uuid,
+    to: OrderStatus,
+    expected: &Precondition,
+) -> Result<Order, OrderError> {
+    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
+    let head = orders::lock(&mut tx, id).await?;
+    if !caller.can_see(head.customer_id) {
+        return Err(OrderError::NotFound);
+    }
+    let from = head.status()?;
+    if !caller.role.is_staff_side()
+        && (to != OrderStatus::Cancelled || from != OrderStatus::Pending)
+    {
+        return Err(OrderError::Forbidden(Some(
+            "Customers can only cancel their own orders while they are pending.",
+        )));
+    }
+    if !expected.matches(head.version) {
+        return Err(OrderError::PreconditionFailed);
+    }
+    check_transition(from, to, head.fulfilment()?).map_err(OrderError::InvalidTransition)?;
+    if to == OrderStatus::Cancelled {
+        return_stock(&mut tx, id, Some(caller.user_id)).await?;
+    }
+    orders::set_status(&mut tx, id, to, Some(caller.user_id)).await?;
+    if caller.role.is_staff_side() {
+        audit::record(
+            &mut tx,
+            actor,
+            "order.transition",
+            "order",
+            id,
+            json!({"from": from, "to": to}),
+        )
+        .await?;
+    }
+    let order = orders::get(&mut tx, id).await?;
+    record_event(&mut tx, "order.updated", &order).await?;
+    tx.commit().await.map_err(DbError::from)?;
+    app.after_commit(to == OrderStatus::Cancelled);
+    Ok(order)
+}

@@ -1,0 +1,132 @@
+//! Manual stock adjustments (manager+): goods received, damaged, counted or corrected. Each is
+//! one movement in the ledger, audited, and the catalog cache is invalidated after the commit.
+
+use serde::Deserialize;
+use serde_json::json;
+use till_db::audit::{self, Actor};
+use till_db::inventory::{self, MovementError, MovementRow};
+use till_db::products::{self, ProductRow};
+use till_db::DbError;
+use till_domain::{FieldErrors, MovementReason};
+use uuid::Uuid;
+
+use crate::App;
+
+/// Largest single adjustment; keeps `stock + delta` far from overflow.
+const MAX_ABS_DELTA: i64 = 1_000_000_000;
+const MAX_NOTE: usize = 500;
+
+/// An adjustment as asked for; every field is checked here (missing ones are field errors).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentInput {
+    pub product_id: Option<Uuid>,
+    pub delta: Option<i64>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+}
+
+/// Why an adjustment was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StockError {
+    #[error("invalid adjustment: {0}")]
+    Validation(FieldErrors),
+    /// Taking `requested` would leave less than zero; `available` is the stock now.
+    #[error("insufficient stock for {product_id}: requested {requested}, available {available}")]
+    Insufficient {
+        product_id: Uuid,
+        requested: i64,
+        available: i64,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Applies a manual adjustment by `by`; returns the movement and the product after it.
+pub async fn adjust(
+    app: &App,
+    actor: &Actor,
+    by: Uuid,
+    input: &AdjustmentInput,
+) -> Result<(MovementRow, ProductRow), StockError> {
+    let mut errs = FieldErrors::default();
+    if input.product_id.is_none() {
+        errs.add("product_id", "is required");
+    }
+    match input.delta {
+        None => {
+            errs.add("delta", "is required");
+        }
+        Some(0) => {
+            errs.add("delta", "must not be 0");
+        }
+        Some(d) if d.abs() > MAX_ABS_DELTA => {
+            errs.add("delta", "must be between -1000000000 and 1000000000");
+        }
+        Some(_) => {}
+    }
+    let reason = input
+        .reason
+        .as_deref()
+        .and_then(|r| r.parse::<MovementReason>().ok())
+        .filter(|r| r.is_manual_adjustment());
+    if reason.is_none() {
+        errs.add(
+            "reason",
+            "must be one of received, damage, count, correction",
+        );
+    }
+    let note = input
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if note.is_some_and(|n| n.chars().count() > MAX_NOTE) {
+        errs.add("note", "must be at most 500 characters");
+    }
+    let (Some(product_id), Some(delta), Some(reason)) = (input.product_id, input.delta, reason)
+    else {
+        return Err(StockError::Validation(errs));
+    };
+    if !errs.is_empty() {
+        return Err(StockError::Validation(errs));
+    }
+    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
+    let movement =
+        inventory::apply_movement(&mut tx, product_id, delta, reason, None, note, Some(by))
+            .await
+            .map_err(|e| match e {
+                // The product is named in the body, not the path: an error on the field.
+                MovementError::ProductNotFound => {
+                    let mut errs = FieldErrors::default();
+                    errs.add("product_id", "no product with this id");
+                    StockError::Validation(errs)
+                }
+                MovementError::Insufficient {
+                    product_id,
+                    requested,
+                    available,
+                } => StockError::Insufficient {
+                    product_id,
+                    requested,
+                    available,
+                },
+                MovementError::Db(e) => StockError::Db(e),
+            })?;
+    let product = products::get(&mut tx, product_id, true)
+        .await?
+        .ok_or(DbError::NotFound)?;
+    audit::record(
+        &mut tx,
+        actor,
+        "stock.adjust",
+        "product",
+        product.id,
+        json!({"movement_id": movement.id, "delta": movement.delta, "reason": movement.reason,
+               "balance_after": movement.balance_after, "note": movement.note}),
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    app.invalidate_catalog().await;
+    Ok((movement, product))
+}

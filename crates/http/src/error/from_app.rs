@@ -1,0 +1,305 @@
+//! The one place till-app's errors become HTTP answers: each variant's status, code, message
+//! and details.
+
+use serde_json::json;
+use till_app::accounts::AccountError;
+use till_app::categories::CategoryError;
+use till_app::customers::CustomerError;
+use till_app::idempotency::IdempotencyError;
+use till_app::orders::OrderError;
+use till_app::password::HashError;
+use till_app::products::ProductError;
+use till_app::stock::StockError;
+
+use super::ApiError;
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => ApiError::not_found(),
+            OrderError::Forbidden(None) => ApiError::forbidden(),
+            OrderError::Forbidden(Some(msg)) => ApiError::forbidden_msg(msg),
+            OrderError::InvalidTransition(t) => {
+                ApiError::conflict("invalid_transition", t.to_string()).with_details(json!(t))
+            }
+            OrderError::PreconditionFailed => ApiError::precondition_failed(),
+            OrderError::Overpayment {
+                balance_due_cents,
+                amount_cents,
+            } => ApiError::unprocessable(
+                "overpayment",
+                format!("The amount is more than the balance due ({balance_due_cents})."),
+            )
+            .with_details(
+                json!({"balance_due_cents": balance_due_cents, "amount_cents": amount_cents}),
+            ),
+            OrderError::OverRefund {
+                refundable_cents,
+                amount_cents,
+            } => ApiError::unprocessable(
+                "over_refund",
+                format!("At most {refundable_cents} can be refunded on this order."),
+            )
+            .with_details(
+                json!({"refundable_cents": refundable_cents, "amount_cents": amount_cents}),
+            ),
+            OrderError::InsufficientStock { lines } => ApiError::conflict(
+                "insufficient_stock",
+                "Not enough stock for some lines; nothing was ordered.",
+            )
+            .with_details(json!({ "lines": lines })),
+            OrderError::Conflict(msg) => ApiError::conflict("conflict", msg),
+            OrderError::Validation(errs) => ApiError::validation(errs),
+            OrderError::Idempotency(e) => e.into(),
+            OrderError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<IdempotencyError> for ApiError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            IdempotencyError::InUse => ApiError::conflict(
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+            ),
+            IdempotencyError::Reused => ApiError::unprocessable(
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used for a different request.",
+            ),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Validation(errs) => ApiError::validation(errs),
+            AccountError::AlreadyExists { field, message } => {
+                ApiError::already_exists(message).with_details(json!({ "field": field }))
+            }
+            AccountError::Hash(e) => e.into(),
+            AccountError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<StockError> for ApiError {
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::Validation(errs) => ApiError::validation(errs),
+            StockError::Insufficient {
+                product_id,
+                requested,
+                available,
+            } => ApiError::conflict(
+                "insufficient_stock",
+                format!("Only {available} in stock; {requested} requested."),
+            )
+            .with_details(json!({
+                "product_id": product_id,
+                "requested": requested,
+                "available": available,
+            })),
+            StockError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CategoryError> for ApiError {
+    fn from(e: CategoryError) -> Self {
+        match e {
+            CategoryError::Validation(errs) => ApiError::validation(errs),
+            CategoryError::SlugTaken { slug } => ApiError::already_exists(format!(
+                "A category with the slug \"{slug}\" already exists."
+            ))
+            .with_details(json!({ "field": "name", "slug": slug })),
+            CategoryError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CustomerError> for ApiError {
+    fn from(e: CustomerError) -> Self {
+        match e {
+            CustomerError::Validation(errs) => ApiError::validation(errs),
+            CustomerError::PhoneTaken => {
+                ApiError::already_exists("A customer with this phone number already exists.")
+                    .with_details(json!({ "field": "phone" }))
+            }
+            CustomerError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::Validation(errs) => ApiError::validation(errs),
+            ProductError::PreconditionFailed { current_version } => ApiError::precondition_failed()
+                .with_details(json!({ "current_version": current_version })),
+            ProductError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use till_db::DbError;
+    use till_domain::{FieldErrors, Fulfilment, OrderStatus};
+
+    use super::*;
+
+    fn answer(e: impl Into<ApiError>) -> (u16, &'static str) {
+        let e = e.into();
+        (e.status.as_u16(), e.code)
+    }
+
+    #[test]
+    fn every_order_error_has_its_status_and_code() {
+        let transition = till_domain::check_transition(
+            OrderStatus::Completed,
+            OrderStatus::Pending,
+            Fulfilment::InStore,
+        )
+        .unwrap_err();
+        let table: Vec<(OrderError, (u16, &str))> = vec![
+            (OrderError::NotFound, (404, "not_found")),
+            (OrderError::Forbidden(None), (403, "forbidden")),
+            (OrderError::Forbidden(Some("no")), (403, "forbidden")),
+            (
+                OrderError::InvalidTransition(transition),
+                (409, "invalid_transition"),
+            ),
+            (OrderError::PreconditionFailed, (412, "precondition_failed")),
+            (
+                OrderError::Overpayment {
+                    balance_due_cents: 1,
+                    amount_cents: 2,
+                },
+                (422, "overpayment"),
+            ),
+            (
+                OrderError::OverRefund {
+                    refundable_cents: 1,
+                    amount_cents: 2,
+                },
+                (422, "over_refund"),
+            ),
+            (
+                OrderError::InsufficientStock { lines: json!([]) },
+                (409, "insufficient_stock"),
+            ),
+            (OrderError::Conflict("cancelled"), (409, "conflict")),
+            (
+                OrderError::Validation(FieldErrors::default()),
+                (422, "validation_failed"),
+            ),
+            (
+                OrderError::Idempotency(IdempotencyError::InUse),
+                (409, "idempotency_key_in_use"),
+            ),
+            (
+                OrderError::Idempotency(IdempotencyError::Reused),
+                (422, "idempotency_key_reused"),
+            ),
+            (OrderError::Db(DbError::NotFound), (404, "not_found")),
+            (
+                OrderError::Db(DbError::Unavailable),
+                (503, "service_unavailable"),
+            ),
+        ];
+        for (e, want) in table {
+            let shown = format!("{e:?}");
+            assert_eq!(answer(e), want, "{shown}");
+        }
+    }
+
+    #[test]
+    fn every_stock_error_has_its_status_and_code() {
+        assert_eq!(
+            answer(StockError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        let short = StockError::Insufficient {
+            product_id: uuid::Uuid::nil(),
+            requested: 5,
+            available: 2,
+        };
+        assert_eq!(answer(short), (409, "insufficient_stock"));
+        assert_eq!(
+            answer(StockError::Db(DbError::NotFound)),
+            (404, "not_found")
+        );
+    }
+
+    #[test]
+    fn every_category_error_has_its_status_and_code() {
+        let taken = ApiError::from(CategoryError::SlugTaken { slug: "tea".into() });
+        assert_eq!((taken.status.as_u16(), taken.code), (409, "already_exists"));
+        assert_eq!(taken.details.unwrap()["slug"], "tea");
+        assert_eq!(
+            answer(CategoryError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+    }
+
+    #[test]
+    fn every_customer_error_has_its_status_and_code() {
+        assert_eq!(answer(CustomerError::PhoneTaken), (409, "already_exists"));
+        assert_eq!(
+            answer(CustomerError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        assert_eq!(
+            answer(CustomerError::Db(DbError::NotFound)),
+            (404, "not_found")
+        );
+    }
+
+    #[test]
+    fn every_product_error_has_its_status_and_code() {
+        let stale = ApiError::from(ProductError::PreconditionFailed { current_version: 4 });
+        assert_eq!(
+            (stale.status.as_u16(), stale.code),
+            (412, "precondition_failed")
+        );
+        assert_eq!(stale.details.unwrap()["current_version"], 4);
+        assert_eq!(
+            answer(ProductError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        assert_eq!(
+            answer(ProductError::Db(DbError::NotFound)),
+            (404, "not_found")
+        );
+    }
+
+    #[test]
+    fn every_account_error_has_its_status_and_code() {
+        let exists = answer(AccountError::AlreadyExists {
+            field: "phone",
+            message: "taken",
+        });
+        assert_eq!(exists, (409, "already_exists"));
+        assert_eq!(
+            answer(AccountError::Validation(FieldErrors::default())),
+            (422, "validation_failed")
+        );
+        assert_eq!(
+            answer(AccountError::Db(DbError::Unique("users_email_key".into()))),
+            (409, "already_exists")
+        );
+        assert_eq!(
+            ApiError::from(AccountError::Db(DbError::Retryable)).status,
+            StatusCode::CONFLICT
+        );
+    }
+}
