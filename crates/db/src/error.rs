@@ -1,6 +1,6 @@
 //! Database failures, classified so the HTTP layer can answer 404/409/503 without seeing SQL,
 //! and the one table of the schema's named constraints: which kind each is and which field of
-//! the API it guards. A test (`crates/db/tests/constraints.rs`) checks the table against the
+//! the API it guards. A test (`crates/db/tests/schema.rs`) checks the table against the
 //! migrated schema, so a new constraint cannot be missed here.
 
 use thiserror::Error;
