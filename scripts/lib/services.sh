@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Till: make PostgreSQL, Redis (and nginx) available for tests and local runs.
+# Till: make PostgreSQL, Redis (and nginx, Apache) available for tests and local runs.
 #
 # Source this file, then call:
 #   till_ensure_services   PostgreSQL + Redis reachable; exports
@@ -10,6 +10,7 @@
 #   till_ensure_nginx      nginx installed (not started); exports TILL_NGINX_BIN
 #   till_ensure_python_websockets  a python3 that imports `websockets` (apt: python3-websockets);
 #                            exports TILL_PYTHON
+#   till_ensure_apache     Apache httpd installed (not started); exports TILL_APACHE_BIN, TILL_APACHE_MODULES
 #   till_stop_services     stop the private instances started from TILL_SERVICES_DIR (never system ones)
 #
 # Order of preference, for each service:
@@ -300,6 +301,20 @@ till_ensure_python_websockets() {
   /usr/bin/python3 -c 'import websockets' 2>/dev/null || till__err "python3-websockets installed but /usr/bin/python3 cannot import it" || return 1
   TILL_PYTHON=/usr/bin/python3
   export TILL_PYTHON
+}
+
+# Apache httpd with the proxy modules installed (not started); exports TILL_APACHE_BIN and
+# TILL_APACHE_MODULES (the directory holding mod_*.so).
+till_ensure_apache() {
+  local bin mods=/usr/lib/apache2/modules
+  bin=$(PATH="$PATH:/usr/sbin:/sbin" command -v apache2 2>/dev/null) && [ -f "$mods/mod_proxy_balancer.so" ] || {
+    till__apt_install apache2 || return 1
+    bin=$(PATH="$PATH:/usr/sbin:/sbin" command -v apache2 2>/dev/null) || till__err "apache2 missing after install" || return 1
+  }
+  [ -f "$mods/mod_proxy_balancer.so" ] || till__err "apache2 has no mod_proxy_balancer in $mods" || return 1
+  TILL_APACHE_BIN=$bin
+  TILL_APACHE_MODULES=$mods
+  export TILL_APACHE_BIN TILL_APACHE_MODULES
 }
 
 till_stop_services() {

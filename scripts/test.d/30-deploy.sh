@@ -2,10 +2,10 @@
 # Deployment files: every configuration the repository ships or generates is accepted by its own tool.
 #   nginx -t        nginx/nginx.conf (the compose one) and `till lb-config nginx` outputs
 #   haproxy -c      `till lb-config haproxy` outputs (static servers; DNS server-template)
-#   apache2 -t      `till lb-config apache`, when apache2 is installed (it is not installed for this)
+#   apache2 -t      `till lb-config apache` outputs (static UI and runtime dir; proxied UI; resolver)
 #   compose config  docker-compose.yml with a .env made by `deploy.sh` (fresh secrets), plus its shape
 #   and: .env.example names every setting Till reads; the Dockerfile copies every crate manifest.
-# nginx, haproxy and docker-compose are installed with apt when missing.
+# nginx, haproxy, apache2 and docker-compose are installed with apt when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/services.sh
@@ -86,27 +86,42 @@ check "haproxy -c lb-config haproxy (loopback)" haproxy -c -q -f "$tmp/haproxy.c
 check "haproxy -c lb-config haproxy (resolver, server-template)" haproxy -c -q -f "$tmp/haproxy-dns.cfg"
 
 # ----------------------------------------------------------------------------------------------- Apache
-apache=$(PATH="$PATH:/usr/sbin" command -v apache2 || PATH="$PATH:/usr/sbin" command -v httpd || true)
-mods=/usr/lib/apache2/modules
-if [ -n "$apache" ] && [ -f "$mods/mod_proxy_balancer.so" ]; then
-  mkdir -p "$tmp/apache"
-  {
-    echo "ServerRoot $tmp/apache"
-    echo "DefaultRuntimeDir $tmp/apache"
-    echo "PidFile $tmp/apache/httpd.pid"
-    echo "ErrorLog $tmp/apache/error.log"
-    echo "ServerName localhost"
-    for m in mpm_event authz_core authz_host proxy proxy_http proxy_wstunnel proxy_balancer \
-      lbmethod_bybusyness slotmem_shm headers alias dir mime; do
-      [ -f "$mods/mod_$m.so" ] && echo "LoadModule ${m}_module $mods/mod_$m.so"
-    done
-    echo "Include $tmp/apache/till.conf"
-  } >"$tmp/apache/httpd.conf"
+# The generated file is included from a throwaway server config (its own ServerRoot, pid, logs and
+# runtime dir) that loads exactly the modules the generated file says it needs, plus the base ones.
+if till_ensure_apache; then
+  mods=$TILL_APACHE_MODULES
+  apache_t() { # CONF: apache2 -t with CONF as the site, in $tmp/apache
+    local d=$tmp/apache m
+    rm -rf "$d" && mkdir -p "$d"
+    {
+      echo "ServerRoot $d"
+      echo "DefaultRuntimeDir $d"
+      echo "PidFile $d/httpd.pid"
+      echo "ErrorLog $d/error.log"
+      echo "ServerName localhost"
+      for m in mpm_event authz_core authz_host proxy proxy_http proxy_wstunnel proxy_balancer \
+        lbmethod_bybusyness slotmem_shm headers; do
+        [ -f "$mods/mod_$m.so" ] || { echo "missing $mods/mod_$m.so" >&2; return 1; }
+        echo "LoadModule ${m}_module $mods/mod_$m.so"
+      done
+      echo "Include $1"
+    } >"$d/httpd.conf"
+    # Debian's apache2 reads APACHE_* variables from /etc/apache2/envvars; set what it needs.
+    APACHE_RUN_DIR=$d APACHE_LOCK_DIR=$d APACHE_LOG_DIR=$d APACHE_PID_FILE=$d/httpd.pid \
+      "$TILL_APACHE_BIN" -t -f "$d/httpd.conf"
+  }
   "$TILL_BIN" lb-config apache --upstream 127.0.0.1:18081 127.0.0.1:18082 --listen 127.0.0.1:18095 \
-    --static-dir "$PWD/web" >"$tmp/apache/till.conf"
-  check "apache2 -t lb-config apache" "$apache" -t -f "$tmp/apache/httpd.conf"
+    --static-dir "$PWD/web" --runtime-dir "$tmp/apache-run" >"$tmp/apache-static.conf"
+  mkdir -p "$tmp/apache-run"
+  check "apache2 -t lb-config apache (loopback, runtime dir, static UI)" apache_t "$tmp/apache-static.conf"
+  "$TILL_BIN" lb-config apache --upstream 10.0.0.11:8080 10.0.0.12:8080 --listen 18096 \
+    --max-body-bytes 5000000 >"$tmp/apache-plain.conf"
+  check "apache2 -t lb-config apache (proxied UI, port only)" apache_t "$tmp/apache-plain.conf"
+  "$TILL_BIN" lb-config apache --upstream web:8080 --resolver 127.0.0.11 --listen 127.0.0.1:18097 \
+    >"$tmp/apache-dns.conf"
+  check "apache2 -t lb-config apache (resolver)" apache_t "$tmp/apache-dns.conf"
 else
-  note "apache2 is not installed: lb-config apache is covered by unit tests only"
+  bad "apache2 could not be installed: lb-config apache is not validated"
 fi
 
 # ---------------------------------------------------------------------------------------------- compose

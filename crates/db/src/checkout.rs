@@ -4,11 +4,12 @@
 //!    request's idempotency key (if any), the products of the basket, the order number, the
 //!    database's clock and whether the named customer exists. The caller prices the order and
 //!    builds its whole answer (and event, and audit entries) from that.
-//! 2. [`place`] writes everything in one statement (the function `till_place_order`), which
-//!    PostgreSQL runs as one transaction:
-//!    the order, its lines and first history entry, the stock of every tracked line, their
-//!    ledger movements, any low-stock alert, the audit entries, the outbox event and the
-//!    idempotency key with its answer. Either all of it commits or none of it does.
+//! 2. [`place`] writes everything in one statement (the function `till_place_order`, given one
+//!    JSON document whose keys are column names: `PlaceArgs`), which PostgreSQL runs as one
+//!    transaction: the order, its lines and first history entry, the stock of every tracked
+//!    line, their ledger movements (whose trigger enqueues any low-stock alert), the audit
+//!    entries, the outbox event and the idempotency key with its answer. Either all of it
+//!    commits or none of it does.
 //!
 //! Why this is still exactly-once and never oversold:
 //! - Stock: the function locks the tracked product rows in ascending id order (sorted, then
@@ -17,7 +18,8 @@
 //!   line is short it writes nothing and returns every short line
 //!   ([`PlaceError::Insufficient`]). `products_stock_on_hand_check` stays as the last line of
 //!   defence.
-//! - Idempotency: the function first takes the key's advisory lock; held by another request
+//! - Idempotency: the function first takes the key's advisory lock (the same lock id as
+//!   [`idempotency::claim`]: both use `till_idempotency_lock_id`); held by another request
 //!   being written now → [`PlaceError::KeyInUse`] (409). The key row is inserted by the same
 //!   statement, so a request whose key was stored by one that already committed fails on the
 //!   primary key ([`PlaceError::KeyTaken`]) and the caller replays the stored answer. A
@@ -25,6 +27,7 @@
 //!   then fails the same way. No request can make a second order.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -32,7 +35,7 @@ use uuid::Uuid;
 
 use crate::audit::Actor;
 use crate::idempotency::{self, Stored};
-use crate::orders::{Line, Order, ProductForOrder};
+use crate::orders::{Order, ProductForOrder};
 use crate::stock::Shortage;
 use crate::DbError;
 
@@ -145,93 +148,199 @@ impl From<sqlx::Error> for PlaceError {
             }
         }
         match DbError::from(e) {
-            DbError::Unique(c) if c == idempotency::PKEY => PlaceError::KeyTaken,
+            DbError::Unique(v) if v.constraint == idempotency::PKEY => PlaceError::KeyTaken,
             e => PlaceError::Db(e),
+        }
+    }
+}
+
+/// The one argument of `till_place_order`
+/// (migrations/20261130100000_place_order_by_name.sql): every key is the column it fills, read
+/// there with `jsonb_populate_record(NULL::<table>, …)`.
+#[derive(Serialize)]
+struct PlaceArgs<'a> {
+    order: OrderRow<'a>,
+    lines: Vec<LineRow<'a>>,
+    /// One per tracked line, in line order.
+    takes: Vec<Take>,
+    movement_reason: &'a str,
+    audit: Vec<AuditRow<'a>>,
+    event: EventRow<'a>,
+    idempotency: KeyRow<'a>,
+}
+
+/// An `orders` row.
+#[derive(Serialize)]
+struct OrderRow<'a> {
+    id: Uuid,
+    number: i64,
+    channel: &'a str,
+    status: &'a str,
+    fulfilment: &'a str,
+    customer_id: Option<Uuid>,
+    created_by: Option<Uuid>,
+    subtotal_cents: i64,
+    discount_cents: i64,
+    tax_cents: i64,
+    total_cents: i64,
+    discount: &'a Option<Value>,
+    note: &'a Option<String>,
+    delivery_address: &'a Option<String>,
+    currency: &'a str,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// An `order_lines` row (its `order_id` is the order's).
+#[derive(Serialize)]
+struct LineRow<'a> {
+    line_no: i32,
+    product_id: Uuid,
+    sku: &'a str,
+    name: &'a str,
+    unit_price_cents: i64,
+    quantity: i64,
+    tax_rate_bp: i64,
+    track_stock: bool,
+    subtotal_cents: i64,
+    discount_cents: i64,
+    tax_cents: i64,
+    total_cents: i64,
+}
+
+/// Stock taken for a tracked line, and the id of its ledger movement.
+#[derive(Serialize)]
+struct Take {
+    movement_id: Uuid,
+    product_id: Uuid,
+    quantity: i64,
+}
+
+/// An `audit_log` row.
+#[derive(Serialize)]
+struct AuditRow<'a> {
+    id: Uuid,
+    actor_id: Option<Uuid>,
+    action: &'a str,
+    entity_type: &'a str,
+    entity_id: String,
+    data: &'a Value,
+    request_id: &'a Option<String>,
+    ip: &'a Option<String>,
+    at: DateTime<Utc>,
+}
+
+/// An `outbox` row.
+#[derive(Serialize)]
+struct EventRow<'a> {
+    topic: &'a str,
+    payload: &'a Value,
+}
+
+/// An `idempotency_keys` row: the key and its stored answer.
+#[derive(Serialize)]
+struct KeyRow<'a> {
+    scope: &'a str,
+    key: &'a str,
+    request_hash: &'a str,
+    response_status: u16,
+    response_body: &'a Value,
+    response_headers: &'a Value,
+}
+
+impl<'a> PlaceArgs<'a> {
+    fn new(p: &Placement<'a>) -> Self {
+        let o = p.order;
+        PlaceArgs {
+            order: OrderRow {
+                id: o.id,
+                number: o.number,
+                channel: o.channel.as_str(),
+                status: o.status.as_str(),
+                fulfilment: o.fulfilment.as_str(),
+                customer_id: o.customer_id,
+                created_by: o.created_by,
+                subtotal_cents: o.subtotal_cents,
+                discount_cents: o.discount_cents,
+                tax_cents: o.tax_cents,
+                total_cents: o.total_cents,
+                discount: &o.discount,
+                note: &o.note,
+                delivery_address: &o.delivery_address,
+                currency: &o.currency,
+                created_at: o.created_at,
+                updated_at: o.updated_at,
+            },
+            lines: o
+                .lines
+                .iter()
+                .zip(1..)
+                .map(|(l, line_no)| LineRow {
+                    line_no,
+                    product_id: l.product_id,
+                    sku: &l.sku,
+                    name: &l.name,
+                    unit_price_cents: l.unit_price_cents,
+                    quantity: l.quantity,
+                    tax_rate_bp: l.tax_rate_bp,
+                    track_stock: l.track_stock,
+                    subtotal_cents: l.subtotal_cents,
+                    discount_cents: l.discount_cents,
+                    tax_cents: l.tax_cents,
+                    total_cents: l.total_cents,
+                })
+                .collect(),
+            takes: o
+                .lines
+                .iter()
+                .filter(|l| l.track_stock)
+                .map(|l| Take {
+                    movement_id: Uuid::now_v7(),
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect(),
+            movement_reason: p.movement_reason,
+            audit: p
+                .audit
+                .iter()
+                .map(|a| AuditRow {
+                    id: Uuid::now_v7(),
+                    actor_id: p.actor.user_id,
+                    action: a.action,
+                    entity_type: "order",
+                    entity_id: o.id.to_string(),
+                    data: &a.data,
+                    request_id: &p.actor.request_id,
+                    ip: &p.actor.ip,
+                    at: o.created_at,
+                })
+                .collect(),
+            event: EventRow {
+                topic: p.event_topic,
+                payload: p.event,
+            },
+            idempotency: KeyRow {
+                scope: p.idem_scope,
+                key: p.idem_key,
+                request_hash: p.idem_hash,
+                response_status: p.answer_status,
+                response_body: p.answer_body,
+                response_headers: p.answer_headers,
+            },
         }
     }
 }
 
 /// Writes the order and all that goes with it in one statement; see the module comment.
 pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<(), PlaceError> {
-    let o = p.order;
-    let lines = &o.lines;
-    let col = |f: fn(&Line) -> i64| lines.iter().map(f).collect::<Vec<i64>>();
-    let tracked: Vec<&Line> = lines.iter().filter(|l| l.track_stock).collect();
-    // The statement lives in migrations/20261122000000_place_order.sql (see there for why it
-    // is a function); the arguments are bound in the function's order.
-    let sql = format!("SELECT till_place_order({})", placeholders(44));
-    let short: Option<Json<Vec<Shortage>>> = sqlx::query_scalar(&sql)
-        .bind(o.id)
-        .bind(o.number)
-        .bind(o.channel.as_str())
-        .bind(o.fulfilment.as_str())
-        .bind(o.customer_id)
-        .bind(o.created_by)
-        .bind(o.subtotal_cents)
-        .bind(o.discount_cents)
-        .bind(o.tax_cents)
-        .bind(o.total_cents)
-        .bind(&o.discount)
-        .bind(&o.note)
-        .bind(&o.delivery_address)
-        .bind(&o.currency)
-        .bind(o.created_at)
-        .bind(lines.iter().map(|l| l.product_id).collect::<Vec<Uuid>>())
-        .bind(lines.iter().map(|l| l.sku.as_str()).collect::<Vec<&str>>())
-        .bind(lines.iter().map(|l| l.name.as_str()).collect::<Vec<&str>>())
-        .bind(col(|l| l.unit_price_cents))
-        .bind(col(|l| l.quantity))
-        .bind(
-            lines
-                .iter()
-                .map(|l| l.tax_rate_bp as i32)
-                .collect::<Vec<i32>>(),
-        )
-        .bind(lines.iter().map(|l| l.track_stock).collect::<Vec<bool>>())
-        .bind(col(|l| l.subtotal_cents))
-        .bind(col(|l| l.discount_cents))
-        .bind(col(|l| l.tax_cents))
-        .bind(col(|l| l.total_cents))
-        .bind(tracked.iter().map(|l| l.product_id).collect::<Vec<Uuid>>())
-        .bind(tracked.iter().map(|l| l.quantity).collect::<Vec<i64>>())
-        .bind(
-            tracked
-                .iter()
-                .map(|_| Uuid::now_v7())
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(p.movement_reason)
-        .bind(p.actor.user_id)
-        .bind(&p.actor.request_id)
-        .bind(&p.actor.ip)
-        .bind(
-            p.audit
-                .iter()
-                .map(|_| Uuid::now_v7())
-                .collect::<Vec<Uuid>>(),
-        )
-        .bind(p.audit.iter().map(|a| a.action).collect::<Vec<&str>>())
-        .bind(p.audit.iter().map(|a| &a.data).collect::<Vec<&Value>>())
-        .bind(p.event_topic)
-        .bind(p.event)
-        .bind(p.idem_scope)
-        .bind(p.idem_key)
-        .bind(p.idem_hash)
-        .bind(i32::from(p.answer_status))
-        .bind(p.answer_body)
-        .bind(p.answer_headers)
+    let args = Json(PlaceArgs::new(&p));
+    let short: Option<Json<Vec<Shortage>>> = sqlx::query_scalar("SELECT till_place_order($1)")
+        .bind(args)
         .fetch_one(pool)
         .await?;
     match short {
         None => Ok(()),
         Some(Json(lines)) => Err(PlaceError::Insufficient(lines)),
     }
-}
-
-/// `$1, $2, …, $n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

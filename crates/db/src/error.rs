@@ -1,16 +1,145 @@
+//! Database failures, classified so the HTTP layer can answer 404/409/503 without seeing SQL,
+//! and the one table of the schema's named constraints: which kind each is and which field of
+//! the API it guards. A test (`crates/db/tests/schema.rs`) checks the table against the
+//! migrated schema, so a new constraint cannot be missed here.
+
 use thiserror::Error;
 
-/// Database failures, classified so the HTTP layer can answer 404/409/503 without seeing SQL.
+/// What a violated constraint enforces (its SQLSTATE class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    /// Primary keys, UNIQUE constraints and unique indexes (SQLSTATE 23505).
+    Unique,
+    /// CHECK constraints (23514).
+    Check,
+    /// Foreign keys (23503).
+    ForeignKey,
+}
+
+/// One named constraint (or unique index) of the schema.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Constraint {
+    pub name: &'static str,
+    pub kind: ConstraintKind,
+    /// The API field it guards: what a 409 names in `details.field`.
+    pub field: &'static str,
+}
+
+const fn c(name: &'static str, kind: ConstraintKind, field: &'static str) -> Constraint {
+    Constraint { name, kind, field }
+}
+
+use ConstraintKind::{Check, ForeignKey, Unique};
+
+/// Every constraint and unique index of the migrated schema, by table.
+pub const CONSTRAINTS: &[Constraint] = &[
+    c("audit_log_pkey", Unique, "id"),
+    c("categories_pkey", Unique, "id"),
+    c("categories_slug_key", Unique, "slug"),
+    c("customers_pkey", Unique, "id"),
+    c("customers_phone_key", Unique, "phone"),
+    c("idempotency_keys_pkey", Unique, "key"),
+    c("inventory_movements_pkey", Unique, "id"),
+    c(
+        "inventory_movements_balance_after_check",
+        Check,
+        "balance_after",
+    ),
+    c("inventory_movements_delta_check", Check, "delta"),
+    c("inventory_movements_reason_check", Check, "reason"),
+    c("inventory_movements_order_id_fkey", ForeignKey, "order_id"),
+    c(
+        "inventory_movements_product_id_fkey",
+        ForeignKey,
+        "product_id",
+    ),
+    c("jobs_pkey", Unique, "id"),
+    c("jobs_dedupe_idx", Unique, "dedupe_key"),
+    c("jobs_status_check", Check, "status"),
+    c("order_lines_pkey", Unique, "line_no"),
+    c("order_lines_quantity_check", Check, "quantity"),
+    c("order_lines_order_id_fkey", ForeignKey, "order_id"),
+    c("order_lines_product_id_fkey", ForeignKey, "product_id"),
+    c("order_status_history_pkey", Unique, "seq"),
+    c("order_status_history_order_id_fkey", ForeignKey, "order_id"),
+    c("orders_pkey", Unique, "id"),
+    c("orders_number_key", Unique, "number"),
+    c("orders_channel_check", Check, "channel"),
+    c("orders_status_check", Check, "status"),
+    c("orders_fulfilment_check", Check, "fulfilment"),
+    c("orders_subtotal_cents_check", Check, "subtotal_cents"),
+    c("orders_discount_cents_check", Check, "discount_cents"),
+    c("orders_tax_cents_check", Check, "tax_cents"),
+    c("orders_total_cents_check", Check, "total_cents"),
+    c("orders_paid_cents_check", Check, "paid_cents"),
+    // refunded_cents >= 0 AND <= paid_cents (an unnamed column CHECK, named by PostgreSQL).
+    c("orders_check", Check, "refunded_cents"),
+    c("orders_paid_le_total", Check, "paid_cents"),
+    c("orders_customer_id_fkey", ForeignKey, "customer_id"),
+    c("orders_created_by_fkey", ForeignKey, "created_by"),
+    c("outbox_pkey", Unique, "id"),
+    c("outbox_seq_idx", Unique, "seq"),
+    c("payments_pkey", Unique, "id"),
+    c("payments_amount_cents_check", Check, "amount_cents"),
+    c("payments_method_check", Check, "method"),
+    c("payments_order_id_fkey", ForeignKey, "order_id"),
+    c("products_pkey", Unique, "id"),
+    c("products_sku_key", Unique, "sku"),
+    c("products_barcode_key", Unique, "barcode"),
+    c("products_price_cents_check", Check, "price_cents"),
+    c("products_tax_rate_bp_check", Check, "tax_rate_bp"),
+    c("products_stock_on_hand_check", Check, "stock_on_hand"),
+    c(
+        "products_low_stock_threshold_check",
+        Check,
+        "low_stock_threshold",
+    ),
+    c("products_category_id_fkey", ForeignKey, "category_id"),
+    c("refunds_pkey", Unique, "id"),
+    c("refunds_amount_cents_check", Check, "amount_cents"),
+    c("refunds_order_id_fkey", ForeignKey, "order_id"),
+    c("users_pkey", Unique, "id"),
+    c("users_email_key", Unique, "email"),
+    c("users_role_check", Check, "role"),
+    c("users_customer_id_fkey", ForeignKey, "customer_id"),
+];
+
+/// The table's entry for a constraint name.
+pub fn constraint(name: &str) -> Option<&'static Constraint> {
+    CONSTRAINTS.iter().find(|c| c.name == name)
+}
+
+/// A violated constraint: its name, the field it guards, and the database's error for the log.
+#[derive(Debug, Error)]
+#[error("field {field}")]
+pub struct Violation {
+    pub constraint: &'static str,
+    pub field: &'static str,
+    /// `None` when the violation was found by Rust code rather than reported by PostgreSQL.
+    #[source]
+    pub source: Option<sqlx::Error>,
+}
+
+/// Compares the constraint's name: `DbError::Unique(v) if v == idempotency::PKEY`.
+impl PartialEq<&str> for Violation {
+    fn eq(&self, name: &&str) -> bool {
+        self.constraint == *name
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum DbError {
     #[error("not found")]
     NotFound,
-    /// A unique constraint was violated; the name says which (e.g. `products_sku_key`).
-    #[error("unique violation on {0}")]
-    Unique(String),
+    /// A primary key, UNIQUE constraint or unique index was violated (e.g. `products_sku_key`).
+    #[error("unique violation on {}", .0.constraint)]
+    Unique(#[source] Violation),
     /// A CHECK constraint was violated (e.g. stock would go negative).
-    #[error("check violation on {0}")]
-    Check(String),
+    #[error("check violation on {}", .0.constraint)]
+    Check(#[source] Violation),
+    /// A referenced row does not exist, or a referencing one still does.
+    #[error("foreign key violation on {}", .0.constraint)]
+    ForeignKey(#[source] Violation),
     /// Serialization failure or deadlock: safe to retry the whole transaction.
     #[error("transaction conflict")]
     Retryable,
@@ -20,23 +149,55 @@ pub enum DbError {
     Other(sqlx::Error),
 }
 
+impl DbError {
+    /// A CHECK violation found by Rust code (e.g. a guarded update that wrote fewer rows), named
+    /// like the constraint that would have caught it.
+    pub fn check(name: &'static str) -> Self {
+        DbError::Check(Violation {
+            constraint: name,
+            field: constraint(name).map_or("", |c| c.field),
+            source: None,
+        })
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::RowNotFound => DbError::NotFound,
+        let kind = match &e {
+            sqlx::Error::RowNotFound => return DbError::NotFound,
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                DbError::Unavailable
+                return DbError::Unavailable
             }
-            sqlx::Error::Database(db) => {
-                let constraint = db.constraint().unwrap_or_default().to_owned();
-                match db.code().as_deref() {
-                    Some("23505") => DbError::Unique(constraint),
-                    Some("23514") => DbError::Check(constraint),
-                    Some("40001") | Some("40P01") => DbError::Retryable,
-                    _ => DbError::Other(e),
-                }
-            }
-            _ => DbError::Other(e),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                Some("40001") | Some("40P01") => return DbError::Retryable,
+                Some("23505") => Unique,
+                Some("23514") => Check,
+                Some("23503") => ForeignKey,
+                _ => return DbError::Other(e),
+            },
+            _ => return DbError::Other(e),
+        };
+        // A constraint missing from the table (the schema test prevents it) stays unclassified:
+        // logged whole as a 500 rather than answered with a guessed field.
+        let found = match &e {
+            sqlx::Error::Database(db) => db
+                .constraint()
+                .and_then(constraint)
+                .filter(|c| c.kind == kind),
+            _ => None,
+        };
+        let Some(c) = found else {
+            return DbError::Other(e);
+        };
+        let v = Violation {
+            constraint: c.name,
+            field: c.field,
+            source: Some(e),
+        };
+        match kind {
+            Unique => DbError::Unique(v),
+            Check => DbError::Check(v),
+            ForeignKey => DbError::ForeignKey(v),
         }
     }
 }

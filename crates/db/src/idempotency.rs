@@ -2,9 +2,9 @@
 //! retried request gets the first answer back and never a second effect.
 //!
 //! Protocol, per transaction (see [`claim`] and [`save`]):
-//! 1. `pg_try_advisory_xact_lock(hash(scope, key))`: taken → another request with this key is
-//!    running right now (409 `idempotency_key_in_use`). The lock is released by commit or
-//!    rollback, so a crashed or failed request never leaves the key stuck.
+//! 1. `pg_try_advisory_xact_lock(till_idempotency_lock_id(scope, key))`: taken → another
+//!    request with this key is running right now (409 `idempotency_key_in_use`). The lock is
+//!    released by commit or rollback, so a crashed or failed request never leaves the key stuck.
 //! 2. Look the key up: a stored answer with the same request hash is replayed; with a different
 //!    hash the key is being reused for another request (422).
 //! 3. Otherwise the caller does the work and [`save`]s the answer before committing. A request
@@ -19,7 +19,8 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::DbError;
 
-/// The constraint [`save`] reports when the key was stored concurrently.
+/// The constraint [`save`] reports when the key was stored concurrently
+/// ([`DbError::Unique`] with this name).
 pub const PKEY: &str = "idempotency_keys_pkey";
 
 /// A stored answer.
@@ -55,13 +56,17 @@ pub async fn claim(
     key: &str,
     request_hash: &str,
 ) -> Result<Claim, DbError> {
-    // The lock id hashes scope and key with PostgreSQL's 64-bit text hash; a collision only
-    // makes two unrelated keys wait for each other (409, retry), never share an answer. Order
-    // creation's `till_place_order` (migrations/20261122000000_place_order.sql) takes the same
-    // lock with the same expression: keep the two alike.
-    let row: (bool, Option<String>, Option<i32>, Option<Value>, Option<Value>) = sqlx::query_as(
+    // `till_idempotency_lock_id` (migrations/20261130100000_place_order_by_name.sql) is the one
+    // definition of a key's lock id; order creation's `till_place_order` locks through it too.
+    let row: (
+        bool,
+        Option<String>,
+        Option<i32>,
+        Option<Value>,
+        Option<Value>,
+    ) = sqlx::query_as(
         "SELECT l.locked, k.request_hash, k.response_status, k.response_body, k.response_headers
-         FROM (SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0)) AS locked) l
+         FROM (SELECT pg_try_advisory_xact_lock(till_idempotency_lock_id($1, $2)) AS locked) l
          LEFT JOIN idempotency_keys k ON l.locked AND k.scope = $1 AND k.key = $2",
     )
     .bind(scope)

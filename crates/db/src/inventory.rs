@@ -70,17 +70,16 @@ pub async fn apply_movement(
     note: Option<&str>,
     user_id: Option<Uuid>,
 ) -> Result<MovementRow, MovementError> {
+    // The ledger's trigger (`till_low_stock_alerts`) enqueues any low-stock alert.
     let sql = format!(
         "WITH upd AS (
             UPDATE products SET stock_on_hand = stock_on_hand + $2, updated_at = now()
             WHERE id = $1 AND stock_on_hand + $2 >= 0
-            RETURNING id, $2::bigint AS delta, stock_on_hand, track_stock, low_stock_threshold
-         ), alert AS ({alert}
+            RETURNING id, stock_on_hand
          )
          INSERT INTO inventory_movements (id, product_id, delta, reason, balance_after, order_id, note, user_id)
          SELECT $3, id, $2, $4, stock_on_hand, $5, $6, $7 FROM upd
-         RETURNING {COLS}",
-        alert = crate::stock::LOW_STOCK_ALERT
+         RETURNING {COLS}"
     );
     let row: Option<MovementRow> = sqlx::query_as(&sql)
         .bind(product_id)

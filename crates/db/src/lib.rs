@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-pub use error::DbError;
+pub use error::{constraint, Constraint, ConstraintKind, DbError, Violation, CONSTRAINTS};
 pub use sqlx::{PgConnection, Postgres, Transaction};
 
 /// Embedded migrations from the repository's `migrations/` folder.

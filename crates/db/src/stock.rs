@@ -81,24 +81,22 @@ async fn apply_locked(
     let ids: Vec<Uuid> = deltas.iter().map(|d| d.0).collect();
     let amounts: Vec<i64> = deltas.iter().map(|d| d.1).collect();
     let movement_ids: Vec<Uuid> = deltas.iter().map(|_| Uuid::now_v7()).collect();
-    let sql = format!(
-        "WITH req AS (
+    // The ledger's trigger (`till_low_stock_alerts`) enqueues any low-stock alert.
+    let sql = "WITH req AS (
              SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[]) AS r(product_id, delta, movement_id)
          ), upd AS (
              UPDATE products p
              SET stock_on_hand = p.stock_on_hand + req.delta, updated_at = now()
              FROM req
              WHERE p.id = req.product_id AND p.stock_on_hand + req.delta >= 0
-             RETURNING p.id, req.delta, req.movement_id, p.stock_on_hand, p.track_stock, p.low_stock_threshold
-         ), alert AS ({LOW_STOCK_ALERT}
+             RETURNING p.id, req.delta, req.movement_id, p.stock_on_hand
          ), mov AS (
              INSERT INTO inventory_movements (id, product_id, delta, reason, balance_after, order_id, user_id)
              SELECT movement_id, id, delta, $4, stock_on_hand, $5, $6 FROM upd
              RETURNING 1
          )
-         SELECT count(*) FROM mov"
-    );
-    let written: i64 = sqlx::query_scalar(&sql)
+         SELECT count(*) FROM mov";
+    let written: i64 = sqlx::query_scalar(sql)
         .bind(&ids)
         .bind(&amounts)
         .bind(&movement_ids)
@@ -109,23 +107,10 @@ async fn apply_locked(
         .await?;
     if written != deltas.len() as i64 {
         // Unreachable while callers lock first; refuse rather than write a partial ledger.
-        return Err(DbError::Check("products_stock_on_hand_check".into()));
+        return Err(DbError::check("products_stock_on_hand_check"));
     }
     Ok(())
 }
-
-/// A CTE body over `upd(id, delta, stock_on_hand, track_stock, low_stock_threshold)` that
-/// enqueues a `stock.low_alert` job for each tracked product whose stock just crossed down to
-/// its threshold (one pending alert per product). Shared by sales and manual adjustments.
-pub const LOW_STOCK_ALERT: &str = "
-    INSERT INTO jobs (id, kind, payload, priority, dedupe_key)
-    SELECT gen_random_uuid(), 'stock.low_alert', jsonb_build_object('product_id', upd.id), 5,
-           'stock.low:' || upd.id
-    FROM upd
-    WHERE upd.track_stock AND upd.stock_on_hand <= upd.low_stock_threshold
-      AND upd.stock_on_hand - upd.delta > upd.low_stock_threshold
-    ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running')
-    DO NOTHING RETURNING 1";
 
 /// Puts `lines` (product, quantity > 0) back into stock for tracked products.
 pub async fn put(

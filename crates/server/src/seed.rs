@@ -1,45 +1,112 @@
 //! `till seed`: `--demo` loads a believable shop (staff accounts, categories, a few hundred
-//! products with EAN-13 barcodes, prices, tax rates and opening stock); `--products N` adds N
-//! generated products for benchmarks. Both are idempotent where it matters: re-running
+//! products with EAN-13 barcodes, prices, tax rates and opening stock) described by
+//! `data/demo.json`; `--products N` adds N generated products for benchmarks. Both are idempotent where it matters: re-running
 //! `--demo` changes nothing, and every product's stock comes with its `received` movement.
+
+use std::sync::OnceLock;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use till_app::accounts::{self, NewAccount};
 use till_app::App;
 use till_db::categories;
 use till_db::products::{self, SeedProduct};
 use uuid::Uuid;
 
-/// Demo staff accounts, one per role. Passwords are printed so a newcomer can sign in.
-pub const DEMO_STAFF: &[(&str, &str, &str, &str)] = &[
-    (
-        "manager@till.local",
-        "Morgan Manager",
-        "manager",
-        "manager-pass-1",
-    ),
-    (
-        "cashier@till.local",
-        "Casey Cashier",
-        "cashier",
-        "cashier-pass-1",
-    ),
-    ("staff@till.local", "Sam Staff", "staff", "staff-pass-1"),
-    (
-        "customer@till.local",
-        "Chris Customer",
-        "customer",
-        "customer-pass-1",
-    ),
-];
+/// The demo shop: staff accounts, categories, products, prices and stock rules. Read once, on
+/// first use; a malformed file fails the unit tests (and `till seed --demo` with its message).
+const DEMO_JSON: &str = include_str!("../data/demo.json");
+
+/// `data/demo.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoShop {
+    /// One account per role; passwords are printed so a newcomer can sign in.
+    staff: Vec<StaffSpec>,
+    /// In SKU and barcode order: a category's position is part of its products' barcodes.
+    categories: Vec<CategorySpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaffSpec {
+    email: String,
+    name: String,
+    role: String,
+    password: String,
+}
+
+/// One demo category: every item in every variant becomes a stocked product.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategorySpec {
+    name: String,
+    /// SKUs are `{sku_prefix}-{n:04}`.
+    sku_prefix: String,
+    tax_rate_bp: i32,
+    description: String,
+    low_stock_threshold: i64,
+    /// A name with `{}` for the item's name, and the price in percent of the item's.
+    variants: Vec<VariantSpec>,
+    items: Vec<PricedName>,
+    /// Sold, never stocked, no barcode: drinks made at the coffee bar, one product per size.
+    #[serde(default)]
+    made_to_order: Option<MadeToOrderSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantSpec {
+    name: String,
+    price_percent: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricedName {
+    name: String,
+    price_cents: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MadeToOrderSpec {
+    /// SKUs are `{sku_prefix}-{n:04}`, numbered on from the category's stocked products.
+    sku_prefix: String,
+    tax_rate_bp: i32,
+    description: String,
+    sizes: Vec<SizeSpec>,
+    items: Vec<PricedName>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SizeSpec {
+    name: String,
+    extra_cents: i64,
+}
+
+fn demo_shop() -> anyhow::Result<&'static DemoShop> {
+    static SHOP: OnceLock<Result<DemoShop, String>> = OnceLock::new();
+    SHOP.get_or_init(|| serde_json::from_str(DEMO_JSON).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("crates/server/data/demo.json: {e}"))
+}
 
 pub async fn demo(app: &App) -> anyhow::Result<()> {
     let created = accounts::bootstrap_admin(app).await?;
     if created {
         println!("admin created from ADMIN_EMAIL");
     }
-    for (email, name, role, password) in DEMO_STAFF {
+    let shop = demo_shop()?;
+    for StaffSpec {
+        email,
+        name,
+        role,
+        password,
+    } in &shop.staff
+    {
         let account = NewAccount {
             email,
             password,
@@ -52,8 +119,8 @@ pub async fn demo(app: &App) -> anyhow::Result<()> {
             if made { "created " } else { "exists  " }
         );
     }
-    let cats = ensure_categories(app).await?;
-    let rows = demo_products(&cats);
+    let cats = ensure_categories(app, shop).await?;
+    let rows = demo_products(shop, &cats);
     let total = rows.len();
     let mut tx = app.db.write.begin().await?;
     let inserted = products::insert_many(&mut tx, &rows).await?;
@@ -70,7 +137,7 @@ pub async fn demo(app: &App) -> anyhow::Result<()> {
 /// Adds `n` generated products (with opening stock) in batched multi-row inserts.
 pub async fn bench_products(app: &App, n: usize) -> anyhow::Result<()> {
     const BATCH: usize = 5_000;
-    let cats = ensure_categories(app).await?;
+    let cats = ensure_categories(app, demo_shop()?).await?;
     let mut rng = StdRng::from_entropy();
     // A run tag keeps SKUs and barcodes apart from earlier runs.
     let tag: String = (0..6)
@@ -98,244 +165,13 @@ pub async fn bench_products(app: &App, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One demo category: SKU prefix, tax rate, items (name, base price), and variants (a name
-/// pattern with `{}`, price in percent of the base).
-struct CategorySpec {
-    name: &'static str,
-    code: &'static str,
-    tax_bp: i32,
-    description: &'static str,
-    items: &'static [(&'static str, i64)],
-    variants: &'static [(&'static str, i64)],
-}
-
-const CATEGORIES: &[CategorySpec] = &[
-    CategorySpec {
-        name: "Coffee",
-        code: "COF",
-        tax_bp: 0,
-        description: "Roasted in small batches every week.",
-        items: &[
-            ("Ethiopia Yirgacheffe", 1599),
-            ("Colombia Huila", 1399),
-            ("Guatemala Antigua", 1449),
-            ("Kenya AA", 1699),
-            ("Sumatra Mandheling", 1499),
-            ("Brazil Cerrado", 1199),
-            ("Costa Rica Tarrazú", 1549),
-            ("Rwanda Nyungwe", 1649),
-            ("House Espresso Blend", 1299),
-            ("Breakfast Blend", 1199),
-            ("French Roast", 1249),
-            ("Decaf Swiss Water", 1399),
-        ],
-        variants: &[
-            ("{} Whole Bean 250 g", 100),
-            ("{} Ground 250 g", 100),
-            ("{} Whole Bean 1 kg", 340),
-        ],
-    },
-    CategorySpec {
-        name: "Bakery",
-        code: "BAK",
-        tax_bp: 0,
-        description: "Baked here every morning.",
-        items: &[
-            ("Sourdough Loaf", 699),
-            ("Baguette", 349),
-            ("Butter Croissant", 325),
-            ("Pain au Chocolat", 375),
-            ("Almond Croissant", 425),
-            ("Cinnamon Roll", 395),
-            ("Blueberry Muffin", 325),
-            ("Banana Bread Slice", 295),
-            ("Seeded Rye Loaf", 749),
-            ("Rosemary Focaccia", 599),
-            ("Brioche Buns 4 ct", 549),
-            ("Everything Bagel", 195),
-            ("Plain Bagel", 175),
-            ("Chocolate Chip Cookie", 249),
-            ("Oatmeal Raisin Cookie", 249),
-            ("Lemon Poppy Seed Muffin", 325),
-            ("Morning Bun", 375),
-            ("Cheddar Scone", 349),
-            ("Multigrain Sandwich Loaf", 649),
-            ("Carrot Cake Slice", 495),
-        ],
-        variants: &[("{}", 100)],
-    },
-    CategorySpec {
-        name: "Produce",
-        code: "PRO",
-        tax_bp: 0,
-        description: "Fresh from regional farms when in season.",
-        items: &[
-            ("Bananas (per lb)", 69),
-            ("Gala Apples (per lb)", 199),
-            ("Honeycrisp Apples (per lb)", 299),
-            ("Hass Avocado", 149),
-            ("Lemons", 79),
-            ("Limes", 49),
-            ("Navel Oranges (per lb)", 149),
-            ("Strawberries 1 lb", 449),
-            ("Blueberries 6 oz", 399),
-            ("Baby Spinach 5 oz", 349),
-            ("Romaine Hearts 3 ct", 399),
-            ("Carrots 2 lb", 249),
-            ("Yellow Onions 3 lb", 349),
-            ("Russet Potatoes 5 lb", 499),
-            ("Roma Tomatoes (per lb)", 179),
-            ("English Cucumber", 149),
-            ("Red Bell Pepper", 179),
-            ("Broccoli Crown", 229),
-            ("Garlic Bulb", 89),
-            ("Ginger Root (per lb)", 399),
-        ],
-        variants: &[("{}", 100), ("Organic {}", 140)],
-    },
-    CategorySpec {
-        name: "Dairy",
-        code: "DAI",
-        tax_bp: 0,
-        description: "Kept cold from the farm to our fridges.",
-        items: &[
-            ("Whole Milk Half Gallon", 349),
-            ("Whole Milk 1 Gallon", 549),
-            ("2% Milk Half Gallon", 339),
-            ("2% Milk 1 Gallon", 529),
-            ("Oat Milk 64 oz", 499),
-            ("Almond Milk 64 oz", 429),
-            ("Greek Yogurt Plain 32 oz", 599),
-            ("Unsalted Butter 1 lb", 549),
-            ("Large Eggs Dozen", 429),
-            ("Sharp Cheddar 8 oz", 449),
-            ("Fresh Mozzarella 8 oz", 499),
-            ("Cream Cheese 8 oz", 299),
-            ("Sour Cream 16 oz", 279),
-            ("Heavy Cream 1 pt", 399),
-            ("Parmesan Wedge 6 oz", 699),
-            ("Cottage Cheese 16 oz", 379),
-        ],
-        variants: &[("Harvest Lane {}", 100), ("Blue Ridge Farms {}", 115)],
-    },
-    CategorySpec {
-        name: "Pantry",
-        code: "PAN",
-        tax_bp: 0,
-        description: "Staples for the cupboard.",
-        items: &[
-            ("Spaghetti 1 lb", 199),
-            ("Penne Rigate 1 lb", 199),
-            ("Jasmine Rice 2 lb", 449),
-            ("Basmati Rice 2 lb", 499),
-            ("Extra Virgin Olive Oil 500 ml", 999),
-            ("Diced Tomatoes 28 oz", 249),
-            ("Black Beans 15 oz", 149),
-            ("Chickpeas 15 oz", 149),
-            ("All-Purpose Flour 5 lb", 449),
-            ("Granulated Sugar 4 lb", 399),
-            ("Wildflower Honey 12 oz", 799),
-            ("Creamy Peanut Butter 16 oz", 399),
-            ("Rolled Oats 42 oz", 549),
-            ("Pure Maple Syrup 12 oz", 1099),
-            ("Fine Sea Salt 26 oz", 299),
-            ("Chicken Broth 32 oz", 349),
-            ("Marinara Sauce 24 oz", 449),
-            ("Red Lentils 2 lb", 399),
-        ],
-        variants: &[("Harvest Lane {}", 100), ("Golden Fields {}", 125)],
-    },
-    CategorySpec {
-        name: "Drinks",
-        code: "DRK",
-        tax_bp: 500,
-        description: "Cold drinks and cases to take home.",
-        items: &[
-            ("Sparkling Water 12 pk", 599),
-            ("Spring Water 24 pk", 699),
-            ("Cola 12 pk", 799),
-            ("Diet Cola 12 pk", 799),
-            ("Lemon-Lime Soda 2 L", 249),
-            ("Orange Juice 52 oz", 499),
-            ("Apple Juice 64 oz", 399),
-            ("Ginger Kombucha 16 oz", 399),
-            ("Cold Brew Coffee 11 oz", 449),
-            ("Green Iced Tea 18 oz", 249),
-            ("Lemonade 52 oz", 399),
-            ("Coconut Water 1 L", 449),
-            ("Sports Drink 28 oz", 229),
-            ("Sparkling Yerba Mate 12 oz", 349),
-        ],
-        variants: &[("Clearwater {}", 100), ("Sunny Valley {}", 110)],
-    },
-    CategorySpec {
-        name: "Household",
-        code: "HOU",
-        tax_bp: 825,
-        description: "Everyday essentials for the home.",
-        items: &[
-            ("Paper Towels 6 Rolls", 1199),
-            ("Toilet Paper 12 Rolls", 1399),
-            ("Dish Soap 24 oz", 399),
-            ("Laundry Detergent 64 oz", 1299),
-            ("Trash Bags 13 gal 40 ct", 999),
-            ("Scrub Sponges 6 pk", 549),
-            ("All-Purpose Cleaner 32 oz", 449),
-            ("Aluminum Foil 75 sq ft", 599),
-            ("Plastic Wrap 200 sq ft", 449),
-            ("AA Batteries 8 pk", 999),
-            ("AAA Batteries 8 pk", 999),
-            ("LED Light Bulbs 4 pk", 1099),
-            ("Hand Soap 12 oz", 349),
-            ("Zip Storage Bags Gallon 30 ct", 499),
-        ],
-        variants: &[("Till Market {}", 100), ("Brightway {}", 120)],
-    },
-    CategorySpec {
-        name: "Snacks",
-        code: "SNK",
-        tax_bp: 500,
-        description: "Something to nibble on.",
-        items: &[
-            ("Sea Salt Potato Chips 8 oz", 449),
-            ("BBQ Potato Chips 8 oz", 449),
-            ("Tortilla Chips 13 oz", 399),
-            ("Salted Pretzels 16 oz", 349),
-            ("Microwave Popcorn 3 ct", 399),
-            ("Trail Mix 10 oz", 599),
-            ("Roasted Almonds 8 oz", 649),
-            ("Dark Chocolate Bar 72%", 349),
-            ("Milk Chocolate Bar", 299),
-            ("Granola Bars 6 ct", 449),
-            ("Peanut Butter Cups 2 ct", 159),
-            ("Gummy Bears 5 oz", 249),
-            ("Lightly Salted Rice Cakes", 299),
-            ("Beef Jerky 3 oz", 799),
-            ("Cheddar Crackers 7 oz", 379),
-        ],
-        variants: &[("Crunch & Co {}", 100), ("Harvest Lane {}", 90)],
-    },
-];
-
-/// Drinks made to order at the coffee bar: sold, never stocked.
-const CAFE_DRINKS: &[(&str, i64)] = &[
-    ("Espresso", 300),
-    ("Americano", 350),
-    ("Cappuccino", 450),
-    ("Caffè Latte", 475),
-    ("Flat White", 450),
-    ("Mocha", 525),
-    ("Chai Latte", 495),
-    ("Hot Chocolate", 395),
-];
-
-/// Ensures the demo categories exist; returns their ids in `CATEGORIES` order.
-async fn ensure_categories(app: &App) -> anyhow::Result<Vec<Uuid>> {
+/// Ensures the demo categories exist; returns their ids in the file's order.
+async fn ensure_categories(app: &App, shop: &DemoShop) -> anyhow::Result<Vec<Uuid>> {
     let mut tx = app.db.write.begin().await?;
-    let mut ids = Vec::with_capacity(CATEGORIES.len());
-    for c in CATEGORIES {
-        let slug = till_domain::slugify(c.name);
-        ids.push(categories::ensure(&mut tx, c.name, &slug).await?.id);
+    let mut ids = Vec::with_capacity(shop.categories.len());
+    for c in &shop.categories {
+        let slug = till_domain::slugify(&c.name);
+        ids.push(categories::ensure(&mut tx, &c.name, &slug).await?.id);
     }
     tx.commit().await?;
     Ok(ids)
@@ -374,43 +210,43 @@ fn stock_for(h: u64, threshold: i64) -> i64 {
     }
 }
 
-fn demo_products(cats: &[Uuid]) -> Vec<SeedProduct> {
+fn demo_products(shop: &DemoShop, cats: &[Uuid]) -> Vec<SeedProduct> {
     let mut out = Vec::new();
-    for (ci, (spec, &cat)) in CATEGORIES.iter().zip(cats).enumerate() {
+    for (ci, (spec, &cat)) in shop.categories.iter().zip(cats).enumerate() {
         let mut n = 0u64;
-        for &(item, base) in spec.items {
-            for &(pattern, pct) in spec.variants {
+        for item in &spec.items {
+            for variant in &spec.variants {
                 n += 1;
                 let h = mix((ci as u64) << 32 | n);
-                let threshold = if spec.code == "PRO" { 10 } else { 5 };
+                let threshold = spec.low_stock_threshold;
                 out.push(SeedProduct {
                     id: Uuid::now_v7(),
-                    sku: format!("{}-{n:04}", spec.code),
+                    sku: format!("{}-{n:04}", spec.sku_prefix),
                     barcode: Some(ean13(&format!("20{ci:02}{n:08}"))),
-                    name: pattern.replace("{}", item),
-                    description: spec.description.to_owned(),
+                    name: variant.name.replace("{}", &item.name),
+                    description: spec.description.clone(),
                     category_id: Some(cat),
-                    price_cents: shelf_price(base * pct / 100),
-                    tax_rate_bp: spec.tax_bp,
+                    price_cents: shelf_price(item.price_cents * variant.price_percent / 100),
+                    tax_rate_bp: spec.tax_rate_bp,
                     track_stock: true,
                     low_stock_threshold: threshold,
                     stock: stock_for(h, threshold),
                 });
             }
         }
-        if spec.code == "COF" {
-            for &(drink, price) in CAFE_DRINKS {
-                for (size, extra) in [("Small", 0), ("Large", 75)] {
+        if let Some(bar) = &spec.made_to_order {
+            for item in &bar.items {
+                for size in &bar.sizes {
                     n += 1;
                     out.push(SeedProduct {
                         id: Uuid::now_v7(),
-                        sku: format!("BAR-{n:04}"),
+                        sku: format!("{}-{n:04}", bar.sku_prefix),
                         barcode: None,
-                        name: format!("{drink} ({size})"),
-                        description: "Made to order at the coffee bar.".to_owned(),
+                        name: format!("{} ({})", item.name, size.name),
+                        description: bar.description.clone(),
                         category_id: Some(cat),
-                        price_cents: price + extra,
-                        tax_rate_bp: 825,
+                        price_cents: item.price_cents + size.extra_cents,
+                        tax_rate_bp: bar.tax_rate_bp,
                         track_stock: false,
                         low_stock_threshold: 0,
                         stock: 0,
@@ -518,9 +354,10 @@ mod tests {
 
     #[test]
     fn demo_shop_is_believable_and_stable() {
-        let cats: Vec<Uuid> = CATEGORIES.iter().map(|_| Uuid::now_v7()).collect();
-        let a = demo_products(&cats);
-        let b = demo_products(&cats);
+        let shop = demo_shop().unwrap();
+        let cats: Vec<Uuid> = shop.categories.iter().map(|_| Uuid::now_v7()).collect();
+        let a = demo_products(shop, &cats);
+        let b = demo_products(shop, &cats);
         assert!((200..=400).contains(&a.len()), "{}", a.len());
         let skus: std::collections::HashSet<_> = a.iter().map(|p| &p.sku).collect();
         assert_eq!(skus.len(), a.len(), "unique SKUs");

@@ -294,7 +294,11 @@ mod tests {
             (422, "validation_failed")
         );
         assert_eq!(
-            answer(AccountError::Db(DbError::Unique("users_email_key".into()))),
+            answer(AccountError::Db(DbError::Unique(till_db::Violation {
+                constraint: "users_email_key",
+                field: "email",
+                source: None,
+            }))),
             (409, "already_exists")
         );
         assert_eq!(

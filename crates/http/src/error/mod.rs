@@ -200,18 +200,27 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::NotFound => ApiError::not_found(),
-            DbError::Unique(c) => ApiError::already_exists(format!(
-                "A record with this {} already exists.",
-                field_of(&c)
-            ))
-            .with_details(json!({ "field": field_of(&c) })),
+            DbError::Unique(v) => {
+                ApiError::already_exists(format!("A record with this {} already exists.", v.field))
+                    .with_details(json!({ "field": v.field }))
+            }
             DbError::Unavailable => {
                 ApiError::unavailable("The database is unavailable; try again shortly.")
             }
             DbError::Retryable => {
                 ApiError::conflict("conflict", "A concurrent change got in the way; try again.")
             }
-            other => ApiError::internal(other),
+            other => {
+                // The whole cause chain (constraint, then PostgreSQL's message) for the log.
+                let mut cause = other.to_string();
+                let mut next = std::error::Error::source(&other);
+                while let Some(e) = next {
+                    cause.push_str(": ");
+                    cause.push_str(&e.to_string());
+                    next = e.source();
+                }
+                ApiError::internal(cause)
+            }
         }
     }
 }
@@ -221,10 +230,4 @@ impl From<StoreError> for ApiError {
         tracing::warn!(error = %e, "shared store unavailable");
         ApiError::unavailable("A backing service is unavailable; try again shortly.")
     }
-}
-
-/// `products_sku_key` → `sku`: our unique constraints are named `<table>_<field>_key`.
-fn field_of(constraint: &str) -> &str {
-    let c = constraint.strip_suffix("_key").unwrap_or(constraint);
-    c.split_once('_').map(|(_, f)| f).unwrap_or(c)
 }
