@@ -10,7 +10,7 @@ const priced = (subtotal_cents, discount_cents, tax_cents) => ({
   subtotal_cents, discount_cents, tax_cents, total_cents: subtotal_cents - discount_cents + tax_cents,
 });
 
-test('three lines, 10 % off: the worked example of API.md', () => {
+test('three lines, 10 % off: the worked example of docs/api.md (Pricing)', () => {
   const o = priceOrder([line(1000, 1, 825), line(250, 3, 0), line(199, 2, 1000)], { type: 'percent', value_bp: 1000 });
   assert.deepEqual(o.lines, [priced(1000, 100, 74), priced(750, 75, 0), priced(398, 40, 36)]);
   assert.deepEqual([o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents], [2148, 215, 110, 2043]);

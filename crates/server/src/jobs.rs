@@ -14,7 +14,7 @@ use crate::worker::{Worker, WorkerConfig};
 /// Delivered events stay this long so reconnecting clients can replay them.
 const OUTBOX_KEEP_HOURS: i64 = 24;
 const DONE_JOBS_KEEP_HOURS: i64 = 72;
-/// API.md: idempotency keys are kept at least 24 h.
+/// docs/api.md: idempotency keys are kept at least 24 h.
 const IDEMPOTENCY_KEEP_HOURS: i64 = 24;
 
 /// Raises `stock.low` to staff when a product's stock crossed its threshold (the job is
