@@ -23,11 +23,13 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates/domain/Cargo.toml crates/domain/Cargo.toml
 COPY crates/db/Cargo.toml crates/db/Cargo.toml
 COPY crates/cache/Cargo.toml crates/cache/Cargo.toml
+COPY crates/app/Cargo.toml crates/app/Cargo.toml
 COPY crates/http/Cargo.toml crates/http/Cargo.toml
 COPY crates/server/Cargo.toml crates/server/Cargo.toml
+COPY crates/test-support/Cargo.toml crates/test-support/Cargo.toml
 RUN set -eux; \
-    for c in domain db cache http; do mkdir -p crates/$c/src && : > crates/$c/src/lib.rs; done; \
-    mkdir -p crates/server/src && echo 'fn main() {}' > crates/server/src/main.rs; \
+    for c in domain db cache app http server test-support; do mkdir -p crates/$c/src && : > crates/$c/src/lib.rs; done; \
+    echo 'fn main() {}' > crates/server/src/main.rs; \
     cargo build --release --locked --bin till; \
     rm -rf crates/*/src
 
