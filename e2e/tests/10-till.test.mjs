@@ -192,6 +192,8 @@ test('a discounted sale: the till previews exactly what the server charges', asy
   const { ctx, page, errors } = await tillPage();
   for (const p of [x, y, y, y, z]) await scan(page, p.barcode);
   await until(async () => (await page.locator(`tr[data-sku="${y.sku}"] input[type=number]`).inputValue()) === '3');
+  // Scans are looked up one after another: the last one's row may come after y's third.
+  await page.locator(`tr[data-sku="${z.sku}"]`).waitFor();
   await page.keyboard.press('F4');
   await page.locator('#discount-value').fill('12.5');
   await page.locator('#discount-value').press('Enter');
