@@ -145,6 +145,10 @@ pub enum DbError {
     Retryable,
     #[error("database unavailable")]
     Unavailable,
+    /// PostgreSQL refused a value (SQLSTATE class 22, data exception: a NUL character in text, a
+    /// number or date out of range, …). Input that got past validation, not a server fault.
+    #[error("data exception: {0}")]
+    InvalidData(#[source] sqlx::Error),
     #[error(transparent)]
     Other(sqlx::Error),
 }
@@ -173,6 +177,7 @@ impl From<sqlx::Error> for DbError {
                 Some("23505") => Unique,
                 Some("23514") => Check,
                 Some("23503") => ForeignKey,
+                Some(code) if code.starts_with("22") => return DbError::InvalidData(e),
                 _ => return DbError::Other(e),
             },
             _ => return DbError::Other(e),

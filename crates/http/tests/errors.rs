@@ -165,3 +165,30 @@ async fn rewritten_errors_keep_the_security_headers() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     expect_error(r, 413, "payload_too_large").await;
 }
+
+/// Values PostgreSQL refuses (SQLSTATE class 22) are the client's fault: 422, never 500, and
+/// nothing is written.
+#[tokio::test]
+async fn values_the_database_refuses_are_422_not_500() {
+    let app = TestApp::spawn().await;
+    let manager = app.as_manager().await;
+    // A NUL byte in a search reaches PostgreSQL's text type, which cannot hold it.
+    let r = app.anon().get("/api/v1/products?q=a%00b").send().await;
+    r.expect_error(422, "validation_failed");
+    // Year −5000 parses as a timestamp but is outside PostgreSQL's range.
+    let r = manager
+        .get("/api/v1/orders?created_from=-5000-01-01T00:00:00Z")
+        .send()
+        .await;
+    r.expect_error(422, "validation_failed");
+    // A NUL byte in a product's name: refused, and no product was made.
+    let body = ProductBuilder::new("NUL-1").name("Nul\u{0}Name").body();
+    let r = manager.post_idem("/api/v1/products", body).send().await;
+    r.expect_error(422, "validation_failed");
+    let n = manager
+        .get("/api/v1/products?q=Nul")
+        .send()
+        .await
+        .expect_json(200);
+    assert_eq!(n["items"].as_array().map(Vec::len), Some(0));
+}

@@ -204,6 +204,16 @@ impl From<DbError> for ApiError {
                 ApiError::already_exists(format!("A record with this {} already exists.", v.field))
                     .with_details(json!({ "field": v.field }))
             }
+            DbError::InvalidData(cause) => {
+                // The value is the client's; the cause is logged for the rare case it is ours.
+                tracing::warn!(error = %cause, "database refused a value");
+                let mut fields = FieldErrors::default();
+                fields.add(
+                    "request",
+                    "contains a value that cannot be stored (a control character, or a number or date out of range)",
+                );
+                ApiError::validation(fields)
+            }
             DbError::Unavailable => {
                 ApiError::unavailable("The database is unavailable; try again shortly.")
             }
