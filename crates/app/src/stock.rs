@@ -6,6 +6,7 @@ use serde_json::json;
 use till_db::audit::{self, Actor};
 use till_db::inventory::{self, MovementError, MovementRow};
 use till_db::products::{self, ProductRow};
+use till_db::stock::Shortage;
 use till_db::DbError;
 use till_domain::{FieldErrors, MovementReason};
 use uuid::Uuid;
@@ -32,12 +33,8 @@ pub enum StockError {
     #[error("invalid adjustment: {0}")]
     Validation(FieldErrors),
     /// Taking `requested` would leave less than zero; `available` is the stock now.
-    #[error("insufficient stock for {product_id}: requested {requested}, available {available}")]
-    Insufficient {
-        product_id: Uuid,
-        requested: i64,
-        available: i64,
-    },
+    #[error("insufficient stock for {}", .0.product_id)]
+    Insufficient(Shortage),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -102,15 +99,7 @@ pub async fn adjust(
                     errs.add("product_id", "no product with this id");
                     StockError::Validation(errs)
                 }
-                MovementError::Insufficient {
-                    product_id,
-                    requested,
-                    available,
-                } => StockError::Insufficient {
-                    product_id,
-                    requested,
-                    available,
-                },
+                MovementError::Insufficient(short) => StockError::Insufficient(short),
                 MovementError::Db(e) => StockError::Db(e),
             })?;
     let product = products::get(&mut tx, product_id, true)

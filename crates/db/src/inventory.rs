@@ -9,6 +9,7 @@ use till_domain::MovementReason;
 use uuid::Uuid;
 
 use crate::cursor::{self, Page};
+use crate::stock::Shortage;
 use crate::DbError;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -34,12 +35,11 @@ pub enum MovementError {
     ProductNotFound,
     /// Taking `requested` would leave less than zero; `available` is the stock right now.
     /// This is the `details` of a 409 `insufficient_stock`.
-    #[error("insufficient stock for {product_id}: requested {requested}, available {available}")]
-    Insufficient {
-        product_id: Uuid,
-        requested: i64,
-        available: i64,
-    },
+    #[error(
+        "insufficient stock for {}: requested {}, available {}",
+        .0.product_id, .0.requested, .0.available
+    )]
+    Insufficient(Shortage),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -103,11 +103,11 @@ pub async fn apply_movement(
             .map_err(DbError::from)?;
     match available {
         None => Err(MovementError::ProductNotFound),
-        Some(available) => Err(MovementError::Insufficient {
+        Some(available) => Err(MovementError::Insufficient(Shortage {
             product_id,
             requested: -delta,
             available,
-        }),
+        })),
     }
 }
 

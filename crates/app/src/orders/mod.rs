@@ -54,7 +54,9 @@ pub enum OrderError {
     },
     /// Tracked lines the stock cannot cover (as `till_db::checkout` reports them).
     #[error("insufficient stock")]
-    InsufficientStock { lines: Value },
+    InsufficientStock {
+        lines: Vec<till_db::stock::Shortage>,
+    },
     /// The order's state forbids this (e.g. paying a cancelled order).
     #[error("{0}")]
     Conflict(&'static str),

@@ -139,9 +139,7 @@ pub async fn place(
             app.after_commit(true);
             Ok(answer)
         }
-        Err(PlaceError::Insufficient(short)) => Err(OrderError::InsufficientStock {
-            lines: json!(short),
-        }),
+        Err(PlaceError::Insufficient(lines)) => Err(OrderError::InsufficientStock { lines }),
         Err(PlaceError::KeyInUse) => Err(IdempotencyError::InUse.into()),
         Err(PlaceError::KeyTaken) => idempotency::answer_taken(app, caller.user_id, key).await,
         Err(PlaceError::Db(e)) => Err(e.into()),

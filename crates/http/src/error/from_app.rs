@@ -88,19 +88,14 @@ impl From<StockError> for ApiError {
     fn from(e: StockError) -> Self {
         match e {
             StockError::Validation(errs) => ApiError::validation(errs),
-            StockError::Insufficient {
-                product_id,
-                requested,
-                available,
-            } => ApiError::conflict(
+            StockError::Insufficient(short) => ApiError::conflict(
                 "insufficient_stock",
-                format!("Only {available} in stock; {requested} requested."),
+                format!(
+                    "Only {} in stock; {} requested.",
+                    short.available, short.requested
+                ),
             )
-            .with_details(json!({
-                "product_id": product_id,
-                "requested": requested,
-                "available": available,
-            })),
+            .with_details(json!(short)),
             StockError::Db(e) => e.into(),
         }
     }
@@ -194,7 +189,7 @@ mod tests {
                 (422, "over_refund"),
             ),
             (
-                OrderError::InsufficientStock { lines: json!([]) },
+                OrderError::InsufficientStock { lines: Vec::new() },
                 (409, "insufficient_stock"),
             ),
             (OrderError::Conflict("cancelled"), (409, "conflict")),
@@ -228,11 +223,11 @@ mod tests {
             answer(StockError::Validation(FieldErrors::default())),
             (422, "validation_failed")
         );
-        let short = StockError::Insufficient {
+        let short = StockError::Insufficient(till_db::stock::Shortage {
             product_id: uuid::Uuid::nil(),
             requested: 5,
             available: 2,
-        };
+        });
         assert_eq!(answer(short), (409, "insufficient_stock"));
         assert_eq!(
             answer(StockError::Db(DbError::NotFound)),
