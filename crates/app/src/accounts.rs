@@ -8,6 +8,9 @@ use till_db::{customers, DbError, PgConnection};
 use till_domain::{Email, FieldErrors, Password, Phone, Role};
 
 use crate::password::{self, HashError};
+use uuid::Uuid;
+
+use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::App;
 
 /// Why an account could not be created.
@@ -23,6 +26,8 @@ pub enum AccountError {
     },
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -68,14 +73,21 @@ fn checked(a: &NewAccount<'_>) -> Result<(Email, String), AccountError> {
 pub async fn create_user(
     app: &App,
     actor: &Actor,
+    caller: Uuid,
     account: NewAccount<'_>,
-) -> Result<UserRow, AccountError> {
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&UserRow) -> Answer,
+) -> Result<Answer, AccountError> {
     let (email, name) = checked(&account)?;
     let hash = password::hash(account.password.to_owned()).await?;
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let user = insert_account(&mut tx, &email, &hash, &name, account.role).await?;
+    let mut run = match idempotency::begin::<AccountError>(app, caller, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let user = insert_account(tx, &email, &hash, &name, account.role).await?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "user.create",
         "user",
@@ -83,8 +95,8 @@ pub async fn create_user(
         json!({"email": user.email, "role": user.role}),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(user)
+    let answer = run.finish::<AccountError>(render(&user)).await?;
+    Ok(answer)
 }
 
 /// A shopper registers a customer login. A shopper who has bought at the till before is

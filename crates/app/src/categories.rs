@@ -5,7 +5,9 @@ use till_db::audit::{self, Actor};
 use till_db::categories::{self, CategoryRow};
 use till_db::DbError;
 use till_domain::{slugify, FieldErrors};
+use uuid::Uuid;
 
+use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::App;
 
 /// Why a category could not be created.
@@ -17,6 +19,8 @@ pub enum CategoryError {
     #[error("a category with the slug {slug:?} already exists")]
     SlugTaken { slug: String },
     #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -27,7 +31,14 @@ fn field(name: &str, msg: &str) -> CategoryError {
 }
 
 /// Creates the category `name` (trimmed); invalidates the catalog cache after the commit.
-pub async fn create(app: &App, actor: &Actor, name: &str) -> Result<CategoryRow, CategoryError> {
+pub async fn create(
+    app: &App,
+    actor: &Actor,
+    caller: Uuid,
+    name: &str,
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&CategoryRow) -> Answer,
+) -> Result<Answer, CategoryError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(field("name", "must be 1 to 100 characters"));
@@ -39,15 +50,19 @@ pub async fn create(app: &App, actor: &Actor, name: &str) -> Result<CategoryRow,
             "must contain at least one letter or digit (A-Z, 0-9)",
         ));
     }
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let category = categories::insert(&mut tx, name, &slug)
+    let mut run = match idempotency::begin::<CategoryError>(app, caller, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let category = categories::insert(tx, name, &slug)
         .await
         .map_err(|e| match e {
             DbError::Unique(_) => CategoryError::SlugTaken { slug: slug.clone() },
             e => e.into(),
         })?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "category.create",
         "category",
@@ -55,7 +70,7 @@ pub async fn create(app: &App, actor: &Actor, name: &str) -> Result<CategoryRow,
         json!({ "name": category.name, "slug": category.slug }),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let answer = run.finish::<CategoryError>(render(&category)).await?;
     app.invalidate_catalog().await;
-    Ok(category)
+    Ok(answer)
 }

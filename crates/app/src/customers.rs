@@ -7,7 +7,9 @@ use till_db::audit::{self, Actor};
 use till_db::customers::{self, CustomerRow};
 use till_db::DbError;
 use till_domain::{Email, FieldErrors, Phone};
+use uuid::Uuid;
 
+use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::App;
 
 /// A customer as asked for.
@@ -28,6 +30,8 @@ pub enum CustomerError {
     #[error("a customer with this phone number already exists")]
     PhoneTaken,
     #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
@@ -35,8 +39,11 @@ pub enum CustomerError {
 pub async fn create(
     app: &App,
     actor: &Actor,
+    caller: Uuid,
     input: &CustomerInput,
-) -> Result<CustomerRow, CustomerError> {
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&CustomerRow) -> Answer,
+) -> Result<Answer, CustomerError> {
     let mut errs = FieldErrors::default();
     let name = input.name.as_deref().map(str::trim).unwrap_or_default();
     if name.is_empty() || name.chars().count() > 200 {
@@ -64,9 +71,13 @@ pub async fn create(
     let Some(phone) = phone.filter(|_| errs.is_empty()) else {
         return Err(CustomerError::Validation(errs));
     };
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
+    let mut run = match idempotency::begin::<CustomerError>(app, caller, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
     let customer = customers::insert(
-        &mut tx,
+        tx,
         name,
         Some(phone.as_str()),
         email.as_ref().map(Email::as_str),
@@ -77,7 +88,7 @@ pub async fn create(
         e => e.into(),
     })?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "customer.create",
         "customer",
@@ -85,6 +96,6 @@ pub async fn create(
         json!({ "name": customer.name, "phone": customer.phone }),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(customer)
+    let answer = run.finish::<CustomerError>(render(&customer)).await?;
+    Ok(answer)
 }

@@ -16,6 +16,11 @@
 //! The caller (the HTTP layer) decides what the answer looks like (`render`); this module stores
 //! it and replays it unchanged. An error returned before `commit` drops the transaction:
 //! nothing is stored and the key stays free for a corrected retry. Keys are scoped per user.
+//!
+//! Every write that a client may retry goes through [`begin`]: orders, payments and refunds
+//! require a key; the other creates (products, categories, customers, users, stock
+//! adjustments, transitions, registration) honour one when it is sent (`key: None` runs the
+//! same code with nothing claimed or stored).
 
 use serde_json::{Map, Value};
 use till_db::idempotency::{self, Claim, Stored};
@@ -101,11 +106,10 @@ pub enum Begun<'k> {
     Replay(Answer),
 }
 
-/// A transaction holding the key's lock.
+/// A transaction holding the key's lock (when a key was sent).
 pub struct Run<'k> {
     pub tx: Transaction<'static, Postgres>,
-    scope: String,
-    key: &'k IdempotencyKey,
+    claim: Option<(String, &'k IdempotencyKey)>,
 }
 
 /// Keys are scoped per user: two callers may use the same key for different requests.
@@ -113,15 +117,26 @@ pub fn scope(caller: Uuid) -> String {
     caller.to_string()
 }
 
-/// Opens the transaction and claims the key for `caller`.
-pub async fn begin<'k, E>(app: &App, caller: Uuid, key: &'k IdempotencyKey) -> Result<Begun<'k>, E>
+/// Opens the transaction and claims the key for `caller` (a `&key` or an `Option`: without a
+/// key this is a plain transaction).
+pub async fn begin<'k, E>(
+    app: &App,
+    caller: Uuid,
+    key: impl Into<Option<&'k IdempotencyKey>>,
+) -> Result<Begun<'k>, E>
 where
     E: From<DbError> + From<IdempotencyError>,
 {
     let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
+    let Some(key) = key.into() else {
+        return Ok(Begun::Fresh(Run { tx, claim: None }));
+    };
     let scope = scope(caller);
     let outcome = match idempotency::claim(&mut tx, &scope, &key.key, &key.request_hash).await? {
-        Claim::Fresh => return Ok(Begun::Fresh(Run { tx, scope, key })),
+        Claim::Fresh => {
+            let claim = Some((scope, key));
+            return Ok(Begun::Fresh(Run { tx, claim }));
+        }
         other => settle(other).map(Begun::Replay),
     };
     // Release the key's lock before answering: a dropped transaction is rolled back only when
@@ -167,21 +182,23 @@ impl Run<'_> {
     where
         E: From<DbError> + From<IdempotencyError>,
     {
-        idempotency::save(
-            &mut self.tx,
-            &self.scope,
-            &self.key.key,
-            &self.key.request_hash,
-            answer.status,
-            &answer.body,
-            &answer.headers_json(),
-        )
-        .await
-        .map_err(|e| match e {
-            // The first request committed between our snapshot and our lock: it has the key.
-            DbError::Unique(c) if c == idempotency::PKEY => E::from(IdempotencyError::InUse),
-            e => E::from(e),
-        })?;
+        if let Some((scope, key)) = &self.claim {
+            idempotency::save(
+                &mut self.tx,
+                scope,
+                &key.key,
+                &key.request_hash,
+                answer.status,
+                &answer.body,
+                &answer.headers_json(),
+            )
+            .await
+            .map_err(|e| match e {
+                // The first request committed between our snapshot and our lock: it has the key.
+                DbError::Unique(c) if c == idempotency::PKEY => E::from(IdempotencyError::InUse),
+                e => E::from(e),
+            })?;
+        }
         self.tx.commit().await.map_err(DbError::from)?;
         Ok(answer)
     }

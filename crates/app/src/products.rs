@@ -10,6 +10,7 @@ use till_db::{categories, DbError, PgConnection};
 use till_domain::{Barcode, FieldErrors, PriceCents, ProductName, Sku, TaxRateBp};
 use uuid::Uuid;
 
+use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::{App, Precondition};
 
 const MAX_DESCRIPTION_CHARS: usize = 5000;
@@ -22,6 +23,8 @@ pub enum ProductError {
     /// The product is at another version than the client read.
     #[error("the product is at version {current_version}")]
     PreconditionFailed { current_version: i64 },
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -106,8 +109,8 @@ fn check_fields(
         price_cents: price_cents.and_then(|p| errs.check("price_cents", PriceCents::parse(p))),
         tax_rate_bp: tax_rate_bp.and_then(|t| errs.check("tax_rate_bp", TaxRateBp::parse(t))),
         low_stock_threshold: low_stock_threshold.and_then(|t| {
-            if t < 0 {
-                errs.add("low_stock_threshold", "must be 0 or more");
+            if !(0..=till_domain::limits::MAX_STOCK_DELTA).contains(&t) {
+                errs.add("low_stock_threshold", "must be between 0 and 1000000");
                 None
             } else {
                 Some(t)
@@ -131,8 +134,11 @@ async fn check_category(conn: &mut PgConnection, id: Option<Uuid>) -> Result<(),
 pub async fn create(
     app: &App,
     actor: &Actor,
+    caller: Uuid,
     body: &NewProductInput,
-) -> Result<ProductRow, ProductError> {
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&ProductRow) -> Answer,
+) -> Result<Answer, ProductError> {
     let mut errs = FieldErrors::default();
     for (field, present) in [
         ("sku", body.sku.is_some()),
@@ -166,10 +172,14 @@ pub async fn create(
         return Err(ProductError::Validation(errs));
     }
     let barcode = c.barcode.flatten();
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    check_category(&mut tx, body.category_id).await?;
+    let mut run = match idempotency::begin::<ProductError>(app, caller, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    check_category(tx, body.category_id).await?;
     let product = products::insert(
-        &mut tx,
+        tx,
         &NewProduct {
             sku: sku.as_str(),
             barcode: barcode.as_ref().map(Barcode::as_str),
@@ -184,7 +194,7 @@ pub async fn create(
     )
     .await?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "product.create",
         "product",
@@ -193,9 +203,9 @@ pub async fn create(
                "tax_rate_bp": product.tax_rate_bp}),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let answer = run.finish::<ProductError>(render(&product)).await?;
     app.invalidate_catalog().await;
-    Ok(product)
+    Ok(answer)
 }
 
 /// A change to a product: absent fields stay as they are; `null` clears a nullable one.

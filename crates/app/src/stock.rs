@@ -11,10 +11,9 @@ use till_db::DbError;
 use till_domain::{FieldErrors, MovementReason};
 use uuid::Uuid;
 
+use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::App;
 
-/// Largest single adjustment; keeps `stock + delta` far from overflow.
-const MAX_ABS_DELTA: i64 = 1_000_000_000;
 const MAX_NOTE: usize = 500;
 
 /// An adjustment as asked for; every field is checked here (missing ones are field errors).
@@ -36,16 +35,21 @@ pub enum StockError {
     #[error("insufficient stock for {}", .0.product_id)]
     Insufficient(Shortage),
     #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
+    #[error(transparent)]
     Db(#[from] DbError),
 }
 
-/// Applies a manual adjustment by `by`; returns the movement and the product after it.
+/// Applies a manual adjustment by `by`; `render` shapes the answer from the movement and the
+/// product after it. With `key`, a retry gets that answer back instead of a second movement.
 pub async fn adjust(
     app: &App,
     actor: &Actor,
     by: Uuid,
     input: &AdjustmentInput,
-) -> Result<(MovementRow, ProductRow), StockError> {
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&MovementRow, &ProductRow) -> Answer,
+) -> Result<Answer, StockError> {
     let mut errs = FieldErrors::default();
     if input.product_id.is_none() {
         errs.add("product_id", "is required");
@@ -54,13 +58,11 @@ pub async fn adjust(
         None => {
             errs.add("delta", "is required");
         }
-        Some(0) => {
-            errs.add("delta", "must not be 0");
+        Some(d) => {
+            if let Err(e) = till_domain::limits::check_stock_delta(d) {
+                errs.add("delta", e.message());
+            }
         }
-        Some(d) if d.abs() > MAX_ABS_DELTA => {
-            errs.add("delta", "must be between -1000000000 and 1000000000");
-        }
-        Some(_) => {}
     }
     let reason = input
         .reason
@@ -88,25 +90,28 @@ pub async fn adjust(
     if !errs.is_empty() {
         return Err(StockError::Validation(errs));
     }
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let movement =
-        inventory::apply_movement(&mut tx, product_id, delta, reason, None, note, Some(by))
-            .await
-            .map_err(|e| match e {
-                // The product is named in the body, not the path: an error on the field.
-                MovementError::ProductNotFound => {
-                    let mut errs = FieldErrors::default();
-                    errs.add("product_id", "no product with this id");
-                    StockError::Validation(errs)
-                }
-                MovementError::Insufficient(short) => StockError::Insufficient(short),
-                MovementError::Db(e) => StockError::Db(e),
-            })?;
-    let product = products::get(&mut tx, product_id, true)
+    let mut run = match idempotency::begin::<StockError>(app, by, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let movement = inventory::apply_movement(tx, product_id, delta, reason, None, note, Some(by))
+        .await
+        .map_err(|e| match e {
+            // The product is named in the body, not the path: an error on the field.
+            MovementError::ProductNotFound => {
+                let mut errs = FieldErrors::default();
+                errs.add("product_id", "no product with this id");
+                StockError::Validation(errs)
+            }
+            MovementError::Insufficient(short) => StockError::Insufficient(short),
+            MovementError::Db(e) => StockError::Db(e),
+        })?;
+    let product = products::get(tx, product_id, true)
         .await?
         .ok_or(DbError::NotFound)?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "stock.adjust",
         "product",
@@ -115,7 +120,9 @@ pub async fn adjust(
                "balance_after": movement.balance_after, "note": movement.note}),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let answer = run
+        .finish::<StockError>(render(&movement, &product))
+        .await?;
     app.invalidate_catalog().await;
-    Ok((movement, product))
+    Ok(answer)
 }

@@ -42,6 +42,7 @@ macro_rules! string_enum {
     };
 }
 
+pub mod limits;
 pub mod order;
 pub mod phone;
 pub mod pricing;

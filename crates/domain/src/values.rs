@@ -283,7 +283,8 @@ impl TaxRateBp {
 }
 int_newtype!(TaxRateBp);
 
-/// A non-negative price in minor units (cents). Zero is allowed: free items and samples exist.
+/// A price in minor units (cents), 0..=10,000,000,000. Zero is allowed: free items and samples
+/// exist. The cap keeps every order total far from overflow (see `limits`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
@@ -291,13 +292,9 @@ int_newtype!(TaxRateBp);
 pub struct PriceCents(i64);
 
 impl PriceCents {
-    /// Accept any value ≥ 0.
+    /// Accept 0..=[`crate::limits::MAX_PRICE_CENTS`].
     pub fn parse(n: i64) -> Result<Self, ValueError> {
-        if n >= 0 {
-            Ok(Self(n))
-        } else {
-            Err(ValueError("must be 0 or more"))
-        }
+        crate::limits::check_price_cents(n).map(Self)
     }
 }
 int_newtype!(PriceCents);
@@ -434,7 +431,12 @@ mod tests {
         assert!(TaxRateBp::parse(10_001).is_err());
         assert!(PriceCents::parse(-1).is_err());
         assert_eq!(PriceCents::parse(0).unwrap().get(), 0);
-        assert_eq!(PriceCents::parse(i64::MAX).unwrap().get(), i64::MAX);
+        assert_eq!(
+            PriceCents::parse(10_000_000_000).unwrap().get(),
+            10_000_000_000
+        );
+        assert!(PriceCents::parse(10_000_000_001).is_err());
+        assert!(PriceCents::parse(i64::MAX).is_err());
         assert!(Quantity::parse(0).is_err());
         assert_eq!(Quantity::parse(1).unwrap().get(), 1);
         assert_eq!(Quantity::parse(1000).unwrap().get(), 1000);

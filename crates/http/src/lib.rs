@@ -42,6 +42,7 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .merge(extra)
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)
+        .layer(from_fn(extract::reject_control_chars))
         .layer(from_fn_with_state(state.clone(), layers::rate_limit))
         .layer(from_fn_with_state(state.clone(), layers::schema_guard));
     let mut app = Router::new()

@@ -9,6 +9,7 @@ use till_app::{App, Config};
 
 use crate::auth::jwt::JwtKeys;
 use crate::events::Hub;
+use crate::extract::CursorKey;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Inner {
     pub app: App,
     /// Access-token signing keys.
     pub jwt: JwtKeys,
+    /// Signs the pagination cursors this server issues, so a forged one is refused.
+    pub cursors: CursorKey,
     /// Request counters and latency histogram for the health endpoints.
     pub metrics: Metrics,
     /// Live-event fan-out for this instance's WebSocket connections.
@@ -54,9 +57,11 @@ impl AppState {
     /// Wraps an application in the server state.
     pub fn from_app(app: App) -> Self {
         let jwt = JwtKeys::new(app.config.jwt_secret_bytes(), app.config.auth.jwt_ttl);
+        let cursors = CursorKey::derive(app.config.jwt_secret_bytes());
         AppState(Arc::new(Inner {
             app,
             jwt,
+            cursors,
             metrics: Metrics::default(),
             hub: Arc::new(Hub::default()),
             draining: AtomicBool::new(false),

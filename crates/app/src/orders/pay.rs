@@ -7,7 +7,7 @@ use serde_json::json;
 use till_db::audit::{self, Actor};
 use till_db::orders::{self, NewPayment, Order, Payment};
 use till_domain::{
-    balance_due, completes_on_full_payment, payment_status, FieldErrors, OrderStatus,
+    balance_due, completes_on_full_payment, limits, payment_status, FieldErrors, OrderStatus,
     PaymentMethod, Role,
 };
 use uuid::Uuid;
@@ -107,6 +107,11 @@ fn check(b: &PaymentInput) -> Result<(Option<i64>, i64, Option<&str>), OrderErro
     let mut errs = FieldErrors::new();
     if b.amount_cents <= 0 {
         errs.add("amount_cents", "must be more than 0");
+    } else if let Err(e) = limits::check_amount_cents(b.amount_cents) {
+        errs.add("amount_cents", e.message());
+    }
+    if let Some(Err(e)) = b.tendered_cents.map(limits::check_amount_cents) {
+        errs.add("tendered_cents", e.message());
     }
     let (tendered, change) = match (b.method, b.tendered_cents) {
         (PaymentMethod::Cash, None) => (Some(b.amount_cents), 0),

@@ -240,8 +240,10 @@ fn check_body(
         Some(Discount::Percent { value_bp }) if !(0..=10_000).contains(&value_bp) => {
             errs.add("discount.value_bp", "must be between 0 and 10000");
         }
-        Some(Discount::Amount { amount_cents }) if amount_cents < 0 => {
-            errs.add("discount.amount_cents", "must be 0 or more");
+        Some(Discount::Amount { amount_cents }) => {
+            if let Err(e) = till_domain::limits::check_amount_cents(amount_cents) {
+                errs.add("discount.amount_cents", e.message());
+            }
         }
         _ => {}
     }

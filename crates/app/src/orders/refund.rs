@@ -77,6 +77,8 @@ fn check(b: &RefundInput) -> Result<&str, OrderError> {
     let mut errs = FieldErrors::new();
     if b.amount_cents <= 0 {
         errs.add("amount_cents", "must be more than 0");
+    } else if let Err(e) = till_domain::limits::check_amount_cents(b.amount_cents) {
+        errs.add("amount_cents", e.message());
     }
     let reason = b.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {

@@ -79,6 +79,7 @@ impl From<AccountError> for ApiError {
                 ApiError::already_exists(message).with_details(json!({ "field": field }))
             }
             AccountError::Hash(e) => e.into(),
+            AccountError::Idempotency(e) => e.into(),
             AccountError::Db(e) => e.into(),
         }
     }
@@ -96,6 +97,7 @@ impl From<StockError> for ApiError {
                 ),
             )
             .with_details(json!(short)),
+            StockError::Idempotency(e) => e.into(),
             StockError::Db(e) => e.into(),
         }
     }
@@ -109,6 +111,7 @@ impl From<CategoryError> for ApiError {
                 "A category with the slug \"{slug}\" already exists."
             ))
             .with_details(json!({ "field": "name", "slug": slug })),
+            CategoryError::Idempotency(e) => e.into(),
             CategoryError::Db(e) => e.into(),
         }
     }
@@ -122,6 +125,7 @@ impl From<CustomerError> for ApiError {
                 ApiError::already_exists("A customer with this phone number already exists.")
                     .with_details(json!({ "field": "phone" }))
             }
+            CustomerError::Idempotency(e) => e.into(),
             CustomerError::Db(e) => e.into(),
         }
     }
@@ -133,6 +137,7 @@ impl From<ProductError> for ApiError {
             ProductError::Validation(errs) => ApiError::validation(errs),
             ProductError::PreconditionFailed { current_version } => ApiError::precondition_failed()
                 .with_details(json!({ "current_version": current_version })),
+            ProductError::Idempotency(e) => e.into(),
             ProductError::Db(e) => e.into(),
         }
     }

@@ -1,6 +1,8 @@
-//! `Idempotency-Key` on the POSTs where the contract requires it (orders, payments, refunds).
+//! `Idempotency-Key`: required on the POSTs that move money or stock for a sale (orders,
+//! payments, refunds: [`Idempotent<T>`]), honoured when sent on every other POST that writes
+//! ([`MaybeIdempotent<T>`]).
 //!
-//! [`Idempotent<T>`] reads the key and the JSON body together and fingerprints the request
+//! Both read the key and the JSON body together and fingerprints the request
 //! (sha256 of method, path and the body with object keys sorted, so whitespace and key order do
 //! not matter). The mechanism itself (claim the key, run the effect, store the answer in the
 //! same transaction, replay it for retries) is `till_app::idempotency`; handlers give the use
@@ -33,20 +35,52 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Idempotent<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let key = key_of(req.headers())?;
-        let method = req.method().as_str().to_owned();
-        let path = req.uri().path().to_owned();
-        // Our Json extractor gives the usual 415/400/413 answers; the typed parse gives the 422s.
-        let Json(value) = Json::<Value>::from_request(req, state).await?;
-        let canonical = canonical_json(&value);
-        let body = parse::<T>(canonical.as_bytes())?;
-        Ok(Idempotent {
+        keyed(req, state, key).await
+    }
+}
+
+/// A JSON body of type `T` on a route where `Idempotency-Key` is optional: with a key, a retry
+/// gets the first answer back; without one, every request is a new write.
+pub struct MaybeIdempotent<T> {
+    pub body: T,
+    pub key: Option<IdempotencyKey>,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeIdempotent<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !req.headers().contains_key(HEADER) {
+            let Json(body) = Json::<T>::from_request(req, state).await?;
+            return Ok(MaybeIdempotent { body, key: None });
+        }
+        let key = key_of(req.headers())?;
+        let Idempotent { body, key } = keyed(req, state, key).await?;
+        Ok(MaybeIdempotent {
             body,
-            key: IdempotencyKey {
-                key,
-                request_hash: request_hash(&method, &path, &canonical),
-            },
+            key: Some(key),
         })
     }
+}
+
+async fn keyed<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    key: String,
+) -> Result<Idempotent<T>, ApiError> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    // Our Json extractor gives the usual 415/400/413 answers; the typed parse gives the 422s.
+    let Json(value) = Json::<Value>::from_request(req, state).await?;
+    let canonical = canonical_json(&value);
+    let body = parse::<T>(canonical.as_bytes())?;
+    Ok(Idempotent {
+        body,
+        key: IdempotencyKey {
+            key,
+            request_hash: request_hash(&method, &path, &canonical),
+        },
+    })
 }
 
 fn key_of(headers: &HeaderMap) -> ApiResult<String> {
@@ -125,6 +159,20 @@ pub fn answer(status: StatusCode, body: Value, headers: Vec<(HeaderName, HeaderV
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
     Answer::new(status.as_u16(), body, headers)
+}
+
+/// A `Location` header for an answer.
+pub fn location(path: &str) -> Vec<(HeaderName, HeaderValue)> {
+    HeaderValue::from_str(path)
+        .map(|v| vec![(axum::http::header::LOCATION, v)])
+        .unwrap_or_default()
+}
+
+/// An `ETag: "<version>"` header for an answer.
+pub fn etag_header(version: i64) -> Vec<(HeaderName, HeaderValue)> {
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .map(|v| vec![(axum::http::header::ETAG, v)])
+        .unwrap_or_default()
 }
 
 /// The response for an answer, first or replayed (a replay says so in `Idempotent-Replayed`).

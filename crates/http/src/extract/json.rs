@@ -7,7 +7,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use till_domain::FieldErrors;
+use serde_json::Value;
+use till_domain::{limits, FieldErrors};
 
 use crate::error::ApiError;
 
@@ -36,6 +37,17 @@ where
 }
 
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A control character can only arrive escaped (raw ones are not JSON), so a body without a
+    // backslash needs no second look: the common case costs one byte scan.
+    if bytes.contains(&b'\\') {
+        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+            let mut fields = FieldErrors::default();
+            control_chars(&value, &mut String::new(), None, &mut fields);
+            if !fields.is_empty() {
+                return Err(ApiError::validation(fields));
+            }
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -50,6 +62,54 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             _ => ApiError::bad_request("The body is not valid JSON."),
         }
     })
+}
+
+/// Records every string (and object key) under `path` holding a C0 control character; `\n`
+/// and `\t` pass in the multi-line fields (`limits::MULTILINE_FIELDS`). Paths are spelled the
+/// way the type errors spell them (`lines[0].note`).
+fn control_chars(v: &Value, path: &mut String, key: Option<&str>, out: &mut FieldErrors) {
+    let name = |path: &str| {
+        if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match v {
+        Value::String(s) => {
+            let multiline = key.is_some_and(limits::is_multiline);
+            if let Err(e) = limits::check_text(s, multiline) {
+                out.add(name(path), e.message());
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                control_chars(item, path, key, out);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                if limits::check_text(k, false).is_err() {
+                    out.add(
+                        name(path),
+                        "must not contain control characters in its keys",
+                    );
+                    continue;
+                }
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                control_chars(item, path, Some(k), out);
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// serde's messages end with " at line 1 column 17"; that position means nothing to a cashier.
@@ -83,6 +143,28 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn control_characters_name_their_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Any(serde_json::Value);
+        let e = parse::<Any>(
+            br#"{"name": "a\u0000b", "note": "two\nlines", "lines": [{"note": "x\u001b"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let fields = &e.details.unwrap()["fields"];
+        assert!(fields["name"].is_array());
+        assert!(
+            fields.get("note").is_none(),
+            "a line break is fine in a note"
+        );
+        assert!(fields["lines[0].note"].is_array());
+        let e = parse::<Any>(br#"{"name": "two\nlines"}"#).unwrap_err();
+        assert!(e.details.unwrap()["fields"]["name"].is_array());
+        assert!(parse::<Any>(br#"{"note": "tab\there"}"#).is_ok());
+    }
+
     #[derive(serde::Deserialize, Debug)]
     #[allow(dead_code)]
     struct Body {
@@ -97,7 +179,7 @@ mod tests {
         let e = parse::<Body>(b"{nope").unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(
-            parse::<Body>(br#"{"amount_cents": 15}"#)
+            parse::<Body>(br#"{"amount_cents": 15, "x": "a\"b\\c"}"#)
                 .unwrap()
                 .amount_cents,
             15

@@ -11,8 +11,8 @@ pub use auth::{
     Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerPlus, MaybeUser, Principal,
     RolePolicy, StaffSide,
 };
-pub use idempotency::{IdempotencyKey, Idempotent};
+pub use idempotency::{IdempotencyKey, Idempotent, MaybeIdempotent};
 pub use if_match::IfMatch;
 pub use json::Json;
 pub use meta::RequestMeta;
-pub use pagination::{PageQuery, Query};
+pub use pagination::{reject_control_chars, CursorKey, PageQuery, Query};

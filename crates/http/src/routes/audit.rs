@@ -41,7 +41,6 @@ async fn list(
     }
     let after = page.decode(audit::decode_cursor)?;
     let filter = AuditFilter { actor_id, action };
-    Ok(Json(
-        audit::list(&state.db.write, &filter, after, page.limit).await?,
-    ))
+    let rows = audit::list(&state.db.write, &filter, after, page.limit).await?;
+    Ok(Json(state.cursors.sign_page(rows)))
 }

@@ -16,6 +16,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -104,9 +105,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = ApiResult<Cached>>,
 {
+    let key = bounded_key(key);
     let got = state
         .catalog
-        .get_or_load(key, || async { load().await.map(Cached::encode) })
+        .get_or_load(&key, || async { load().await.map(Cached::encode) })
         .await;
     match got {
         Ok((bytes, source)) => {
@@ -134,6 +136,22 @@ fn copy_error(e: &ApiError) -> ApiError {
     }
 }
 
+/// Keys longer than this are replaced by their digest.
+const MAX_KEY_LEN: usize = 80;
+
+/// A cache key of bounded length. Keys built from client text (`q`, a scanned code) could
+/// otherwise grow to the query-string limit in both tiers; cursors are already bounded because
+/// only signed ones reach here. Every entry also expires (1 s locally, `shared_ttl` in Redis), so
+/// a stream of distinct searches cannot pile up.
+pub(crate) fn bounded_key(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.len() <= MAX_KEY_LEN {
+        return key.into();
+    }
+    // The prefix up to the first ':' keeps what kind of entry this is readable in Redis.
+    let kind = key.split(':').next().unwrap_or_default();
+    format!("{kind}:#{}", hex::encode(Sha256::digest(key.as_bytes()))).into()
+}
+
 /// Key part for the caller's visibility.
 pub(crate) fn vis(include_inactive: bool) -> &'static str {
     if include_inactive {
@@ -146,6 +164,15 @@ pub(crate) fn vis(include_inactive: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_keys_are_digested() {
+        assert_eq!(bounded_key("p:a:123"), "p:a:123");
+        let long = format!("list:a::20::{}", "x".repeat(500));
+        let k = bounded_key(&long);
+        assert!(k.len() <= MAX_KEY_LEN && k.starts_with("list:#"), "{k}");
+        assert_ne!(k, bounded_key(&format!("{long}y")));
+    }
 
     #[test]
     fn framing_round_trips() {

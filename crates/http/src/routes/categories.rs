@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -11,7 +11,8 @@ use till_db::categories;
 
 use super::catalog_cache::{self, Cached};
 use crate::error::ApiResult;
-use crate::extract::{Authed, Json, ManagerPlus, RequestMeta};
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{Authed, ManagerPlus, MaybeIdempotent, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,8 +37,16 @@ async fn create(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    Json(body): Json<NewCategory>,
+    idem: MaybeIdempotent<NewCategory>,
 ) -> ApiResult<Response> {
-    let category = till_app::categories::create(&state, &meta.actor(&who), &body.name).await?;
-    Ok((StatusCode::CREATED, Json(category)).into_response())
+    let done = till_app::categories::create(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        &idem.body.name,
+        idem.key.as_ref(),
+        |category| answer(StatusCode::CREATED, json!(category), Vec::new()),
+    )
+    .await?;
+    Ok(respond(done))
 }

@@ -2,7 +2,7 @@
 //! unique index), read by staff or by the customer themself.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -14,7 +14,10 @@ use till_domain::Phone;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AnyUser, Authed, CashierPlus, Json, Query, RequestMeta, StaffSide};
+use crate::extract::idempotency::{answer, location, respond};
+use crate::extract::{
+    AnyUser, Authed, CashierPlus, Json, MaybeIdempotent, Query, RequestMeta, StaffSide,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,14 +30,24 @@ async fn create(
     State(state): State<AppState>,
     who: Authed<CashierPlus>,
     meta: RequestMeta,
-    Json(body): Json<CustomerInput>,
+    idem: MaybeIdempotent<CustomerInput>,
 ) -> ApiResult<Response> {
-    let customer = till_app::customers::create(&state, &meta.actor(&who), &body).await?;
-    let mut resp = (StatusCode::CREATED, Json(&customer)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/customers/{}", customer.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    let done = till_app::customers::create(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        &idem.body,
+        idem.key.as_ref(),
+        |customer| {
+            answer(
+                StatusCode::CREATED,
+                json!(customer),
+                location(&format!("/api/v1/customers/{}", customer.id)),
+            )
+        },
+    )
+    .await?;
+    Ok(respond(done))
 }
 
 #[derive(Deserialize)]

@@ -14,7 +14,10 @@ use till_db::products;
 use uuid::Uuid;
 
 use crate::error::ApiResult;
-use crate::extract::{Authed, Json, ManagerPlus, PageQuery, Query, RequestMeta, StaffSide};
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{
+    Authed, Json, ManagerPlus, MaybeIdempotent, PageQuery, Query, RequestMeta, StaffSide,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -28,15 +31,24 @@ async fn adjust(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    Json(body): Json<AdjustmentInput>,
+    idem: MaybeIdempotent<AdjustmentInput>,
 ) -> ApiResult<Response> {
-    let (movement, product) =
-        till_app::stock::adjust(&state, &meta.actor(&who), who.user_id, &body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "movement": movement, "product": product })),
+    let done = till_app::stock::adjust(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        &idem.body,
+        idem.key.as_ref(),
+        |movement, product| {
+            answer(
+                StatusCode::CREATED,
+                json!({ "movement": movement, "product": product }),
+                Vec::new(),
+            )
+        },
     )
-        .into_response())
+    .await?;
+    Ok(respond(done))
 }
 
 #[derive(Deserialize)]
@@ -52,7 +64,7 @@ async fn movements(
 ) -> ApiResult<Response> {
     let before = page.decode(inventory::decode_cursor)?;
     let rows = inventory::list(&state.db.write, params.product_id, before, page.limit).await?;
-    Ok(Json(rows).into_response())
+    Ok(Json(state.cursors.sign_page(rows)).into_response())
 }
 
 async fn low_stock(
@@ -62,5 +74,5 @@ async fn low_stock(
 ) -> ApiResult<Response> {
     let after = page.decode(products::decode_cursor)?;
     let rows = products::low_stock(&state.db.write, after, page.limit).await?;
-    Ok(Json(rows).into_response())
+    Ok(Json(state.cursors.sign_page(rows)).into_response())
 }

@@ -34,7 +34,6 @@ async fn list(
         ));
     }
     let after = page.decode(cursor::decode)?;
-    Ok(Json(
-        jobs::list(&state.db.write, status, after, page.limit).await?,
-    ))
+    let rows = jobs::list(&state.db.write, status, after, page.limit).await?;
+    Ok(Json(state.cursors.sign_page(rows)))
 }

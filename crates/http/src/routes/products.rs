@@ -2,12 +2,13 @@
 //! with optimistic concurrency (`version`, `ETag`, `If-Match`).
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::json;
 use till_app::products::{NewProductInput, ProductPatchInput};
 use till_db::products::{self, ListFilter, ProductRow};
 use till_db::DbError;
@@ -16,8 +17,10 @@ use uuid::Uuid;
 
 use super::catalog_cache::{self, json_response, vis, Cached};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::idempotency::{answer, etag_header, location, respond};
 use crate::extract::{
-    Authed, IfMatch, Json, ManagerPlus, MaybeUser, PageQuery, Principal, Query, RequestMeta,
+    Authed, IfMatch, Json, ManagerPlus, MaybeIdempotent, MaybeUser, PageQuery, Principal, Query,
+    RequestMeta,
 };
 use crate::state::AppState;
 
@@ -85,7 +88,7 @@ async fn list(
     };
     catalog_cache::read(&state, &key, || async {
         let rows = products::list(&state.db.write, &filter, after, page.limit).await?;
-        Cached::json(&rows, None)
+        Cached::json(&state.cursors.sign_page(rows), None)
     })
     .await
 }
@@ -141,14 +144,22 @@ async fn create(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
-    Json(body): Json<NewProductInput>,
+    idem: MaybeIdempotent<NewProductInput>,
 ) -> ApiResult<Response> {
-    let product = till_app::products::create(&state, &meta.actor(&who), &body).await?;
-    let mut resp = product_response(StatusCode::CREATED, &product)?;
-    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/products/{}", product.id)) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(resp)
+    let done = till_app::products::create(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        &idem.body,
+        idem.key.as_ref(),
+        |product| {
+            let mut headers = location(&format!("/api/v1/products/{}", product.id));
+            headers.extend(etag_header(product.version));
+            answer(StatusCode::CREATED, json!(product), headers)
+        },
+    )
+    .await?;
+    Ok(respond(done))
 }
 
 async fn update(

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use till_db::reports::{self, DayRow};
-use till_domain::{FieldErrors, PaymentMethod};
+use till_domain::{limits, FieldErrors, PaymentMethod};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, ManagerPlus, Query};
@@ -77,9 +77,13 @@ fn parse_range(p: &Params) -> ApiResult<(NaiveDate, NaiveDate)> {
             errs.add(name, "is required (YYYY-MM-DD)");
             None
         }
-        Some(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-            .map_err(|_| errs.add(name, "must be a date as YYYY-MM-DD"))
-            .ok(),
+        Some(s) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            Ok(d) => errs.check(name, limits::check_date(d)),
+            Err(_) => {
+                errs.add(name, "must be a date as YYYY-MM-DD");
+                None
+            }
+        },
     };
     let from = date("from", &p.from);
     let to = date("to", &p.to);

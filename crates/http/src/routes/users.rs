@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::auth::session;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, Authed, Json, PageQuery, RequestMeta};
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{Admin, Authed, Json, MaybeIdempotent, PageQuery, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -66,16 +67,31 @@ async fn create(
     State(state): State<AppState>,
     who: Authed<Admin>,
     meta: RequestMeta,
-    Json(body): Json<NewUserBody>,
+    idem: MaybeIdempotent<NewUserBody>,
 ) -> ApiResult<impl IntoResponse> {
+    let body = &idem.body;
     let account = NewAccount {
         email: &body.email,
         password: &body.password,
         name: &body.name,
         role: body.role,
     };
-    let user = accounts::create_user(&state, &meta.actor(&who), account).await?;
-    Ok((StatusCode::CREATED, Json(User::from(user))))
+    let done = accounts::create_user(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        account,
+        idem.key.as_ref(),
+        |user| {
+            answer(
+                StatusCode::CREATED,
+                json!(User::from(user.clone())),
+                Vec::new(),
+            )
+        },
+    )
+    .await?;
+    Ok(respond(done))
 }
 
 async fn list(
@@ -85,7 +101,7 @@ async fn list(
 ) -> ApiResult<impl IntoResponse> {
     let after = page.decode(users::decode_cursor)?;
     let rows = users::list(&state.db.write, after, page.limit).await?;
-    Ok(Json(rows.map(User::from)))
+    Ok(Json(state.cursors.sign_page(rows).map(User::from)))
 }
 
 async fn read(

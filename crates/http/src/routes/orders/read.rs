@@ -8,7 +8,7 @@ use serde::Deserialize;
 use till_db::cursor::Page;
 use till_db::orders::{self, Filter, Order};
 use till_db::DbError;
-use till_domain::{Channel, FieldErrors, OrderStatus};
+use till_domain::{limits, Channel, FieldErrors, OrderStatus, ValueError};
 use uuid::Uuid;
 
 use super::{can_see, etag, order_json, OrderView};
@@ -42,7 +42,7 @@ pub async fn list(
     }
     let after = page.decode(orders::decode_cursor)?;
     let rows = orders::list(&state.db.write, &filter, after, page.limit).await?;
-    Ok(Json(page_json(rows)))
+    Ok(Json(page_json(state.cursors.sign_page(rows))))
 }
 
 pub async fn read(
@@ -79,7 +79,7 @@ pub async fn customer_orders(
         ..Filter::default()
     };
     let rows = orders::list(&state.db.write, &filter, after, page.limit).await?;
-    Ok(Json(page_json(rows)))
+    Ok(Json(page_json(state.cursors.sign_page(rows))))
 }
 
 fn empty() -> serde_json::Value {
@@ -102,20 +102,12 @@ fn parse_filter(p: &ListParams, tz: chrono_tz::Tz) -> ApiResult<Filter> {
             .map_err(|_| errs.add("customer_id", "must be a UUID"))
             .ok()
     });
-    let created_from = given(&p.created_from).and_then(|s| match instant(s, tz, false) {
-        Some(t) => Some(t),
-        None => {
-            errs.add("created_from", "must be an RFC 3339 time or YYYY-MM-DD");
-            None
-        }
-    });
-    let created_before = given(&p.created_to).and_then(|s| match instant(s, tz, true) {
-        Some(t) => Some(t),
-        None => {
-            errs.add("created_to", "must be an RFC 3339 time or YYYY-MM-DD");
-            None
-        }
-    });
+    let mut when = |name: &str, v: &Option<String>, end: bool| {
+        let t = given(v).map(|s| instant(s, tz, end))?;
+        errs.check(name, t)
+    };
+    let created_from = when("created_from", &p.created_from, false);
+    let created_before = when("created_to", &p.created_to, true);
     if let (Some(a), Some(b)) = (created_from, created_before) {
         if a >= b {
             errs.add("created_to", "must be after created_from");
@@ -133,20 +125,27 @@ fn parse_filter(p: &ListParams, tz: chrono_tz::Tz) -> ApiResult<Filter> {
     })
 }
 
-/// A lower bound (`end = false`) or an exclusive upper bound (`end = true`) for `s`.
-fn instant(s: &str, tz: chrono_tz::Tz, end: bool) -> Option<DateTime<Utc>> {
+/// A lower bound (`end = false`) or an exclusive upper bound (`end = true`) for `s`, which must
+/// name a time in the years 2000..=9999.
+fn instant(s: &str, tz: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>, ValueError> {
+    const SHAPE: ValueError = ValueError("must be an RFC 3339 time or YYYY-MM-DD");
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        let t = t.with_timezone(&Utc);
+        let t = limits::check_timestamp(t.with_timezone(&Utc))?;
         // Inclusive `created_to`: timestamps are stored to the microsecond.
-        return Some(if end {
+        return Ok(if end {
             t + Duration::microseconds(1)
         } else {
             t
         });
     }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-    let day = if end { day.succ_opt()? } else { day };
-    Some(local_midnight(tz, day))
+    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| SHAPE)?;
+    let day = limits::check_date(day)?;
+    let day = if end {
+        day.succ_opt().ok_or(SHAPE)?
+    } else {
+        day
+    };
+    Ok(local_midnight(tz, day))
 }
 
 /// The instant a local day starts (if midnight falls in a DST gap, the first instant after it).
