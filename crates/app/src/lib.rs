@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 use till_cache::{Store, StoreError, TieredCache, TieredOptions};
-use till_db::{Db, DbError};
+use till_db::{Db, DbError, PoolSettings};
 use till_domain::Role;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -67,10 +67,17 @@ pub enum StartError {
 impl App {
     /// Builds the application from config. Pools connect lazily; nothing here needs the network.
     pub fn new(config: Config) -> Result<App, StartError> {
+        let d = &config.database;
         let db = Db::connect_lazy(
-            config.database.url.expose_secret(),
-            config.database.read_url.as_ref().map(|s| s.expose_secret()),
-            config.database.max_connections,
+            d.url.expose_secret(),
+            d.read_url.as_ref().map(|s| s.expose_secret()),
+            &PoolSettings {
+                max_connections: d.max_connections,
+                acquire_timeout: d.acquire_timeout,
+                statement_timeout: d.statement_timeout,
+                idle_timeout: d.idle_timeout,
+                max_lifetime: d.max_lifetime,
+            },
         )?;
         let store = match &config.redis.url {
             Some(url) => Store::redis(url.expose_secret(), &config.redis.namespace)?,

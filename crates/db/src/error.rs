@@ -174,6 +174,16 @@ impl From<sqlx::Error> for DbError {
             }
             sqlx::Error::Database(db) => match db.code().as_deref() {
                 Some("40001") | Some("40P01") => return DbError::Retryable,
+                // Connection exceptions (08), insufficient resources such as too many
+                // connections (53), and operator intervention (57: statement_timeout, admin
+                // shutdown, "the database system is starting up"): the database, not the input.
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57") =>
+                {
+                    return DbError::Unavailable
+                }
                 Some("23505") => Unique,
                 Some("23514") => Check,
                 Some("23503") => ForeignKey,

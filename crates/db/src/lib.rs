@@ -18,16 +18,31 @@ pub mod reports;
 pub mod stock;
 pub mod users;
 
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 pub use error::{constraint, Constraint, ConstraintKind, DbError, Violation, CONSTRAINTS};
 pub use sqlx::{PgConnection, Postgres, Transaction};
 
 /// Embedded migrations from the repository's `migrations/` folder.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// How the pools connect, wait and recycle.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// Longest wait for a connection: past it the caller gets [`DbError::Unavailable`] (a 503),
+    /// so a request never hangs on a database that is down or saturated.
+    pub acquire_timeout: Duration,
+    /// Sent as the `statement_timeout` startup parameter of every connection: a runaway query
+    /// is cancelled by PostgreSQL itself, whichever code path sent it.
+    pub statement_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+}
 
 /// Primary pool for writes and consistent reads, plus an optional replica for reports.
 #[derive(Clone)]
@@ -42,21 +57,26 @@ impl Db {
     pub fn connect_lazy(
         url: &str,
         read_url: Option<&str>,
-        max_connections: u32,
+        settings: &PoolSettings,
     ) -> Result<Db, DbError> {
-        let opts = || {
-            PgPoolOptions::new()
-                .max_connections(max_connections)
+        let pool = |url: &str| -> Result<PgPool, DbError> {
+            let timeout = settings.statement_timeout.as_millis().to_string();
+            let connect =
+                PgConnectOptions::from_str(url)?.options([("statement_timeout", timeout.as_str())]);
+            Ok(PgPoolOptions::new()
+                .max_connections(settings.max_connections)
                 .min_connections(0)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(settings.acquire_timeout)
                 // No ping before each checkout: it costs a round trip per transaction, and a
                 // connection that died meanwhile fails its first query (503, retried) instead.
                 .test_before_acquire(false)
-                .idle_timeout(Some(Duration::from_secs(300)))
+                .idle_timeout(Some(settings.idle_timeout))
+                .max_lifetime(Some(settings.max_lifetime))
+                .connect_lazy_with(connect))
         };
-        let write = opts().connect_lazy(url)?;
+        let write = pool(url)?;
         let read = match read_url {
-            Some(r) => opts().connect_lazy(r)?,
+            Some(r) => pool(r)?,
             None => write.clone(),
         };
         Ok(Db { write, read })

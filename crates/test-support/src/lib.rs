@@ -8,6 +8,7 @@ pub mod builders;
 pub mod client;
 pub mod db;
 pub mod fixtures;
+pub mod proxy;
 pub mod redis;
 pub mod snapshot;
 
@@ -18,4 +19,5 @@ pub use builders::*;
 pub use client::*;
 pub use db::*;
 pub use fixtures::*;
+pub use proxy::{reroute, target_of, TcpProxy};
 pub use redis::*;

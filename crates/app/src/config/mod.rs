@@ -64,6 +64,10 @@ section! {
         url: SecretString = ("DATABASE_URL", "-", "PostgreSQL URL of the primary (all writes); required."),
         read_url: Option<SecretString> = ("DATABASE_READ_URL", "-", "Optional read replica for reports; unset reads from the primary."),
         max_connections: u32 = ("DATABASE_MAX_CONNECTIONS", "20", "Pool size per process (1 to 1000); keep the sum over all processes under PostgreSQL's max_connections."),
+        acquire_timeout: Duration = ("DATABASE_ACQUIRE_TIMEOUT_MS", "2000", "How long (ms) a request waits for a database connection before answering 503 with Retry-After (PostgreSQL down or the pool exhausted)."),
+        statement_timeout: Duration = ("DATABASE_STATEMENT_TIMEOUT_MS", "10000", "PostgreSQL `statement_timeout` (ms) on every pooled connection, reports included; a statement cancelled by it answers 503."),
+        idle_timeout: Duration = ("DATABASE_IDLE_TIMEOUT_SECONDS", "300", "A pooled connection idle this long is closed."),
+        max_lifetime: Duration = ("DATABASE_MAX_LIFETIME_SECONDS", "1800", "A pooled connection is replaced after this long (recycling, e.g. behind a pooler or failover)."),
     }
 }
 

@@ -33,6 +33,14 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             ),
             read_url: get("DATABASE_READ_URL").map(SecretString::from),
             max_connections: num("DATABASE_MAX_CONNECTIONS", 20)?.clamp(1, 1000) as u32,
+            acquire_timeout: Duration::from_millis(
+                num("DATABASE_ACQUIRE_TIMEOUT_MS", 2000)?.max(50),
+            ),
+            statement_timeout: Duration::from_millis(
+                num("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?.max(100),
+            ),
+            idle_timeout: Duration::from_secs(num("DATABASE_IDLE_TIMEOUT_SECONDS", 300)?.max(1)),
+            max_lifetime: Duration::from_secs(num("DATABASE_MAX_LIFETIME_SECONDS", 1800)?.max(1)),
         },
         redis: RedisConfig {
             url: get("REDIS_URL").map(SecretString::from),
