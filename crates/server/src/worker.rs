@@ -5,7 +5,9 @@
 //! records the outcome. A worker killed mid-job stops heartbeating; the lease runs out and another
 //! worker runs the job again, so handlers are written to be idempotent. Failures are retried with
 //! exponential backoff up to `max_attempts`. Recurring jobs re-enqueue themselves in the same
-//! transaction that completes them.
+//! transaction that completes them, and never stop for good: a copy that fails for good is
+//! followed by the next one a period later, and a scheduler re-creates any that went missing
+//! (the database was down when the worker started, say) within [`SCHEDULE_EVERY`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,6 +25,9 @@ use tracing::Instrument;
 pub use till_app::config::WorkerConfig;
 
 pub type JobResult = anyhow::Result<()>;
+
+/// How often the worker makes sure every recurring job has a pending copy.
+pub const SCHEDULE_EVERY: Duration = Duration::from_secs(30);
 pub type Handler =
     Arc<dyn Fn(App, JobRow) -> Pin<Box<dyn Future<Output = JobResult> + Send>> + Send + Sync>;
 
@@ -77,12 +82,8 @@ impl Worker {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let me = Arc::new(self);
-        for kind in me.recurring.keys() {
-            let mut conn = me.app.db.write.acquire().await?;
-            jobs::enqueue(&mut conn, recurring_job(kind, Duration::ZERO)).await?;
-        }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut loops = Vec::new();
+        let mut loops = vec![tokio::spawn(me.clone().schedule_loop(stop_rx.clone()))];
         for _ in 0..me.config.concurrency {
             loops.push(tokio::spawn(me.clone().claim_loop(stop_rx.clone())));
         }
@@ -98,6 +99,40 @@ impl Worker {
         }
         tracing::info!("worker stopped");
         Ok(())
+    }
+
+    /// Keeps one pending copy of every recurring job (the dedupe key makes this a no-op while
+    /// one exists). A failure here (the database is down) is retried on the next tick: the
+    /// worker starts, and keeps running, whatever state PostgreSQL is in.
+    async fn schedule_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let mut next = SCHEDULE_EVERY;
+            for kind in self.recurring.keys() {
+                if let Err(e) = self.schedule(kind, Duration::ZERO).await {
+                    tracing::warn!(error = %e, kind, "could not schedule a recurring job");
+                    next = Duration::from_secs(1);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(next) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn schedule(&self, kind: &str, delay: Duration) -> anyhow::Result<()> {
+        let mut conn = self.app.db.write.acquire().await?;
+        jobs::enqueue(&mut conn, recurring_job(kind, delay)).await?;
+        Ok(())
+    }
+
+    /// A recurring job that failed for good is followed by its next run, a period later.
+    async fn follow_up(&self, job: &JobRow) {
+        if let Some(every) = self.recurring.get(&job.kind) {
+            if let Err(e) = self.schedule(&job.kind, *every).await {
+                tracing::warn!(error = %e, "could not schedule the next run; the scheduler will");
+            }
+        }
     }
 
     async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -133,6 +168,7 @@ impl Worker {
         if job.attempts > job.max_attempts {
             // It kept dying mid-run (lease expiries count as attempts): stop retrying.
             let _ = jobs::fail(pool, job.id, &self.id, "lease expired too many times", None).await;
+            self.follow_up(&job).await;
             return;
         }
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
@@ -179,6 +215,9 @@ impl Worker {
                     (job.attempts < job.max_attempts).then(|| self.config.backoff(job.attempts));
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?retry, "job failed");
                 let _ = jobs::fail(pool, job.id, &self.id, &format!("{e:#}"), retry).await;
+                if retry.is_none() {
+                    self.follow_up(&job).await;
+                }
             }
         }
     }
@@ -199,6 +238,8 @@ fn recurring_job(kind: &str, delay: Duration) -> NewJob<'_> {
     NewJob {
         delay,
         dedupe_key: Some(kind),
+        // A few quick retries; past them the next period's run takes over.
+        max_attempts: 3,
         ..NewJob::new(kind, Value::Null)
     }
 }

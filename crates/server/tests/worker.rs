@@ -290,3 +290,52 @@ async fn admins_list_jobs_by_status() {
     )
     .await;
 }
+
+/// A recurring job never stops for good: a copy that fails every attempt is followed by the
+/// next period's run, and a worker that starts while PostgreSQL is unreachable schedules its
+/// recurring jobs once it is back.
+#[tokio::test]
+async fn recurring_jobs_survive_failures_and_a_database_that_is_down_at_start() {
+    let mut opts = Opts::new().await;
+    let proxy = TcpProxy::start_to(target_of(&opts.db_url).await).await;
+    opts.db_url = reroute(&opts.db_url, proxy.addr);
+    let app = TestApp::spawn_with(&opts).await;
+    let calls = Arc::new(Mutex::new(0_u32));
+    let mut w = Worker::new(app.state.app.clone(), quick_config());
+    let seen = calls.clone();
+    w.register("nightly", move |_, _| {
+        let seen = seen.clone();
+        async move {
+            *seen.lock().unwrap() += 1;
+            anyhow::bail!("the supplier is closed")
+        }
+    });
+    w.every("nightly", Duration::from_secs(1));
+    proxy.stop();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(w.run(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        *calls.lock().unwrap(),
+        0,
+        "nothing can run without the database"
+    );
+    proxy.start().await;
+    // Three attempts fail the first copy for good; the next copy runs a period later.
+    let until = Instant::now() + Duration::from_secs(15);
+    while *calls.lock().unwrap() < 4 {
+        assert!(Instant::now() < until, "the recurring job stopped for good");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs WHERE kind = 'nightly' AND status = 'failed'",
+    )
+    .fetch_one(&app.state.db.write)
+    .await
+    .unwrap();
+    assert!(failed >= 1);
+}
