@@ -26,6 +26,8 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     let mut resp = request_id::scope(id.clone(), next.run(req).instrument(span.clone())).await;
     let status = resp.status().as_u16();
     let elapsed = served.finish(status);
+    let route = resp.extensions().get::<RouteTag>().map(|r| r.0.clone());
+    crate::metrics::record_route(&method, route.as_deref(), status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -35,6 +37,24 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(request_id::HEADER, v);
+    }
+    resp
+}
+
+/// The route template (`/api/v1/orders/{id}`) a response was produced by; set by [`tag_route`].
+#[derive(Clone)]
+pub struct RouteTag(pub std::sync::Arc<str>);
+
+/// Route layer: tells the outer `observe` layer which route template answered, so metrics are
+/// labelled by template (bounded) and never by raw path (one series per order id).
+pub async fn tag_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| RouteTag(m.as_str().into()));
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(r);
     }
     resp
 }

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
 pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
     let api = routes::api()
         .merge(extra)
+        .route_layer(from_fn(layers::tag_route))
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)
         .layer(from_fn(extract::reject_control_chars))
@@ -47,7 +48,7 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(from_fn_with_state(state.clone(), layers::schema_guard));
     let mut app = Router::new()
         .nest("/api/v1", api)
-        .merge(health::router())
+        .merge(health::router().route_layer(from_fn(layers::tag_route)))
         .method_not_allowed_fallback(layers::method_not_allowed);
     app = match &state.config.http.static_dir {
         Some(dir) => {

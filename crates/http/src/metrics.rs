@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use metrics_exporter_prometheus::formatting::{
     write_help_line, write_metric_line, write_type_line,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const BUCKETS: usize = 200;
 /// Bucket i covers latencies up to 10 µs × GROWTH^i; 200 buckets reach past 10 minutes.
@@ -310,8 +310,40 @@ pub fn write_gauge(out: &mut String, name: &str, help: &str, value: f64) {
 /// app instances in one process (the tests) share it.
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static H: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    H.get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .as_ref()
+    H.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(ROUTE_DURATION.into()), &EXPORTED_BOUNDS)
+            .ok()?
+            .install_recorder()
+            .ok()
+    })
+    .as_ref()
+}
+
+const ROUTE_REQUESTS: &str = "http_route_requests_total";
+const ROUTE_DURATION: &str = "http_route_request_duration_seconds";
+
+/// Per-route counters and latency histogram, labelled by method, route template and status
+/// class: a bounded set of series (unmatched paths share `route="unmatched"`, and an unusual
+/// method is `other`), so a scanner cannot grow the scrape.
+pub fn record_route(method: &axum::http::Method, route: Option<&str>, status: u16, took: Duration) {
+    use axum::http::Method;
+    let method = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let route = route.unwrap_or("unmatched").to_owned();
+    let class = CLASSES[class_of(status)];
+    ::metrics::counter!(ROUTE_REQUESTS, "method" => method, "route" => route.clone(), "status" => class)
+        .increment(1);
+    ::metrics::histogram!(ROUTE_DURATION, "method" => method, "route" => route)
+        .record(took.as_secs_f64());
 }
 
 /// (rss, peak rss) in bytes from /proc, where available.

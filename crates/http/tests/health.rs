@@ -218,3 +218,46 @@ async fn load_balancer_and_prometheus_metrics() {
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains("http_request_duration_seconds"), "{text}");
 }
+
+/// Per-route series carry the route template, never the raw path: a thousand order ids are one
+/// series, and unknown paths (a scanner) share `route="unmatched"`.
+#[tokio::test]
+async fn per_route_metrics_are_labelled_by_template() {
+    let app = TestApp::spawn().await;
+    let anon = app.anon();
+    for i in 0..3 {
+        anon.get(&format!(
+            "/api/v1/products/0190f0f0-0000-7000-8000-00000000000{i}"
+        ))
+        .await
+        .expect_status(404);
+        anon.get(&format!("/api/v1/scan-{i}"))
+            .await
+            .expect_status(404);
+    }
+    let text = app
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_route_requests_total")
+                && l.contains(r#"route="/api/v1/products/{id}""#)
+                && l.contains(r#"status="4xx""#)
+        })
+        .unwrap_or_else(|| panic!("no per-route series: {text}"));
+    let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 3.0, "{line}");
+    assert!(text.contains(r#"route="unmatched""#), "{text}");
+    assert!(!text.contains("scan-1"), "raw paths never become labels");
+    assert!(!text.contains("00000000000"), "ids never become labels");
+    assert!(
+        text.contains("http_route_request_duration_seconds_bucket"),
+        "latency per route is a histogram"
+    );
+}
