@@ -152,6 +152,8 @@ start_worker() {
     source "$DIR/till.env"
     set +a
     export INSTANCE_ID=worker
+    # Its health and metrics listener, clear of the web instances' ports.
+    export WORKER_HEALTH_ADDR="127.0.0.1:$((BASE + 900))"
     exec "$BIN" worker
   ) </dev/null >>"$DIR/worker.log" 2>&1 &
   echo $! >"$DIR/worker.pid"

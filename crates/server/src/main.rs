@@ -105,10 +105,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tracing::warn!("database unreachable or migrations pending; waiting");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
+            // Job counters go through the metrics facade: install the recorder first.
+            till_http::metrics::prometheus();
             let cfg = app.config.worker.clone();
-            till_server::jobs::production_worker(app, cfg)
-                .run(shutdown_signal())
-                .await
+            let worker = till_server::jobs::production_worker(app.clone(), cfg.clone());
+            let (addr, health) =
+                till_server::worker_http::bind(cfg.health_addr, app, worker.stats(), worker.id())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("WORKER_HEALTH_ADDR {}: {e}", cfg.health_addr))?;
+            tracing::info!(%addr, "worker health and metrics listening");
+            tokio::spawn(health);
+            worker.run(shutdown_signal()).await
         }
         Command::Migrate => {
             let app = App::new(config)?;

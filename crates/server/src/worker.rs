@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ use till_app::App;
 use till_db::jobs::{self, JobRow, NewJob};
 use tokio::sync::watch;
 use tracing::Instrument;
+
+pub use crate::worker_http::WorkerStats;
 
 /// The worker's settings (`WORKER_*`), part of the application's configuration.
 pub use till_app::config::WorkerConfig;
@@ -35,6 +38,7 @@ pub struct Worker {
     app: App,
     config: WorkerConfig,
     id: String,
+    stats: Arc<WorkerStats>,
     handlers: HashMap<String, Handler>,
     recurring: HashMap<String, Duration>,
 }
@@ -51,6 +55,7 @@ impl Worker {
             app,
             config,
             id,
+            stats: Arc::default(),
             handlers: HashMap::new(),
             recurring: HashMap::new(),
         }
@@ -58,6 +63,11 @@ impl Worker {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// What the worker's health endpoint reads.
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
     }
 
     pub fn register<F, Fut>(&mut self, kind: &str, f: F) -> &mut Self
@@ -138,6 +148,7 @@ impl Worker {
     async fn claim_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let kinds: Vec<String> = self.handlers.keys().cloned().collect();
         while !*stop.borrow() {
+            self.stats.turned();
             match jobs::claim(&self.app.db.write, &self.id, self.config.lease, &kinds).await {
                 Ok(Some(job)) => self.work(job, &mut stop).await,
                 Ok(None) => {
@@ -174,6 +185,32 @@ impl Worker {
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
             return;
         };
+        self.stats.running.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.run_handler(handler, &job, stop).await;
+        self.stats.running.fetch_sub(1, Ordering::Relaxed);
+        let Some(outcome) = outcome else {
+            return;
+        };
+        let label = match &outcome {
+            None => "released",
+            Some(Ok(())) => "done",
+            Some(Err(_)) if job.attempts < job.max_attempts => "retried",
+            Some(Err(_)) => "failed",
+        };
+        ::metrics::counter!("till_worker_jobs_total", "kind" => job.kind.clone(), "outcome" => label)
+            .increment(1);
+        self.settle(&job, outcome).await;
+    }
+
+    /// Runs the handler while keeping the lease; `None` when the lease was lost (another worker
+    /// has the job now), `Some(None)` when shutdown's grace ran out.
+    async fn run_handler(
+        &self,
+        handler: Handler,
+        job: &JobRow,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Option<JobResult>> {
+        let pool = &self.app.db.write;
         let run = handler(self.app.clone(), job.clone());
         tokio::pin!(run);
         let mut beat = tokio::time::interval(self.config.lease / 3);
@@ -191,7 +228,7 @@ impl Worker {
                 _ = beat.tick() => {
                     if !matches!(jobs::heartbeat(pool, job.id, &self.id, self.config.lease).await, Ok(true)) {
                         tracing::warn!("lost the job's lease; abandoning this run");
-                        return;
+                        return None;
                     }
                 }
                 _ = stop.changed(), if deadline.is_none() => {
@@ -200,13 +237,19 @@ impl Worker {
                 _ = grace => break None,
             }
         };
+        Some(outcome)
+    }
+
+    /// Records how a run ended: released, done (and the next recurring copy), or failed.
+    async fn settle(&self, job: &JobRow, outcome: Option<JobResult>) {
+        let pool = &self.app.db.write;
         match outcome {
             None => {
                 tracing::warn!("shutdown grace ran out; releasing the job");
                 let _ = jobs::release(pool, job.id, &self.id).await;
             }
             Some(Ok(())) => {
-                if let Err(e) = self.finish(&job).await {
+                if let Err(e) = self.finish(job).await {
                     tracing::error!(error = %e, "could not record job completion");
                 }
             }
@@ -216,7 +259,7 @@ impl Worker {
                 tracing::warn!(error = %format!("{e:#}"), retry_in = ?retry, "job failed");
                 let _ = jobs::fail(pool, job.id, &self.id, &format!("{e:#}"), retry).await;
                 if retry.is_none() {
-                    self.follow_up(&job).await;
+                    self.follow_up(job).await;
                 }
             }
         }

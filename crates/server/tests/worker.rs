@@ -19,6 +19,7 @@ fn quick_config() -> WorkerConfig {
         backoff_base: Duration::from_millis(200),
         backoff_cap: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        health_addr: "127.0.0.1:0".parse().unwrap(),
     }
 }
 
@@ -54,11 +55,16 @@ async fn effects(app: &TestApp, id: Uuid) -> i64 {
 }
 
 fn spawn_worker(app_db: &str, name: &str) -> Child {
+    spawn_worker_with(app_db, name, "127.0.0.1:0")
+}
+
+fn spawn_worker_with(app_db: &str, name: &str, health_addr: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_till"))
         .arg("worker")
         .env("DATABASE_URL", app_db)
         .env_remove("REDIS_URL")
         .env("TILL_WORKER_TEST_JOBS", "1")
+        .env("WORKER_HEALTH_ADDR", health_addr)
         .env("WORKER_LEASE_SECONDS", "2")
         .env("WORKER_POLL_MS", "30")
         .env("WORKER_SHUTDOWN_GRACE_SECONDS", "10")
@@ -338,4 +344,54 @@ async fn recurring_jobs_survive_failures_and_a_database_that_is_down_at_start() 
     .await
     .unwrap();
     assert!(failed >= 1);
+}
+
+/// `till worker` answers its own health check and Prometheus scrape: healthy while its loops
+/// turn and PostgreSQL answers, with job outcomes counted per kind.
+#[tokio::test]
+async fn the_worker_process_serves_health_and_metrics() {
+    let app = TestApp::spawn().await;
+    let db = app.state.config.database.url.clone();
+    let db = secrecy::ExposeSecret::expose_secret(&db).to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let id = enqueue(&app, NewJob::new("test.slow_effect", json!({"ms": 10}))).await;
+    let mut worker = spawn_worker_with(&db, "probe", &format!("127.0.0.1:{port}"));
+    wait_status(&app, id, "done", Duration::from_secs(15)).await;
+    let http = reqwest::Client::new();
+    let health: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["database"], "up");
+    assert!(health["worker"].as_str().unwrap().starts_with("probe"));
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    worker.kill().ok();
+    worker.wait().ok();
+    assert!(metrics.contains("till_worker_up 1"), "{metrics}");
+    assert!(metrics.contains("till_worker_backlog"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("till_worker_jobs_total")
+                && l.contains(r#"kind="test.slow_effect""#)
+                && l.contains(r#"outcome="done""#)
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
 }

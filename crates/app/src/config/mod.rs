@@ -140,6 +140,7 @@ section! {
         backoff_base: Duration = ("WORKER_BACKOFF_BASE_MS", "1000", "Retry delay (ms) after a job's first failure; doubles with each further attempt."),
         backoff_cap: Duration = ("WORKER_BACKOFF_CAP_MS", "600000", "Longest retry delay (ms)."),
         shutdown_grace: Duration = ("WORKER_SHUTDOWN_GRACE_SECONDS", "25", "After SIGTERM, how long running jobs may take before they are released unfinished."),
+        health_addr: SocketAddr = ("WORKER_HEALTH_ADDR", "0.0.0.0:9091", "Address (host:port) where `till worker` answers `GET /health` (its container health check) and `GET /metrics` (Prometheus)."),
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "till".into()),
         },
         http: HttpConfig {
-            bind_addr: bind_addr(get)?,
+            bind_addr: socket_addr(get, "BIND_ADDR", "0.0.0.0:8080")?,
             static_dir: get("STATIC_DIR").map(PathBuf::from),
             max_body_bytes: num("MAX_BODY_BYTES", 1_048_576)? as usize,
             request_timeout: Duration::from_secs(num("REQUEST_TIMEOUT_SECONDS", 30)?.max(1)),
@@ -80,6 +80,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             backoff_base: Duration::from_millis(num("WORKER_BACKOFF_BASE_MS", 1000)?),
             backoff_cap: Duration::from_millis(num("WORKER_BACKOFF_CAP_MS", 600_000)?),
             shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
+            health_addr: socket_addr(get, "WORKER_HEALTH_ADDR", "0.0.0.0:9091")?,
         },
         runtime,
     })
@@ -135,10 +136,14 @@ fn jwt_secret(
     Ok(SecretString::from(secret))
 }
 
-fn bind_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigError> {
-    let bind_addr = get("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
-    SocketAddr::from_str(&bind_addr)
-        .map_err(|_| ConfigError(format!("BIND_ADDR must be host:port, got {bind_addr:?}")))
+fn socket_addr(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: &str,
+) -> Result<SocketAddr, ConfigError> {
+    let addr = get(name).unwrap_or_else(|| default.into());
+    SocketAddr::from_str(&addr)
+        .map_err(|_| ConfigError(format!("{name} must be host:port, got {addr:?}")))
 }
 
 fn trusted_proxies(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<IpNet>, ConfigError> {
