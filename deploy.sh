@@ -57,13 +57,14 @@ rand_hex() {
 init_env() {
   [ -f .env ] && return 0
   [ -f .env.example ] || die ".env.example is missing"
-  local pg redis jwt admin health
+  local pg redis jwt admin health webhook
   pg=$(rand_hex 24) redis=$(rand_hex 24) jwt=$(rand_hex 32) admin=$(rand_hex 12) health=$(rand_hex 24)
+  webhook=$(rand_hex 32)
   (
     umask 077
     sed -e "s/__POSTGRES_PASSWORD__/$pg/g" -e "s/__REDIS_PASSWORD__/$redis/g" \
       -e "s/__JWT_SECRET__/$jwt/g" -e "s/__ADMIN_PASSWORD__/$admin/g" \
-      -e "s/__HEALTH_TOKEN__/$health/g" .env.example >.env.tmp
+      -e "s/__HEALTH_TOKEN__/$health/g" -e "s/__PAYMENT_WEBHOOK_SECRET__/$webhook/g" .env.example >.env.tmp
     mv .env.tmp .env
   )
   if grep -q '__[A-Z_]*__' .env; then

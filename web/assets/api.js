@@ -98,7 +98,12 @@ export function friendlyMessage(status, code, serverMessage, details, retryAfter
     }
     case 'idempotency_key_in_use': return 'Still working on the previous attempt. Wait a moment.';
     case 'idempotency_key_reused': return 'This sale was already sent with different details.';
-    case 'conflict': return serverMessage || 'That conflicts with the current state. Reload and try again.';
+    case 'conflict':
+      // A paid order that cannot be cancelled: the server's reason, and how much is at stake.
+      if (serverMessage && details && details.refundable_cents > 0) {
+        return `${serverMessage} (${money(details.refundable_cents)} to refund)`;
+      }
+      return serverMessage || 'That conflicts with the current state. Reload and try again.';
     case 'precondition_failed': return 'Someone else changed this meanwhile. Reload to see their changes.';
     case 'payload_too_large': return 'That is too large to send.';
     case 'overpayment': return "That's more than the amount still due.";

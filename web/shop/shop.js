@@ -1,5 +1,6 @@
 // The customer shop: browse by category (cursor paging), search, product pages, a cart kept in
-// localStorage, sign-in/register, pickup or delivery checkout, and orders whose status updates live.
+// localStorage, sign-in/register, pickup or delivery checkout paid through a payment intent (card,
+// confirmed by the payment provider), and orders whose status updates live.
 
 import {
   api, get, money, statusWord, uuid, login, logout, currentUser, session, setCurrency,
@@ -210,6 +211,8 @@ async function pageCheckout() {
           sessionStorage.removeItem('shop.checkout.key');
           sessionStorage.removeItem('shop.checkout.sig');
           writeCart([]);
+          // Ask the payment provider for the balance at once; the order page waits for it.
+          await startPayment(order).catch(() => {}); // the order page offers it again
           go(`#/orders/${order.id}`);
         } catch (ex) {
           markFields(form, ex);
@@ -253,14 +256,20 @@ async function pageOrder(id) {
   const flow = FLOW[o.fulfilment] || FLOW.pickup;
   const at = flow.indexOf(o.status);
   const err = errorBox();
+  const intent = readIntent(o);
   const payBtn = h('button#pay-card.btn.primary.big', { type: 'button' }, `Pay ${money(o.balance_due_cents)} by card`);
   payBtn.addEventListener('click', () => busy(payBtn, async () => {
     showError(err, null);
-    const k = `shop.pay.${o.id}.${o.balance_due_cents}`;
-    let key = sessionStorage.getItem(k);
-    if (!key) { key = uuid(); sessionStorage.setItem(k, key); }
     try {
-      await api('POST', `/orders/${o.id}/payments`, { body: { method: 'card', amount_cents: o.balance_due_cents }, idempotencyKey: key });
+      await startPayment(o);
+      pageOrder(id);
+    } catch (e) { showError(err, e); }
+  }));
+  const simulateBtn = h('button#simulate-payment.btn.big', { type: 'button' }, 'Simulate provider');
+  simulateBtn.addEventListener('click', () => busy(simulateBtn, async () => {
+    showError(err, null);
+    try {
+      await api('POST', '/dev/payment-provider/simulate', { body: { intent_id: intent.id, outcome: 'succeeded' } });
       say('Payment received. Thank you!', 'ok');
       pageOrder(id);
     } catch (e) { showError(err, e); }
@@ -272,6 +281,17 @@ async function pageOrder(id) {
       pageOrder(id);
     } catch (e) { showError(err, e); }
   }));
+  const payable = o.balance_due_cents > 0 && o.status !== 'cancelled' && o.status !== 'delivered';
+  const holdsMoney = o.paid_cents > o.refunded_cents;
+  let payment = null;
+  if (o.balance_due_cents === 0 && o.paid_cents > 0) {
+    payment = h('p', 'Payment: ', h('span#payment-status.pill.ok', 'Paid'));
+  } else if (payable && intent) {
+    payment = h('div.notice.stack',
+      h('p', 'Payment: ', h('span#payment-status.pill', 'Awaiting payment'), ' ',
+        h('span.muted', `${money(intent.amount_cents)} by card, confirmed by the payment provider.`)),
+      (await devMode()) ? h('div.row', simulateBtn, h('small.muted', 'Development only: plays the payment provider.')) : null);
+  }
   fill(main,
     h('p', h('a', { href: '#/orders' }, '← My orders')),
     h('article.card.stack', { dataset: { order: o.id } },
@@ -289,10 +309,38 @@ async function pageOrder(id) {
         h('dt', 'Tax'), h('dd.num', money(o.tax_cents)),
         h('dt', h('strong', 'Total')), h('dd.num', h('strong', money(o.total_cents))),
         h('dt', 'Paid'), h('dd.num', money(o.paid_cents))),
+      payment,
       err,
       h('div.row',
-        o.balance_due_cents > 0 && o.status !== 'cancelled' ? payBtn : null,
-        o.status === 'pending' ? cancelBtn : null)));
+        payable && !intent ? payBtn : null,
+        o.status === 'pending' && !holdsMoney ? cancelBtn : null)));
+}
+
+// ---- online payment ----
+// A payment intent asks the payment provider for the balance due; the provider confirms it to the
+// server (never through this page), and the order's live update shows it paid. The intent is kept
+// per order and balance, so a reload shows "Awaiting payment" rather than asking again.
+const intentKey = (o) => `shop.intent.${o.id}.${o.balance_due_cents}`;
+function readIntent(o) {
+  try { return JSON.parse(sessionStorage.getItem(intentKey(o)) || 'null'); } catch { return null; }
+}
+async function startPayment(o) {
+  if (!(o.balance_due_cents > 0) || readIntent(o)) return readIntent(o);
+  const k = `shop.intent-key.${o.id}.${o.balance_due_cents}`;
+  let key = sessionStorage.getItem(k);
+  if (!key) { key = uuid(); sessionStorage.setItem(k, key); }
+  const intent = await api('POST', `/orders/${o.id}/payment-intents`, { body: {}, idempotencyKey: key });
+  sessionStorage.setItem(intentKey(o), JSON.stringify(intent));
+  return intent;
+}
+let devModeAnswer = null;
+/** Whether the server runs in development mode (only there does the simulated provider exist). */
+function devMode() {
+  if (!devModeAnswer) {
+    devModeAnswer = fetch('/health', { cache: 'no-store' })
+      .then((r) => r.json()).then((h) => h.environment === 'development').catch(() => false);
+  }
+  return devModeAnswer;
 }
 
 async function pageOrders() {

@@ -12,6 +12,7 @@ pub mod customers;
 pub mod idempotency;
 pub mod orders;
 pub mod password;
+pub mod payments;
 pub mod products;
 pub mod stock;
 

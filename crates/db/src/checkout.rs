@@ -123,6 +123,9 @@ pub struct Placement<'a> {
     pub answer_status: u16,
     pub answer_body: &'a Value,
     pub answer_headers: &'a Value,
+    /// For online orders: how many pending, not fully paid online orders the customer may hold;
+    /// this one is refused ([`PlaceError::OpenOrdersCap`]) when they already hold that many.
+    pub open_orders_cap: Option<u32>,
 }
 
 /// Why [`place`] wrote nothing.
@@ -134,17 +137,24 @@ pub enum PlaceError {
     KeyInUse,
     /// The idempotency key was stored by a concurrent request that committed first.
     KeyTaken,
+    /// The customer already holds `open_orders_cap` open online orders (counted under a lock
+    /// per customer, so concurrent requests cannot both slip under it).
+    OpenOrdersCap,
     Db(DbError),
 }
 
 /// The SQLSTATE `till_place_order` raises when the key's lock is held by another request.
 const KEY_IN_USE: &str = "TL409";
+/// The SQLSTATE `till_place_order` raises when the customer is at the open-orders cap.
+const OPEN_ORDERS_CAP: &str = "TL429";
 
 impl From<sqlx::Error> for PlaceError {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
-            if db.code().as_deref() == Some(KEY_IN_USE) {
-                return PlaceError::KeyInUse;
+            match db.code().as_deref() {
+                Some(KEY_IN_USE) => return PlaceError::KeyInUse,
+                Some(OPEN_ORDERS_CAP) => return PlaceError::OpenOrdersCap,
+                _ => {}
             }
         }
         match DbError::from(e) {
@@ -155,7 +165,7 @@ impl From<sqlx::Error> for PlaceError {
 }
 
 /// The one argument of `till_place_order`
-/// (migrations/20261130100000_place_order_by_name.sql): every key is the column it fills, read
+/// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql): every key is the column it fills, read
 /// there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
@@ -167,6 +177,8 @@ struct PlaceArgs<'a> {
     audit: Vec<AuditRow<'a>>,
     event: EventRow<'a>,
     idempotency: KeyRow<'a>,
+    /// migrations/20261130200000_payment_intents.sql: the open-orders cap, online orders only.
+    open_orders_cap: Option<u32>,
 }
 
 /// An `orders` row.
@@ -328,6 +340,7 @@ impl<'a> PlaceArgs<'a> {
                 response_body: p.answer_body,
                 response_headers: p.answer_headers,
             },
+            open_orders_cap: p.open_orders_cap,
         }
     }
 }

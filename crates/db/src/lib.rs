@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod orders;
 pub mod outbox;
+pub mod payment_intents;
 pub mod products;
 pub mod reports;
 pub mod stock;

@@ -205,7 +205,8 @@ async fn cancelling_returns_what_was_taken_and_not_yet_returned() {
     let id = o["id"].as_str().unwrap();
     assert_eq!(stock_of(&app, &a).await, 7);
 
-    // Paid, one unit refunded and restocked, then cancelled: only the other two come back.
+    // Paid, one unit refunded and restocked, the rest refunded, then cancelled: only the other
+    // two come back.
     cashier
         .pay(id, json!({"method": "card", "amount_cents": 3500}))
         .await
@@ -218,6 +219,19 @@ async fn cancelling_returns_what_was_taken_and_not_yet_returned() {
         .await
         .expect_status(201);
     assert_eq!(stock_of(&app, &a).await, 8);
+    // Money is still on it (3500 paid, 1000 back): it cannot be cancelled until refunded.
+    let v = cashier
+        .transition(id, "cancelled")
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(v["error"]["details"], json!({"refundable_cents": 2500}));
+    manager
+        .refund(
+            id,
+            json!({"amount_cents": 2500, "reason": "order cancelled"}),
+        )
+        .await
+        .expect_status(201);
     let cancelled = cashier.transition(id, "cancelled").await.expect_json(200);
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(stock_of(&app, &a).await, 10);

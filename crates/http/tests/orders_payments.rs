@@ -157,8 +157,8 @@ async fn payment_errors_and_roles() {
         .post(&payments, card(1))
         .await
         .expect_error(400, "idempotency_key_required");
-    // Customers: their own order, by card only; another's does not exist for them. Staff run
-    // the board but take no money.
+    // Customers never record payments (they pay through payment intents): 403 whatever the
+    // order, even their own by card. Staff run the board but take no money.
     let mine = customer
         .create_order(OrderBuilder::pickup().line(&p, 1))
         .await;
@@ -174,12 +174,16 @@ async fn payment_errors_and_roles() {
             403,
             "forbidden",
         ),
-        (&other, mine_id, card(100), 404, "not_found"),
-        (&customer, id, card(100), 404, "not_found"),
+        (&customer, mine_id, card(1083), 403, "forbidden"),
+        (&other, mine_id, card(100), 403, "forbidden"),
+        (&customer, id, card(100), 403, "forbidden"),
     ] {
         who.pay(order, req).await.expect_error(status, code);
     }
-    let v = customer.pay(mine_id, card(1083)).await.expect_json(201);
+    let unpaid = cashier.get(&format!("/api/v1/orders/{mine_id}")).await.body;
+    assert_eq!(unpaid["paid_cents"], 0);
+    // A cashier takes the customer's money at pickup.
+    let v = cashier.pay(mine_id, card(1083)).await.expect_json(201);
     assert_eq!(v["order"]["payment_status"], "paid");
 
     // Nothing above changed the first order.

@@ -409,6 +409,14 @@ async fn sales_report_counts_days_in_the_store_time_zone() {
         .refund(&id_of(&o2), json!({"amount_cents": 300, "reason": "late"}))
         .await
         .expect_status(201);
+    // O3's money goes back before it can be cancelled.
+    manager
+        .refund(
+            &id_of(&o3),
+            json!({"amount_cents": 500, "reason": "cancelled"}),
+        )
+        .await
+        .expect_status(201);
     manager
         .transition(&id_of(&o3), "cancelled")
         .await

@@ -46,10 +46,27 @@ async fn outbox_events(app: &TestApp, topic: &str) -> Vec<Value> {
         .unwrap()
 }
 
+/// A 100-cent card payment taken by `token` (staff) on order `o`; returns the status.
+async fn pay_100(app: &TestApp, o: &Value, token: &str) -> u16 {
+    let path = format!("/api/v1/orders/{}/payments", o["id"].as_str().unwrap());
+    let body = json!({"method": "card", "amount_cents": 100});
+    post_idem(app, &path, token, &new_key(), body)
+        .await
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
-async fn unpaid_online_orders_are_cancelled_and_restocked() {
-    let app = TestApp::spawn_with(&Opts::new().await.set("ORDER_UNPAID_TTL_MINUTES", "30")).await;
-    let product = insert_product(&app, "BREAD-1", 350, 0, 10).await;
+async fn expired_online_orders_not_fully_paid_are_cancelled_unless_they_hold_money() {
+    // Five open orders for one shopper: more than the default cap of 3.
+    let app = TestApp::spawn_with(
+        &Opts::new()
+            .await
+            .set("ORDER_UNPAID_TTL_MINUTES", "30")
+            .set("ONLINE_OPEN_ORDERS_PER_CUSTOMER", "10"),
+    )
+    .await;
+    let product = insert_product(&app, "BREAD-1", 350, 0, 15).await;
     let r = app
         .post(
             "/api/v1/auth/register",
@@ -60,43 +77,43 @@ async fn unpaid_online_orders_are_cancelled_and_restocked() {
     assert_eq!(r.status(), 201);
     let shopper = app.login("c@test.local", "password-123").await;
     let cashier = app.user("cashier").await;
+    let manager = app.user("manager").await;
     let line = json!([{"product_id": product, "quantity": 3}]);
-    let stale = create_order(
-        &app,
-        &shopper.token,
-        json!({"fulfilment": "pickup", "lines": line}),
-    )
-    .await;
-    let fresh = create_order(
-        &app,
-        &shopper.token,
-        json!({"fulfilment": "pickup", "lines": line}),
-    )
-    .await;
-    let paid = create_order(
-        &app,
-        &shopper.token,
-        json!({"fulfilment": "pickup", "lines": line}),
-    )
-    .await;
+    let online = || {
+        create_order(
+            &app,
+            &shopper.token,
+            json!({"fulfilment": "pickup", "lines": line}),
+        )
+    };
+    let stale = online().await;
+    let fresh = online().await;
+    let part_paid = online().await;
+    let refunded = online().await;
     let pos = create_order(
         &app,
         &cashier.token,
-        json!({"fulfilment": "pickup", "lines": [{"product_id": product, "quantity": 1}]}),
+        json!({"fulfilment": "pickup", "lines": [{"product_id": product, "quantity": 3}]}),
     )
     .await;
     assert_eq!(stock_of(&app, &product).await, 0);
+    // Partly paid at the till: money on it. Another partly paid, then refunded in full: none.
+    assert_eq!(pay_100(&app, &part_paid, &cashier.token).await, 201);
+    assert_eq!(pay_100(&app, &refunded, &cashier.token).await, 201);
     let r = post_idem(
         &app,
-        &format!("/api/v1/orders/{}/payments", paid["id"].as_str().unwrap()),
-        &shopper.token,
+        &format!(
+            "/api/v1/orders/{}/refunds",
+            refunded["id"].as_str().unwrap()
+        ),
+        &manager.token,
         &new_key(),
-        json!({"method": "card", "amount_cents": 100}),
+        json!({"amount_cents": 100, "reason": "changed mind"}),
     )
     .await;
     assert_eq!(r.status(), 201);
     // Age every order but `fresh` past the 30-minute limit.
-    for o in [&stale, &paid, &pos] {
+    for o in [&stale, &part_paid, &refunded, &pos] {
         exec_sql(
             &app,
             "UPDATE orders SET created_at = now() - interval '31 minutes' WHERE id = $1::uuid",
@@ -115,12 +132,15 @@ async fn unpaid_online_orders_are_cancelled_and_restocked() {
                 .unwrap()
         }
     };
-    work_until(&app, || async { status(&stale).await == "cancelled" }).await;
+    work_until(&app, || async {
+        status(&stale).await == "cancelled" && status(&refunded).await == "cancelled"
+    })
+    .await;
     assert_eq!(status(&fresh).await, "pending", "not old enough");
     assert_eq!(
-        status(&paid).await,
+        status(&part_paid).await,
         "pending",
-        "partly paid orders are kept"
+        "an order holding money waits for a manager's refund"
     );
     assert_eq!(
         status(&pos).await,
@@ -129,21 +149,30 @@ async fn unpaid_online_orders_are_cancelled_and_restocked() {
     );
     assert_eq!(
         stock_of(&app, &product).await,
-        3,
-        "the cancelled order's 3 units are back"
+        6,
+        "the two cancelled orders' 3 units each are back"
     );
-    let movements: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM inventory_movements WHERE reason = 'cancel' AND order_id = $1::uuid AND delta = 3",
-    )
-    .bind(stale["id"].as_str().unwrap())
-    .fetch_one(&app.state.db.write)
-    .await
-    .unwrap();
-    assert_eq!(movements, 1);
+    for o in [&stale, &refunded] {
+        let movements: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inventory_movements WHERE reason = 'cancel' AND order_id = $1::uuid AND delta = 3",
+        )
+        .bind(o["id"].as_str().unwrap())
+        .fetch_one(&app.state.db.write)
+        .await
+        .unwrap();
+        assert_eq!(movements, 1);
+    }
     let updates = outbox_events(&app, "order.updated").await;
     assert!(updates
         .iter()
         .any(|e| e["order"]["id"] == stale["id"] && e["order"]["status"] == "cancelled"));
+
+    // Running the job again changes nothing: the order with money on it is only reported.
+    let n = till_app::orders::cancel_expired_unpaid(&app.state.app)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_eq!(status(&part_paid).await, "pending");
 }
 
 #[tokio::test]

@@ -281,6 +281,14 @@ impl Client {
         self.post_idem(&format!("/api/v1/orders/{order_id}/payments"), body)
     }
 
+    /// `POST /orders/{id}/payment-intents` with a fresh Idempotency-Key.
+    pub fn payment_intent(&self, order_id: &str) -> Req {
+        self.post_idem(
+            &format!("/api/v1/orders/{order_id}/payment-intents"),
+            json!({}),
+        )
+    }
+
     /// `POST /orders/{id}/refunds` with a fresh Idempotency-Key.
     pub fn refund(&self, order_id: &str, body: Value) -> Req {
         self.post_idem(&format!("/api/v1/orders/{order_id}/refunds"), body)
@@ -292,4 +300,52 @@ impl Client {
             .await
             .expect_json(201)
     }
+}
+
+/// The payment provider's callback path (no `/api/v1` router: not rate-limited, no user).
+pub const PROVIDER_EVENTS: &str = "/api/v1/payment-provider/events";
+
+impl TestApp {
+    /// A provider callback: `event` as the body, signed `age_secs` ago (negative: in the future)
+    /// with this instance's `PAYMENT_WEBHOOK_SECRET`, as the provider would.
+    pub fn provider_event(&self, event: &Value, age_secs: i64) -> Req {
+        use secrecy::ExposeSecret;
+        let body = event.to_string();
+        let secret = self.state.config.payments.webhook_secret.expose_secret();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - age_secs;
+        let signature = till_app::payments::sign(secret.as_bytes(), t, body.as_bytes());
+        self.provider_event_raw(&body, Some(&signature))
+    }
+
+    /// A provider callback with a given raw body and `Till-Signature` (or none).
+    pub fn provider_event_raw(&self, body: &str, signature: Option<&str>) -> Req {
+        let req = self
+            .anon()
+            .request(reqwest::Method::POST, PROVIDER_EVENTS)
+            .header("content-type", "application/json")
+            .body(body);
+        match signature {
+            Some(s) => req.header("till-signature", s),
+            None => req,
+        }
+    }
+}
+
+/// A provider event body: `kind` is `succeeded` or `failed`.
+pub fn provider_event_body(
+    kind: &str,
+    intent_id: &str,
+    amount_cents: i64,
+    reference: &str,
+) -> Value {
+    json!({
+        "type": format!("payment_intent.{kind}"),
+        "intent_id": intent_id,
+        "amount_cents": amount_cents,
+        "reference": reference,
+    })
 }

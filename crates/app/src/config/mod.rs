@@ -21,6 +21,10 @@ pub use parse::ConfigError;
 pub const DEV_JWT_SECRET: &str = "till-development-secret-do-not-use-in-production";
 /// HS256 keys shorter than this are brute-forceable; production refuses them.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
+/// The development payment webhook secret; production refuses it.
+pub const DEV_PAYMENT_WEBHOOK_SECRET: &str = "till-development-payment-webhook-secret";
+/// Production refuses a shorter `PAYMENT_WEBHOOK_SECRET`.
+pub const MIN_PAYMENT_WEBHOOK_SECRET_LEN: usize = 32;
 
 /// One environment variable Till reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +131,15 @@ section! {
         currency: String = ("CURRENCY", "USD", "ISO 4217 code of the deployment's one currency."),
         default_calling_code: String = ("DEFAULT_CALLING_CODE", "1", "Calling code (1 to 3 digits, `+` optional) for phone numbers entered without `+`."),
         store_timezone: chrono_tz::Tz = ("STORE_TIMEZONE", "UTC", "IANA time zone report days are counted in."),
-        order_unpaid_ttl: Duration = ("ORDER_UNPAID_TTL_MINUTES", "30", "An unpaid online order still pending after this many minutes is cancelled by the worker."),
+        order_unpaid_ttl: Duration = ("ORDER_UNPAID_TTL_MINUTES", "30", "An online order not fully paid and still pending after this many minutes is cancelled by the worker (its stock returned); one with money on it is only reported, for a manager to refund."),
+        online_open_orders_per_customer: u32 = ("ONLINE_OPEN_ORDERS_PER_CUSTOMER", "3", "Pending, not fully paid online orders one customer may hold at once; one more is refused (409)."),
+    }
+}
+
+section! {
+    /// Online payments confirmed by the payment provider.
+    pub struct PaymentsConfig {
+        webhook_secret: SecretString = ("PAYMENT_WEBHOOK_SECRET", "-", "Key the provider signs its callbacks with (`Till-Signature`, HMAC-SHA256). Development falls back to a fixed key; production requires at least 32 characters."),
     }
 }
 
@@ -186,6 +198,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub shop: ShopConfig,
     pub worker: WorkerConfig,
+    pub payments: PaymentsConfig,
 }
 
 impl Config {
@@ -201,6 +214,7 @@ impl Config {
             EventsConfig::SETTINGS,
             ShopConfig::SETTINGS,
             WorkerConfig::SETTINGS,
+            PaymentsConfig::SETTINGS,
         ]
         .into_iter()
         .flatten()

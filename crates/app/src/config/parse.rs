@@ -82,6 +82,9 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
             health_addr: socket_addr(get, "WORKER_HEALTH_ADDR", "0.0.0.0:9091")?,
         },
+        payments: PaymentsConfig {
+            webhook_secret: webhook_secret(get, app_env)?,
+        },
         runtime,
     })
 }
@@ -132,6 +135,32 @@ fn jwt_secret(
         }
         (Some(s), _) => s,
         (None, AppEnv::Development) => DEV_JWT_SECRET.to_owned(),
+    };
+    Ok(SecretString::from(secret))
+}
+
+/// Like `JWT_SECRET`: a fixed key in development, a long one of the operator's in production.
+fn webhook_secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<SecretString, ConfigError> {
+    let secret = match (get("PAYMENT_WEBHOOK_SECRET"), app_env) {
+        (Some(s), AppEnv::Production)
+            if s == DEV_PAYMENT_WEBHOOK_SECRET || s.len() < MIN_PAYMENT_WEBHOOK_SECRET_LEN =>
+        {
+            return Err(ConfigError(format!(
+                "PAYMENT_WEBHOOK_SECRET is the default or shorter than \
+                 {MIN_PAYMENT_WEBHOOK_SECRET_LEN} characters; production needs the provider's \
+                 signing secret"
+            )))
+        }
+        (None, AppEnv::Production) => {
+            return Err(ConfigError(
+                "PAYMENT_WEBHOOK_SECRET is not set; production needs the payment provider's signing secret".into(),
+            ))
+        }
+        (Some(s), _) => s,
+        (None, AppEnv::Development) => DEV_PAYMENT_WEBHOOK_SECRET.to_owned(),
     };
     Ok(SecretString::from(secret))
 }
@@ -190,6 +219,8 @@ fn shop(
         default_calling_code,
         store_timezone,
         order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
+        online_open_orders_per_customer: u32::try_from(num("ONLINE_OPEN_ORDERS_PER_CUSTOMER", 3)?)
+            .map_err(|_| ConfigError("ONLINE_OPEN_ORDERS_PER_CUSTOMER is too large".into()))?,
     })
 }
 
@@ -237,7 +268,40 @@ mod tests {
         assert!(cfg(&dflt).is_err());
         let mut good = base.to_vec();
         good.push(("JWT_SECRET", "0123456789abcdef0123456789abcdef"));
+        good.push((
+            "PAYMENT_WEBHOOK_SECRET",
+            "whsec_0123456789abcdef0123456789ab",
+        ));
         assert_eq!(cfg(&good).unwrap().runtime.app_env, AppEnv::Production);
+    }
+
+    #[test]
+    fn production_requires_its_own_long_webhook_secret() {
+        let base = [
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ];
+        let err = cfg(&base).unwrap_err().0;
+        assert!(err.contains("PAYMENT_WEBHOOK_SECRET is not set"), "{err}");
+        for bad in ["short", DEV_PAYMENT_WEBHOOK_SECRET] {
+            let mut v = base.to_vec();
+            v.push(("PAYMENT_WEBHOOK_SECRET", bad));
+            assert!(cfg(&v).unwrap_err().0.contains("shorter than"));
+        }
+        // Development falls back to the fixed key, and Debug never shows a secret.
+        let dev = cfg(&[("DATABASE_URL", "x")]).unwrap();
+        assert_eq!(
+            dev.payments.webhook_secret.expose_secret(),
+            DEV_PAYMENT_WEBHOOK_SECRET
+        );
+        let mine = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("PAYMENT_WEBHOOK_SECRET", "hush-hush-42"),
+        ])
+        .unwrap();
+        assert!(!format!("{mine:?}").contains("hush-hush-42"));
+        assert_eq!(mine.shop.online_open_orders_per_customer, 3);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Orders: placing, paying, refunding, moving along the lifecycle and expiring unpaid ones.
+//! Orders: placing, paying (at the till, or online through a payment intent), refunding, moving along the lifecycle and expiring unpaid ones.
 //! This module holds what the use cases share: who is acting ([`Caller`]), the error they
 //! answer with ([`OrderError`]), the Order's JSON shape and its live event.
 
 mod expire;
+mod intents;
 mod pay;
 mod place;
 mod refund;
@@ -20,6 +21,8 @@ use till_domain::{
 use uuid::Uuid;
 
 pub use expire::cancel_expired_unpaid;
+pub use intents::{create_intent, IntentInput};
+pub(crate) use pay::record_payment;
 pub use pay::{pay, PaymentInput};
 pub use place::{place, LineInputBody, PlaceInput};
 pub use refund::{refund, RefundInput};
@@ -60,6 +63,12 @@ pub enum OrderError {
     /// The order's state forbids this (e.g. paying a cancelled order).
     #[error("{0}")]
     Conflict(&'static str),
+    /// Cancelling an order that still holds money (`paid − refunded > 0`): refund it first.
+    #[error("the order holds {refundable_cents} that must be refunded before it is cancelled")]
+    MoneyOnOrder { refundable_cents: i64 },
+    /// The customer already holds `limit` pending, not fully paid online orders.
+    #[error("at most {limit} open online orders per customer")]
+    OpenOrdersCap { limit: u32 },
     #[error("invalid order: {0}")]
     Validation(FieldErrors),
     #[error(transparent)]

@@ -1,11 +1,15 @@
 //! Paying an order: one tender (split tenders are several payments). The order row is locked
 //! for the check-and-write, so concurrent tenders can never pay more than the total. Cashier+
-//! take any method; a customer pays their own order by `card` only; `staff` cannot.
+//! take any method; customers never record payments themselves (they pay online through a
+//! payment intent that the provider confirms, see [`super::create_intent`] and
+//! [`crate::payments`]); `staff` cannot. [`record_payment`] is the one way money lands on an
+//! order, for staff tenders and provider-confirmed intents alike: same ledger, same event.
 
 use serde::Deserialize;
 use serde_json::json;
 use till_db::audit::{self, Actor};
-use till_db::orders::{self, NewPayment, Order, Payment};
+use till_db::orders::{self, Head, NewPayment, Order, Payment};
+use till_db::PgConnection;
 use till_domain::{
     balance_due, completes_on_full_payment, limits, payment_status, FieldErrors, OrderStatus,
     PaymentMethod, Role,
@@ -40,13 +44,13 @@ pub async fn pay(
     key: &IdempotencyKey,
     render: impl FnOnce(&Payment, &Order) -> Answer,
 ) -> Result<Answer, OrderError> {
-    if caller.role == Role::Staff {
-        return Err(OrderError::Forbidden(None));
-    }
-    if caller.role == Role::Customer && input.method != PaymentMethod::Card {
+    if caller.role == Role::Customer {
         return Err(OrderError::Forbidden(Some(
-            "Online payments are by card only.",
+            "Customers pay online through a payment intent, not by recording a payment.",
         )));
+    }
+    if !caller.role.is_cashier_or_above() {
+        return Err(OrderError::Forbidden(None));
     }
     let (tendered, change, reference) = check(input)?;
     let mut run = match idempotency::begin::<OrderError>(app, caller.user_id, key).await? {
@@ -57,6 +61,36 @@ pub async fn pay(
     if !caller.can_see(head.customer_id) {
         return Err(OrderError::NotFound);
     }
+    let (payment, order) = record_payment(
+        &mut run.tx,
+        &head,
+        NewPayment {
+            method: input.method,
+            amount_cents: input.amount_cents,
+            tendered_cents: tendered,
+            change_cents: change,
+            reference,
+            created_by: Some(caller.user_id),
+            intent_id: None,
+        },
+    )
+    .await?;
+    let data = json!({"payment_id": payment.id, "method": input.method, "amount_cents": input.amount_cents});
+    audit::record(&mut run.tx, actor, "order.payment", "order", id, data).await?;
+    let answer = run.finish::<OrderError>(render(&payment, &order)).await?;
+    app.after_commit(false);
+    Ok(answer)
+}
+
+/// Records payment `p` on the order whose row the caller has locked (`head`), in the caller's
+/// transaction: refuses a cancelled order (409) and more than the balance due (422
+/// `overpayment`), completes an in-store order that becomes fully paid, and writes the live
+/// event. Returns the payment and the order as it is now.
+pub(crate) async fn record_payment(
+    conn: &mut PgConnection,
+    head: &Head,
+    p: NewPayment<'_>,
+) -> Result<(Payment, Order), OrderError> {
     let status = head.status()?;
     if status == OrderStatus::Cancelled {
         return Err(OrderError::Conflict(
@@ -64,41 +98,22 @@ pub async fn pay(
         ));
     }
     let due = balance_due(head.total_cents, head.paid_cents);
-    if input.amount_cents > due {
+    if p.amount_cents > due {
         return Err(OrderError::Overpayment {
             balance_due_cents: due,
-            amount_cents: input.amount_cents,
+            amount_cents: p.amount_cents,
         });
     }
-    let paid = head.paid_cents + input.amount_cents;
+    let paid = head.paid_cents + p.amount_cents;
     let complete = completes_on_full_payment(
         status,
         head.fulfilment()?,
         payment_status(head.total_cents, paid, head.refunded_cents),
     );
-    let payment = orders::add_payment(
-        &mut run.tx,
-        id,
-        NewPayment {
-            method: input.method,
-            amount_cents: input.amount_cents,
-            tendered_cents: tendered,
-            change_cents: change,
-            reference,
-            created_by: caller.user_id,
-        },
-        complete,
-    )
-    .await?;
-    if caller.role.is_staff_side() {
-        let data = json!({"payment_id": payment.id, "method": input.method, "amount_cents": input.amount_cents});
-        audit::record(&mut run.tx, actor, "order.payment", "order", id, data).await?;
-    }
-    let order = orders::get(&mut run.tx, id).await?;
-    record_event(&mut run.tx, "order.updated", &order).await?;
-    let answer = run.finish::<OrderError>(render(&payment, &order)).await?;
-    app.after_commit(false);
-    Ok(answer)
+    let payment = orders::add_payment(conn, head.id, p, complete).await?;
+    let order = orders::get(conn, head.id).await?;
+    record_event(conn, "order.updated", &order).await?;
+    Ok((payment, order))
 }
 
 /// Amount > 0; `tendered_cents` only for cash and at least the amount (absent: exact cash).

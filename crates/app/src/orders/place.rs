@@ -1,6 +1,7 @@
 //! Placing an order: a `pos` order by a cashier or above, an `online` order by a customer for
 //! their own record. Customers order for `pickup` or `delivery` only (there is no counter
-//! online) and may not give discounts. Prices, names and tax rates are copied from the
+//! online), may not give discounts, and may hold at most `ONLINE_OPEN_ORDERS_PER_CUSTOMER`
+//! pending, not fully paid online orders (checked in the write, under a per-customer lock). Prices, names and tax rates are copied from the
 //! catalog now; stock of every tracked line is taken in the same transaction, all or nothing,
 //! together with the idempotency key's answer, the live event and the audit entries.
 
@@ -131,6 +132,8 @@ pub async fn place(
             answer_status: answer.status,
             answer_body: &answer.body,
             answer_headers: &answer.headers_json(),
+            open_orders_cap: (channel == Channel::Online)
+                .then_some(app.config.shop.online_open_orders_per_customer),
         },
     )
     .await;
@@ -141,6 +144,9 @@ pub async fn place(
         }
         Err(PlaceError::Insufficient(lines)) => Err(OrderError::InsufficientStock { lines }),
         Err(PlaceError::KeyInUse) => Err(IdempotencyError::InUse.into()),
+        Err(PlaceError::OpenOrdersCap) => Err(OrderError::OpenOrdersCap {
+            limit: app.config.shop.online_open_orders_per_customer,
+        }),
         Err(PlaceError::KeyTaken) => idempotency::answer_taken(app, caller.user_id, key).await,
         Err(PlaceError::Db(e)) => Err(e.into()),
     }

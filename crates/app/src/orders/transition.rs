@@ -1,6 +1,8 @@
 //! Moving an order along the lifecycle table. Staff-side roles may make any allowed move; a
 //! customer may only cancel their own order while it is `pending`. Cancelling puts back what
-//! the order took and has not yet returned.
+//! the order took and has not yet returned, and is refused while the order holds money
+//! (`paid − refunded > 0`): a cancelled order must not silently keep anyone's money, so a
+//! manager refunds first (whoever asks, by whatever route, the worker included).
 
 use serde_json::json;
 use till_db::audit::{self, Actor};
@@ -39,6 +41,7 @@ pub async fn transition(
         return Err(OrderError::PreconditionFailed);
     }
     check_transition(from, to, head.fulfilment()?).map_err(OrderError::InvalidTransition)?;
+    refuse_cancel_with_money(to, head.paid_cents, head.refunded_cents)?;
     if to == OrderStatus::Cancelled {
         return_stock(&mut tx, id, Some(caller.user_id)).await?;
     }
@@ -59,4 +62,37 @@ pub async fn transition(
     tx.commit().await.map_err(DbError::from)?;
     app.after_commit(to == OrderStatus::Cancelled);
     Ok(order)
+}
+
+/// Rule: an order with money on it cannot be cancelled; the refundable amount says how much a
+/// manager must refund first.
+pub(super) fn refuse_cancel_with_money(
+    to: OrderStatus,
+    paid_cents: i64,
+    refunded_cents: i64,
+) -> Result<(), OrderError> {
+    let refundable_cents = paid_cents - refunded_cents;
+    if to == OrderStatus::Cancelled && refundable_cents > 0 {
+        return Err(OrderError::MoneyOnOrder { refundable_cents });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_cancelling_an_order_with_money_on_it_is_refused() {
+        use OrderStatus::{Cancelled, Confirmed};
+        assert!(matches!(
+            refuse_cancel_with_money(Cancelled, 500, 200),
+            Err(OrderError::MoneyOnOrder {
+                refundable_cents: 300
+            })
+        ));
+        assert!(refuse_cancel_with_money(Cancelled, 500, 500).is_ok());
+        assert!(refuse_cancel_with_money(Cancelled, 0, 0).is_ok());
+        assert!(refuse_cancel_with_money(Confirmed, 500, 0).is_ok());
+    }
 }

@@ -20,8 +20,8 @@ mod read;
 
 pub use money::{add_payment, add_refund, returnable, NewPayment, Returnable};
 pub use read::{
-    board, customer_exists, decode_cursor, expired_unpaid, list, Board, Filter, ListCursor,
-    BOARD_COLUMNS,
+    board, customer_exists, decode_cursor, expired_open, expired_with_money, list, Board, Filter,
+    ListCursor, BOARD_COLUMNS,
 };
 
 /// A line as stored: price, tax rate and name copied from the product at order time.
@@ -51,6 +51,10 @@ pub struct Payment {
     pub reference: Option<String>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The payment intent this payment settled (online card payments confirmed by the
+    /// provider); absent for payments taken by staff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent_id: Option<Uuid>,
 }
 
 /// One restocked product of a refund.

@@ -15,7 +15,10 @@ pub struct NewPayment<'a> {
     pub tendered_cents: Option<i64>,
     pub change_cents: i64,
     pub reference: Option<&'a str>,
-    pub created_by: Uuid,
+    /// Staff who took it; for a provider-confirmed payment, whoever created the intent.
+    pub created_by: Option<Uuid>,
+    /// The payment intent it settles (at most one payment per intent: a unique index).
+    pub intent_id: Option<Uuid>,
 }
 
 /// Records a payment on a locked order: adds it to `paid_cents`, bumps the version and, when
@@ -34,8 +37,8 @@ pub async fn add_payment(
     let row: Row = sqlx::query_as(
         "WITH pay AS (
              INSERT INTO payments (id, order_id, method, amount_cents, tendered_cents, change_cents,
-                                   reference, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   reference, created_by, intent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)
              RETURNING id, created_at
          ), u AS (
              UPDATE orders SET paid_cents = paid_cents + $4, version = version + 1, updated_at = now(),
@@ -58,6 +61,7 @@ pub async fn add_payment(
     .bind(p.reference)
     .bind(p.created_by)
     .bind(complete)
+    .bind(p.intent_id)
     .fetch_one(conn)
     .await?;
     Ok(Payment {
@@ -67,8 +71,9 @@ pub async fn add_payment(
         tendered_cents: p.tendered_cents,
         change_cents: p.change_cents,
         reference: p.reference.map(str::to_owned),
-        created_by: Some(p.created_by),
+        created_by: p.created_by,
         created_at: row.created_at,
+        intent_id: p.intent_id,
     })
 }
 

@@ -1,5 +1,5 @@
 //! Reading orders in bulk: the filtered, keyset-paginated list, the staff board, and the
-//! worker's query for expired unpaid orders.
+//! worker's queries for expired online orders that are not fully paid.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
@@ -139,18 +139,36 @@ pub async fn customer_exists(conn: &mut PgConnection, id: Uuid) -> Result<bool, 
     )
 }
 
-/// Unpaid `online` orders still `pending` that were created more than `ttl_secs` ago.
-pub async fn expired_unpaid(
+/// `online` orders still `pending`, not fully paid and with no money on them (nothing paid, or
+/// all of it refunded), created more than `ttl_secs` ago: what the worker may cancel.
+pub async fn expired_open(pool: &PgPool, ttl_secs: i64, limit: i64) -> Result<Vec<Uuid>, DbError> {
+    expired(pool, ttl_secs, limit, "paid_cents = refunded_cents").await
+}
+
+/// Like [`expired_open`], but with money on them (`paid − refunded > 0`): the worker must not
+/// cancel these (a refund is a manager's decision), so it only reports them.
+pub async fn expired_with_money(
     pool: &PgPool,
     ttl_secs: i64,
     limit: i64,
 ) -> Result<Vec<Uuid>, DbError> {
-    Ok(sqlx::query_scalar(
+    expired(pool, ttl_secs, limit, "paid_cents > refunded_cents").await
+}
+
+async fn expired(
+    pool: &PgPool,
+    ttl_secs: i64,
+    limit: i64,
+    money: &'static str,
+) -> Result<Vec<Uuid>, DbError> {
+    // The predicate matches the partial index `orders_open_online_idx`.
+    Ok(sqlx::query_scalar(&format!(
         "SELECT id FROM orders
-         WHERE status = 'pending' AND channel = 'online' AND paid_cents = 0
+         WHERE status = 'pending' AND channel = 'online' AND paid_cents < total_cents
+           AND {money}
            AND created_at < now() - make_interval(secs => $1::float8)
-         ORDER BY created_at LIMIT $2",
-    )
+         ORDER BY created_at LIMIT $2"
+    ))
     .bind(ttl_secs as f64)
     .bind(limit)
     .fetch_all(pool)

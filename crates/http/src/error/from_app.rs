@@ -8,6 +8,7 @@ use till_app::customers::CustomerError;
 use till_app::idempotency::IdempotencyError;
 use till_app::orders::OrderError;
 use till_app::password::HashError;
+use till_app::payments::SignatureError;
 use till_app::products::ProductError;
 use till_app::stock::StockError;
 
@@ -49,10 +50,34 @@ impl From<OrderError> for ApiError {
             )
             .with_details(json!({ "lines": lines })),
             OrderError::Conflict(msg) => ApiError::conflict("conflict", msg),
+            OrderError::MoneyOnOrder { refundable_cents } => ApiError::conflict(
+                "conflict",
+                "This order still holds money; a manager must refund it before it can be cancelled.",
+            )
+            .with_details(json!({ "refundable_cents": refundable_cents })),
+            OrderError::OpenOrdersCap { limit } => ApiError::conflict(
+                "conflict",
+                format!(
+                    "You already have {limit} orders waiting for payment; pay or cancel one first."
+                ),
+            )
+            .with_details(json!({ "limit": limit })),
             OrderError::Validation(errs) => ApiError::validation(errs),
             OrderError::Idempotency(e) => e.into(),
             OrderError::Db(e) => e.into(),
         }
+    }
+}
+
+/// Every refused signature is the same 401: the caller learns nothing about which part failed.
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> Self {
+        tracing::warn!(reason = %e, "payment provider callback refused");
+        ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing, invalid or expired Till-Signature.",
+        )
     }
 }
 
@@ -199,6 +224,13 @@ mod tests {
             ),
             (OrderError::Conflict("cancelled"), (409, "conflict")),
             (
+                OrderError::MoneyOnOrder {
+                    refundable_cents: 5,
+                },
+                (409, "conflict"),
+            ),
+            (OrderError::OpenOrdersCap { limit: 3 }, (409, "conflict")),
+            (
                 OrderError::Validation(FieldErrors::default()),
                 (422, "validation_failed"),
             ),
@@ -219,6 +251,26 @@ mod tests {
         for (e, want) in table {
             let shown = format!("{e:?}");
             assert_eq!(answer(e), want, "{shown}");
+        }
+    }
+
+    #[test]
+    fn money_errors_carry_their_details() {
+        let e = ApiError::from(OrderError::MoneyOnOrder {
+            refundable_cents: 1083,
+        });
+        assert_eq!(e.details.unwrap()["refundable_cents"], 1083);
+        let e = ApiError::from(OrderError::OpenOrdersCap { limit: 3 });
+        assert_eq!(e.details.unwrap()["limit"], 3);
+        for s in [
+            SignatureError::Missing,
+            SignatureError::Malformed,
+            SignatureError::Stale,
+            SignatureError::Mismatch,
+        ] {
+            let e = ApiError::from(s);
+            assert_eq!((e.status.as_u16(), e.code), (401, "unauthorized"));
+            assert_eq!(e.message, "Missing, invalid or expired Till-Signature.");
         }
     }
 

@@ -13,6 +13,6 @@ pub use auth::{
 };
 pub use idempotency::{IdempotencyKey, Idempotent, MaybeIdempotent};
 pub use if_match::IfMatch;
-pub use json::Json;
+pub use json::{parse as parse_json, Json};
 pub use meta::RequestMeta;
 pub use pagination::{reject_control_chars, CursorKey, PageQuery, Query};

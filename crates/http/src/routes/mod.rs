@@ -8,6 +8,7 @@ pub mod customers;
 pub mod inventory;
 pub mod jobs;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod reports;
 pub mod users;
@@ -28,6 +29,7 @@ pub fn api() -> Router<AppState> {
         .merge(jobs::router())
         .route("/ws", axum::routing::get(crate::events::ws::handler))
         .merge(orders::router())
+        .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
 }
