@@ -7,15 +7,18 @@
 use serde_json::json;
 use till_db::audit::{self, Actor};
 use till_db::orders::{self, Order};
-use till_db::DbError;
 use till_domain::{check_transition, OrderStatus};
 use uuid::Uuid;
 
 use super::expire::return_stock;
 use super::{record_event, Caller, OrderError};
+use crate::idempotency::{self, Answer, Begun, IdempotencyKey};
 use crate::{App, Precondition};
 
-/// Moves order `id` to `to` if its version satisfies `expected`; returns the order as it is now.
+/// Moves order `id` to `to` if its version satisfies `expected`; `render` shapes the answer
+/// from the order as it is now. With `key`, a retry gets that answer back (not a 409 for a move
+/// already made).
+#[allow(clippy::too_many_arguments)]
 pub async fn transition(
     app: &App,
     caller: &Caller,
@@ -23,9 +26,15 @@ pub async fn transition(
     id: Uuid,
     to: OrderStatus,
     expected: &Precondition,
-) -> Result<Order, OrderError> {
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let head = orders::lock(&mut tx, id).await?;
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&Order) -> Answer,
+) -> Result<Answer, OrderError> {
+    let mut run = match idempotency::begin::<OrderError>(app, caller.user_id, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let head = orders::lock(tx, id).await?;
     if !caller.can_see(head.customer_id) {
         return Err(OrderError::NotFound);
     }
@@ -43,12 +52,12 @@ pub async fn transition(
     check_transition(from, to, head.fulfilment()?).map_err(OrderError::InvalidTransition)?;
     refuse_cancel_with_money(to, head.paid_cents, head.refunded_cents)?;
     if to == OrderStatus::Cancelled {
-        return_stock(&mut tx, id, Some(caller.user_id)).await?;
+        return_stock(tx, id, Some(caller.user_id)).await?;
     }
-    orders::set_status(&mut tx, id, to, Some(caller.user_id)).await?;
+    orders::set_status(tx, id, to, Some(caller.user_id)).await?;
     if caller.role.is_staff_side() {
         audit::record(
-            &mut tx,
+            tx,
             actor,
             "order.transition",
             "order",
@@ -57,11 +66,11 @@ pub async fn transition(
         )
         .await?;
     }
-    let order = orders::get(&mut tx, id).await?;
-    record_event(&mut tx, "order.updated", &order).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let order = orders::get(tx, id).await?;
+    record_event(tx, "order.updated", &order).await?;
+    let answer = run.finish::<OrderError>(render(&order)).await?;
     app.after_commit(to == OrderStatus::Cancelled);
-    Ok(order)
+    Ok(answer)
 }
 
 /// Rule: an order with money on it cannot be cancelled; the refundable amount says how much a

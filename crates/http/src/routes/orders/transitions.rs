@@ -2,14 +2,16 @@
 //! (`till_app::orders::transition` holds the rules).
 
 use axum::extract::{Path, State};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use till_domain::OrderStatus;
 use uuid::Uuid;
 
 use super::{caller, etag, order_json};
 use crate::error::ApiResult;
-use crate::extract::{AnyUser, Authed, IfMatch, Json, RequestMeta};
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{AnyUser, Authed, IfMatch, MaybeIdempotent, RequestMeta};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -24,16 +26,18 @@ pub async fn transition(
     meta: RequestMeta,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<TransitionBody>,
-) -> ApiResult<impl IntoResponse> {
-    let order = till_app::orders::transition(
+    idem: MaybeIdempotent<TransitionBody>,
+) -> ApiResult<Response> {
+    let done = till_app::orders::transition(
         &state,
         &caller(&who),
         &meta.actor(&who),
         id,
-        body.to,
+        idem.body.to,
         &if_match.0,
+        idem.key.as_ref(),
+        |order| answer(StatusCode::OK, order_json(order), vec![etag(order.version)]),
     )
     .await?;
-    Ok(([etag(order.version)], Json(order_json(&order))))
+    Ok(respond(done))
 }
