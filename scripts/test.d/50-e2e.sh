@@ -63,7 +63,7 @@ export BIND_ADDR="127.0.0.1:$port"
 export APP_ENV=development
 export LOG_FORMAT=json
 # Every test signs in several people from one IP within a minute.
-export RATE_LIMIT_LOGIN_PER_MIN=1000
+export RATE_LIMIT_LOGIN_PER_MIN=1000 RATE_LIMIT_LOGIN_IP_PER_MIN=1000 RATE_LIMIT_REGISTER_PER_MIN=1000
 export RATE_LIMIT_ANON_PER_MIN=100000
 export RATE_LIMIT_USER_PER_MIN=100000
 

@@ -100,8 +100,10 @@ pub async fn create_user(
 }
 
 /// A shopper registers a customer login. A shopper who has bought at the till before is
-/// recognised by phone and gets their history; a phone already tied to another login is refused
-/// rather than shared.
+/// recognised by phone and gets their history, but only when that customer record carries the
+/// same email: a phone number alone proves nothing (anyone can type a neighbour's), so a record
+/// with another (or no) email, or one that already has a login, is refused rather than shared.
+/// The unique index on `users.customer_id` settles two concurrent registrations for one record.
 pub async fn register_customer(
     app: &App,
     email: &str,
@@ -120,6 +122,11 @@ pub async fn register_customer(
     let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
         return Err(AccountError::Validation(errs));
     };
+    // Refuse a taken email before hashing: Argon2 is the expensive part of a registration, and
+    // the unique constraint below still settles a race.
+    if users::email_taken(&app.db.write, email.as_str()).await? {
+        return Err(EMAIL_TAKEN);
+    }
     let hash = password::hash(password.to_owned()).await?;
     let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
     let existing = match &phone {
@@ -127,13 +134,16 @@ pub async fn register_customer(
         None => None,
     };
     let customer = match existing {
-        Some(c) if users::customer_is_linked(&mut tx, c.id).await? => {
-            return Err(AccountError::AlreadyExists {
-                field: "phone",
-                message: "An account with this phone number already exists.",
-            })
+        Some(c) => {
+            let same_email = c
+                .email
+                .as_deref()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.as_str()));
+            if !same_email || users::customer_is_linked(&mut tx, c.id).await? {
+                return Err(PHONE_TAKEN);
+            }
+            c
         }
-        Some(c) => c,
         None => {
             customers::insert(
                 &mut tx,
@@ -159,6 +169,16 @@ pub async fn register_customer(
     tx.commit().await.map_err(DbError::from)?;
     Ok(user)
 }
+
+const EMAIL_TAKEN: AccountError = AccountError::AlreadyExists {
+    field: "email",
+    message: "An account with this email already exists.",
+};
+
+const PHONE_TAKEN: AccountError = AccountError::AlreadyExists {
+    field: "phone",
+    message: "An account with this phone number already exists.",
+};
 
 /// Inserts a user of `role`; a customer login gets its customer record in the same transaction.
 async fn insert_account(

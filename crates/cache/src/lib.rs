@@ -5,6 +5,7 @@
 //! branch on which one is in use.
 
 mod bus;
+mod fallback;
 mod leases;
 mod local;
 mod store;

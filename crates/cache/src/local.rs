@@ -75,6 +75,34 @@ impl Local {
         (entry.0, entry.1.saturating_duration_since(now))
     }
 
+    /// Takes back one hit of a live window.
+    pub fn decr_window(&self, key: &str) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = g.counters.get_mut(key) {
+            if e.1 > Instant::now() {
+                e.0 = e.0.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Stores `value` (as decimal text) unless the stored number is at least as large.
+    pub fn set_max(&self, key: &str, value: i64, ttl: Duration) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let current = match g.values.get(key) {
+            Some((v, exp)) if exp.is_none_or(|e| e > now) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok()),
+            _ => None,
+        };
+        if current.is_none_or(|c| c < value) {
+            g.values.insert(
+                key.to_owned(),
+                (value.to_string().into_bytes(), Some(now + ttl)),
+            );
+        }
+    }
+
     pub fn incr(&self, key: &str) -> i64 {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();

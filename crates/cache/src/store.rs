@@ -8,11 +8,13 @@ use redis::io::tcp::TcpSettings;
 use redis::AsyncCommands;
 use tokio::sync::OnceCell;
 
+use crate::fallback::{self, Counters};
 use crate::local::Local;
 use crate::WindowCount;
 
-/// Redis can fail; the in-process store cannot. Callers decide per use whether a failure means
-/// "deny" (sessions: fail closed) or "allow" (rate limits: fail open).
+/// Redis can fail; the in-process store cannot. Callers decide per use what a failure means
+/// (sessions: fail closed). Rate limits do not fail: they fall back to per-instance counters, and
+/// report this error only when even those cannot count (see `fallback`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis unavailable: {0}")]
@@ -98,6 +100,8 @@ pub struct Store {
     prefix: Arc<str>,
     /// Locally held blocks of rate-limit hits (see [`Store::count_hit`]).
     leases: Arc<crate::leases::Leases>,
+    /// Per-instance rate-limit counters while Redis cannot be asked.
+    fallback: Arc<Counters>,
 }
 
 impl Store {
@@ -107,6 +111,7 @@ impl Store {
             backend: Backend::Local(Arc::new(Local::default())),
             prefix: Arc::from("till:"),
             leases: Arc::default(),
+            fallback: Arc::new(Counters::new(fallback::DEFAULT_CAPACITY)),
         }
     }
 
@@ -121,6 +126,7 @@ impl Store {
             })),
             prefix: Arc::from(format!("{namespace}:")),
             leases: Arc::default(),
+            fallback: Arc::new(Counters::new(fallback::DEFAULT_CAPACITY)),
         })
     }
 
@@ -265,6 +271,10 @@ impl Store {
     /// busy client costs one round trip per block. Reserved hits count as used everywhere, so a
     /// bucket can only be stricter than its limit (by at most one unused block per instance per
     /// window), never looser.
+    ///
+    /// While Redis cannot be asked, the hit is counted by this instance alone (the limit then
+    /// applies per instance: looser, never off); the error is returned only when even that
+    /// cannot count.
     pub async fn count_hit(
         &self,
         key: &str,
@@ -273,12 +283,15 @@ impl Store {
     ) -> Result<WindowCount, StoreError> {
         let block = (limit / 100).clamp(1, 1000);
         if block == 1 || !self.is_redis() {
-            return self.incr_window(key, window).await;
+            return self.count_attempt(key, window).await;
         }
         if let Some(c) = self.leases.take(key) {
             return Ok(c);
         }
-        let reserved = self.incr_window_by(key, window, block).await?;
+        let reserved = match self.incr_window_by(key, window, block).await {
+            Ok(r) => r,
+            Err(e) => return self.count_locally(key, window, e),
+        };
         let first = reserved.count + 1 - block;
         self.leases
             .put(key, first + 1, reserved.count, reserved.reset_ms);
@@ -286,6 +299,104 @@ impl Store {
             count: first,
             ..reserved
         })
+    }
+
+    /// Counts one hit exactly (no reserved blocks), like [`Store::count_hit`] falling back to
+    /// per-instance counters while Redis cannot be asked.
+    pub async fn count_attempt(
+        &self,
+        key: &str,
+        window: Duration,
+    ) -> Result<WindowCount, StoreError> {
+        match self.incr_window_by(key, window, 1).await {
+            Ok(c) => Ok(c),
+            Err(e) => self.count_locally(key, window, e),
+        }
+    }
+
+    /// Takes back one hit counted by [`Store::count_attempt`] in a window that is still open (a
+    /// reserved attempt that turned out not to count). Best effort.
+    pub async fn refund(&self, key: &str) {
+        let full = self.key(key);
+        let shared = match &self.backend {
+            Backend::Local(l) => {
+                l.decr_window(&full);
+                return;
+            }
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
+                    // Only an existing counter: DECR on an expired one would create an
+                    // immortal -1.
+                    let _: i64 = redis::cmd("EVAL")
+                        .arg(
+                            "if redis.call('EXISTS', KEYS[1]) == 1 then \
+                               return redis.call('DECR', KEYS[1]) end return 0",
+                        )
+                        .arg(1)
+                        .arg(&full)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(())
+                })
+                .await
+            }
+        };
+        if shared.is_err() {
+            self.fallback.decr(&full);
+        }
+    }
+
+    fn count_locally(
+        &self,
+        key: &str,
+        window: Duration,
+        shared_error: StoreError,
+    ) -> Result<WindowCount, StoreError> {
+        self.fallback.warn_outage(&shared_error);
+        let (count, left) = self.fallback.incr(&self.key(key), window, 1).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "{shared_error}; per-instance rate-limit table full"
+            ))
+        })?;
+        Ok(WindowCount {
+            count,
+            reset_secs: left.as_secs_f64().ceil() as u64,
+            reset_ms: left.as_millis() as u64,
+        })
+    }
+
+    /// Sets an integer value unless the stored one is already at least as large, so writers
+    /// racing with older values can never lower it. Expires after `ttl`.
+    pub async fn set_max(&self, key: &str, value: i64, ttl: Duration) -> Result<(), StoreError> {
+        let key = self.key(key);
+        let ms = ttl.as_millis().max(1) as u64;
+        match &self.backend {
+            Backend::Local(l) => {
+                l.set_max(&key, value, ttl);
+                Ok(())
+            }
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
+                    let _: i64 = redis::cmd("EVAL")
+                        .arg(
+                            "local cur = tonumber(redis.call('GET', KEYS[1])) \
+                             if cur == nil or cur < tonumber(ARGV[1]) then \
+                               redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+                             return 0",
+                        )
+                        .arg(1)
+                        .arg(&key)
+                        .arg(value)
+                        .arg(ms)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(())
+                })
+                .await
+            }
+        }
     }
 
     async fn incr_window_by(

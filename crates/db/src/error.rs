@@ -108,6 +108,9 @@ pub const CONSTRAINTS: &[Constraint] = &[
     c("users_email_key", Unique, "email"),
     c("users_role_check", Check, "role"),
     c("users_customer_id_fkey", ForeignKey, "customer_id"),
+    // A customer record has at most one login; only registration can collide on it, through the
+    // phone that matched the record.
+    c("users_customer_id_key", Unique, "phone"),
 ];
 
 /// The table's entry for a constraint name.

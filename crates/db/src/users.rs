@@ -18,6 +18,9 @@ pub struct UserRow {
     pub active: bool,
     pub customer_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// Revocation epoch: bumped by deactivation and role changes; a session issued under an
+    /// older epoch is dead.
+    pub auth_epoch: i64,
 }
 
 pub struct NewUser<'a> {
@@ -29,7 +32,8 @@ pub struct NewUser<'a> {
     pub customer_id: Option<Uuid>,
 }
 
-const COLS: &str = "id, email, password_hash, name, phone, role, active, customer_id, created_at";
+const COLS: &str =
+    "id, email, password_hash, name, phone, role, active, customer_id, created_at, auth_epoch";
 
 pub async fn insert(conn: &mut PgConnection, u: NewUser<'_>) -> Result<UserRow, DbError> {
     let sql = format!(
@@ -54,6 +58,27 @@ pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>
         .bind(email)
         .fetch_optional(pool)
         .await?)
+}
+
+/// Whether an account with this (normalized) email exists: the cheap check before a password
+/// is hashed.
+pub async fn email_taken(pool: &PgPool, email: &str) -> Result<bool, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)")
+            .bind(email)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The user's current revocation epoch, or `None` when the user does not exist.
+pub async fn auth_epoch(pool: &PgPool, id: Uuid) -> Result<Option<i64>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT auth_epoch FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserRow, DbError> {
@@ -100,6 +125,8 @@ pub struct UserPatch<'a> {
     pub name: Option<&'a str>,
 }
 
+/// Applies a patch. A role change or a deactivation bumps `auth_epoch` in the same statement
+/// (the right-hand sides read the row as it was), which revokes every credential issued before.
 pub async fn update(
     conn: &mut PgConnection,
     id: Uuid,
@@ -107,7 +134,10 @@ pub async fn update(
 ) -> Result<UserRow, DbError> {
     let sql = format!(
         "UPDATE users SET role = COALESCE($2, role), active = COALESCE($3, active),
-                name = COALESCE($4, name), updated_at = now()
+                name = COALESCE($4, name), updated_at = now(),
+                auth_epoch = auth_epoch
+                    + CASE WHEN COALESCE($2, role) <> role OR NOT COALESCE($3, active)
+                           THEN 1 ELSE 0 END
          WHERE id = $1 RETURNING {COLS}"
     );
     Ok(sqlx::query_as(&sql)

@@ -1,7 +1,7 @@
 //! Cross-cutting middleware, outermost first: observe (request id, log line, metrics),
 //! error envelope, security headers, panic → 500, timeout → 503, body limit → 413.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
+use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -175,8 +176,38 @@ pub struct ClientIp(pub IpAddr);
 
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
+/// What a per-IP bucket counts: the address itself for IPv4, its /64 for IPv6 (one subscriber
+/// usually holds a whole /64, so per-address buckets would hand one client 2^64 of them). An
+/// IPv4-mapped IPv6 address counts as its IPv4 address.
+pub fn ip_group(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let net = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", Ipv6Addr::from(net))
+            }
+        },
+    }
+}
+
+/// A rate-limit bucket's key: `rl:{scope}:` and a keyed hash of what it counts, so no raw
+/// email or other client-chosen text becomes a Redis key, every key has the same short length,
+/// and the keys do not reveal which emails were tried.
+pub fn bucket_key(state: &AppState, scope: &str, counted: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"till-rate-limit\0")
+        .chain_update(state.config.jwt_secret_bytes())
+        .chain_update(b"\0")
+        .chain_update(counted.as_bytes())
+        .finalize();
+    format!("rl:{scope}:{}", hex::encode(&digest[..16]))
+}
+
 /// Resolves credentials once (handlers reuse the result), then counts the request against the
-/// caller's shared bucket: per user when signed in, per client IP otherwise.
+/// caller's shared bucket: per user when signed in, per client IP (IPv6: per /64) otherwise.
+/// While Redis is down each instance counts on its own; limits never switch off.
 pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     use crate::auth::AuthOutcome;
     use crate::extract::Credentials;
@@ -193,24 +224,28 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
             format!("rl:u:{}", p.user_id),
             state.config.limits.user_per_min,
         ),
-        _ => (format!("rl:a:{ip}"), state.config.limits.anon_per_min),
+        _ => (
+            bucket_key(&state, "a", &ip_group(ip)),
+            state.config.limits.anon_per_min,
+        ),
     };
     req.extensions_mut().insert(Credentials(outcome));
-    let count = match state.store.count_hit(&key, RATE_WINDOW, limit).await {
-        Ok(c) => Some(c),
+    let c = match state.store.count_hit(&key, RATE_WINDOW, limit).await {
+        Ok(c) => c,
         Err(e) => {
-            // Fail open: a Redis outage must not take the shop down; /health reports it.
-            tracing::warn!(error = %e, "rate limiter unavailable");
-            None
+            // Not even the per-instance table could count this client: refuse rather than
+            // serve unthrottled.
+            tracing::warn!(error = %e, "rate limiter cannot count");
+            return ApiError::unavailable("Too busy to serve this request; try again shortly.")
+                .into_response();
         }
     };
-    let mut resp = match count {
-        Some(c) if c.count > limit => ApiError::rate_limited(c.reset_secs).into_response(),
-        _ => next.run(req).await,
+    let mut resp = if c.count > limit {
+        ApiError::rate_limited(c.reset_secs).into_response()
+    } else {
+        next.run(req).await
     };
-    if let Some(c) = count {
-        set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
-    }
+    set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
     resp
 }
 
@@ -252,5 +287,16 @@ mod tests {
         );
         assert_eq!(client_ip(stranger, &h, &trusted), stranger);
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_64() {
+        let g = |s: &str| ip_group(s.parse().unwrap());
+        assert_eq!(g("2001:db8:1:2:aaaa::1"), g("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(g("2001:db8:1:2::9"), "2001:db8:1:2::/64");
+        assert_ne!(g("2001:db8:1:2::1"), g("2001:db8:1:3::1"));
+        assert_eq!(g("203.0.113.7"), "203.0.113.7");
+        assert_ne!(g("203.0.113.7"), g("203.0.113.8"));
+        assert_eq!(g("::ffff:203.0.113.7"), "203.0.113.7");
     }
 }

@@ -26,6 +26,20 @@ async fn connect(app: &TestApp, token: Option<&str>, query: &str) -> Result<Ws, 
     }
 }
 
+/// Like [`connect`], from a browser page at `origin`, signed in by cookie.
+async fn connect_from(app: &TestApp, origin: &str, cookie: &str) -> Result<Ws, u16> {
+    let url = format!("ws://{}/api/v1/ws", app.addr);
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    req.headers_mut()
+        .insert("cookie", format!("till_session={cookie}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("ws connect: {e}"),
+    }
+}
+
 /// Next text frame as JSON, skipping pings; `None` after `wait` without one.
 async fn next(ws: &mut Ws, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
@@ -92,6 +106,48 @@ async fn upgrade_needs_credentials() {
         .await
         .unwrap();
     welcome(&mut ws).await;
+}
+
+#[tokio::test]
+async fn upgrades_from_another_origin_are_refused() {
+    let app = TestApp::spawn().await;
+    let staff = app.user("staff").await;
+    // A page of another site riding the user's cookie: 403.
+    for evil in [
+        "http://evil.example",
+        "null",
+        &format!("http://{}.evil", app.addr),
+    ] {
+        assert_eq!(
+            connect_from(&app, evil, &staff.cookie).await.err(),
+            Some(403),
+            "{evil}"
+        );
+    }
+    // The shop's own page (Origin = the host it was served from), and clients that send no
+    // Origin at all, connect.
+    let own = format!("http://{}", app.addr);
+    welcome(&mut connect_from(&app, &own, &staff.cookie).await.unwrap()).await;
+    welcome(&mut connect(&app, Some(&staff.token), "").await.unwrap()).await;
+
+    // With ALLOWED_ORIGINS, exactly those.
+    let listed = TestApp::spawn_with(&Opts::new().await.set(
+        "ALLOWED_ORIGINS",
+        "https://pos.example.com, https://shop.example.com/",
+    ))
+    .await;
+    let staff = listed.user("staff").await;
+    welcome(
+        &mut connect_from(&listed, "https://shop.example.com", &staff.cookie)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let own = format!("http://{}", listed.addr);
+    assert_eq!(
+        connect_from(&listed, &own, &staff.cookie).await.err(),
+        Some(403)
+    );
 }
 
 #[tokio::test]

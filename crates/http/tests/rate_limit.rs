@@ -77,57 +77,159 @@ async fn signed_in_users_have_their_own_bucket() {
     assert_eq!(hit(&a, None).await.status(), StatusCode::NOT_FOUND);
 }
 
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
+    app.req(Method::POST, "/api/v1/auth/login")
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn login_is_limited_per_email_and_per_ip() {
+async fn failed_logins_are_limited_per_email_and_per_ip() {
     let opts = Opts::new()
         .await
-        .set("RATE_LIMIT_LOGIN_PER_MIN", "3")
+        .set("RATE_LIMIT_LOGIN_PER_MIN", "5")
+        .set("RATE_LIMIT_LOGIN_IP_PER_MIN", "3")
         .set("TRUSTED_PROXIES", "127.0.0.1");
     let (a, b) = (
         TestApp::spawn_with(&opts).await,
         TestApp::spawn_with(&opts).await,
     );
-    // Per email: three tries from three different client IPs, on either instance, then 429,
-    // even with the right password.
-    for (i, app) in [&a, &b, &a].into_iter().enumerate() {
-        let r = app
-            .req(Method::POST, "/api/v1/auth/login")
-            .header("x-forwarded-for", format!("203.0.113.{i}"))
-            .json(&json!({"email": ADMIN_EMAIL, "password": "wrong-password"}))
-            .send()
-            .await
-            .unwrap();
+    // Per email: five failures from five client IPs, on either instance; the sixth attempt is
+    // refused, even with the right password.
+    for i in 0..5 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let r = login_from(
+            app,
+            &format!("203.0.113.{i}"),
+            ADMIN_EMAIL,
+            "wrong-password",
+        )
+        .await;
         expect_error(r, 401, "invalid_credentials").await;
     }
-    let r = b
-        .req(Method::POST, "/api/v1/auth/login")
-        .header("x-forwarded-for", "203.0.113.77")
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_from(&b, "203.0.113.77", ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert!(r.headers().contains_key("retry-after"));
     expect_error(r, 429, "rate_limited").await;
 
     // Per IP: one client cycling through emails is stopped too.
     for i in 0..3 {
-        let r = a
-            .req(Method::POST, "/api/v1/auth/login")
-            .header("x-forwarded-for", "198.51.100.9")
-            .json(&json!({"email": format!("guess{i}@test.local"), "password": "whatever1"}))
-            .send()
-            .await
-            .unwrap();
+        let r = login_from(
+            &a,
+            "198.51.100.9",
+            &format!("guess{i}@test.local"),
+            "whatever1",
+        )
+        .await;
         expect_error(r, 401, "invalid_credentials").await;
     }
-    let r = b
-        .req(Method::POST, "/api/v1/auth/login")
-        .header("x-forwarded-for", "198.51.100.9")
-        .json(&json!({"email": "fresh@test.local", "password": "whatever1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = login_from(&b, "198.51.100.9", "fresh@test.local", "whatever1").await;
     expect_error(r, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn successful_logins_do_not_count() {
+    // Opening time: every till of a shop signs in from the shop's one address.
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_LOGIN_PER_MIN", "5")
+        .set("RATE_LIMIT_LOGIN_IP_PER_MIN", "60")
+        .set("TRUSTED_PROXIES", "127.0.0.1");
+    let app = TestApp::spawn_with(&opts).await;
+    for i in 0..61 {
+        let r = login_from(&app, "192.0.2.50", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::OK, "good login {i}");
+    }
+    // Failures still count from there.
+    for _ in 0..5 {
+        let r = login_from(&app, "192.0.2.50", ADMIN_EMAIL, "wrong-password").await;
+        expect_error(r, 401, "invalid_credentials").await;
+    }
+    let r = login_from(&app, "192.0.2.50", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    expect_error(r, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn registration_has_its_own_per_ip_bucket() {
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_REGISTER_PER_MIN", "10")
+        .set("TRUSTED_PROXIES", "127.0.0.1");
+    let app = TestApp::spawn_with(&opts).await;
+    let register = |ip: &'static str, i: usize| {
+        app.req(Method::POST, "/api/v1/auth/register")
+            .header("x-forwarded-for", ip)
+            .json(&json!({"email": format!("r{i}@example.com"), "password": "long-enough", "name": "R"}))
+            .send()
+    };
+    for i in 0..10 {
+        assert_eq!(
+            register("198.51.100.20", i).await.unwrap().status(),
+            StatusCode::CREATED
+        );
+    }
+    expect_error(
+        register("198.51.100.20", 10).await.unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+    // Another client registers, and logins are not affected.
+    assert_eq!(
+        register("198.51.100.21", 11).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let r = login_from(&app, "198.51.100.20", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logins_stay_throttled_while_redis_is_down() {
+    let mut redis = PrivateRedis::start();
+    let mut opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_LOGIN_PER_MIN", "3")
+        .set("RATE_LIMIT_ANON_PER_MIN", "8");
+    opts.redis_url = Some(redis.url.clone());
+    let app = TestApp::spawn_with(&opts).await;
+    redis.stop();
+    for _ in 0..3 {
+        let r = login_from(&app, "-", ADMIN_EMAIL, "wrong-password").await;
+        expect_error(r, 401, "invalid_credentials").await;
+    }
+    let r = login_from(&app, "-", ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    expect_error(r, 429, "rate_limited").await;
+    // The other limits fall back to this instance's counters too (never off): 4 logins so far,
+    // 4 more requests, then 429.
+    for _ in 0..4 {
+        assert_eq!(hit(&app, None).await.status(), StatusCode::NOT_FOUND);
+    }
+    expect_error(hit(&app, None).await, 429, "rate_limited").await;
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_a_bucket_per_64() {
+    let opts = Opts::new()
+        .await
+        .set("RATE_LIMIT_ANON_PER_MIN", "2")
+        .set("TRUSTED_PROXIES", "127.0.0.0/8");
+    let app = TestApp::spawn_with(&opts).await;
+    for ip in ["2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:fffe"] {
+        assert_eq!(hit(&app, Some(ip)).await.status(), StatusCode::NOT_FOUND);
+    }
+    expect_error(
+        hit(&app, Some("2001:db8:1:2:abcd::5")).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    // The next /64 is another client.
+    assert_eq!(
+        hit(&app, Some("2001:db8:1:3::1")).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

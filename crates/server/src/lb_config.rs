@@ -54,9 +54,11 @@ pub struct LbArgs {
     /// Largest accepted request body in bytes; keep it equal to Till's MAX_BODY_BYTES.
     #[arg(long, default_value_t = 1_048_576)]
     pub max_body_bytes: u64,
-    /// Login attempts per minute per client IP let through by the balancer (nginx, haproxy).
-    /// Till has its own, stricter per-IP and per-email limit (RATE_LIMIT_LOGIN_PER_MIN).
-    #[arg(long, default_value_t = 30)]
+    /// Login attempts per minute per client IP let through by the balancer (nginx, haproxy): a
+    /// flood guard only. It counts every attempt, so it stays above Till's own limits, which
+    /// count failed attempts only (RATE_LIMIT_LOGIN_PER_MIN per email, RATE_LIMIT_LOGIN_IP_PER_MIN
+    /// per IP) and so let a shop's tills behind one address all sign in at opening time.
+    #[arg(long, default_value_t = 120)]
     pub login_per_min: u32,
     /// Write the configuration to FILE instead of standard output.
     #[arg(long, short)]
@@ -360,7 +362,7 @@ fn command_line(args: &LbArgs) -> String {
     if args.max_body_bytes != 1_048_576 {
         let _ = write!(c, " --max-body-bytes {}", args.max_body_bytes);
     }
-    if args.login_per_min != 30 {
+    if args.login_per_min != 120 {
         let _ = write!(c, " --login-per-min {}", args.login_per_min);
     }
     c
@@ -525,8 +527,8 @@ mod tests {
         assert!(c.contains("map $http_upgrade $connection_upgrade"));
         assert!(c.contains("proxy_set_header Connection $connection_upgrade;"));
         assert!(c.contains("client_max_body_size 1m;"));
-        assert!(c.contains("limit_req zone=till_login burst=10 nodelay;"));
-        assert!(c.contains("rate=30r/m;"));
+        assert!(c.contains("limit_req zone=till_login burst=40 nodelay;"));
+        assert!(c.contains("rate=120r/m;"));
         assert!(c.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
         assert!(c.contains("proxy_set_header X-Request-Id $till_request_id;"));
         assert!(c.contains("gzip on;"));
@@ -643,6 +645,79 @@ mod tests {
         let at80 = render_ok(&args(&["apache", "--upstream", "web:8080"]));
         assert!(!at80.contains("\nListen "));
         assert!(at80.contains("ProxyPass \"/\" \"balancer://till/\""));
+    }
+
+    /// Every `$variable` the text uses.
+    fn nginx_vars(text: &str) -> Vec<String> {
+        text.split('$')
+            .skip(1)
+            .map(|rest| {
+                rest.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn access_logs_never_carry_the_query_string() {
+        // The WebSocket's ?access_token= must not reach any log: nginx's log format names no
+        // variable that holds the query (the request line, the raw URI, the arguments).
+        let nginx = render_ok(&args(COMPOSE_NGINX_ARGS));
+        let start = nginx.find("log_format till").unwrap();
+        let format = &nginx[start..start + nginx[start..].find("';").unwrap()];
+        let vars = nginx_vars(format);
+        assert!(vars.iter().any(|v| v == "uri"), "{format}");
+        for v in &vars {
+            assert!(
+                !matches!(
+                    v.as_str(),
+                    "request" | "request_uri" | "args" | "query_string" | "is_args"
+                ) && !v.starts_with("arg_"),
+                "log_format uses ${v}"
+            );
+        }
+        assert_eq!(count(&nginx, "access_log "), 1);
+        assert!(nginx.contains("access_log /dev/stdout till;"));
+
+        // HAProxy: its own format, with the path (%HP) instead of the request line (%r, %HU).
+        let haproxy = render_ok(&args(&["haproxy", "--upstream", "web:8080"]));
+        let line = haproxy
+            .lines()
+            .find(|l| l.trim_start().starts_with("log-format"))
+            .unwrap();
+        assert!(line.contains("%HP"));
+        let fields: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .collect();
+        for bad in ["%r", "%{+Q}r", "%HU", "%HQ"] {
+            assert!(!fields.contains(&bad), "{line}");
+        }
+
+        // Apache: every CustomLog of the site uses the format without %r and %q.
+        for argv in [
+            &["apache", "--upstream", "web:8080"][..],
+            &[
+                "apache",
+                "--upstream",
+                "web:8080",
+                "--runtime-dir",
+                "/tmp/till-lb",
+            ][..],
+        ] {
+            let apache = render_ok(&args(argv));
+            let format = apache
+                .lines()
+                .find(|l| l.trim_start().starts_with("LogFormat"))
+                .unwrap();
+            assert!(format.contains("%U") && !format.contains("%r") && !format.contains("%q"));
+            let logs: Vec<&str> = apache
+                .lines()
+                .filter(|l| l.trim_start().starts_with("CustomLog"))
+                .collect();
+            assert_eq!(logs.len(), 1, "{logs:?}");
+            assert!(logs[0].trim_end().ends_with("till_noquery"), "{logs:?}");
+        }
     }
 
     #[test]

@@ -57,6 +57,8 @@ impl Opts {
             ("RATE_LIMIT_ANON_PER_MIN", "100000"),
             ("RATE_LIMIT_USER_PER_MIN", "100000"),
             ("RATE_LIMIT_LOGIN_PER_MIN", "100000"),
+            ("RATE_LIMIT_LOGIN_IP_PER_MIN", "100000"),
+            ("RATE_LIMIT_REGISTER_PER_MIN", "100000"),
             ("SHUTDOWN_DRAIN_MS", "300"),
             ("ADMIN_EMAIL", ADMIN_EMAIL),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD),

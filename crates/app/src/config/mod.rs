@@ -92,6 +92,9 @@ section! {
         request_timeout: Duration = ("REQUEST_TIMEOUT_SECONDS", "30", "A request still running after this many seconds is answered 503."),
         trusted_proxies: Vec<IpNet> = ("TRUSTED_PROXIES", "-", "Peers whose X-Forwarded-For is believed: IPs or CIDRs, comma or space separated."),
         shutdown_drain: Duration = ("SHUTDOWN_DRAIN_MS", "5000", "After SIGTERM, how long (ms) readiness answers 503 while requests are still served, so the load balancer stops routing here before the listener closes."),
+        header_read_timeout: Duration = ("HTTP_HEADER_READ_TIMEOUT_MS", "75000", "A connection that takes longer than this (ms) to send a request's headers (or, idle, the next request's) is closed. Keep it above the load balancer's upstream keep-alive timeout (nginx: 60 s), so the balancer, not Till, closes idle connections."),
+        max_connections: usize = ("MAX_CONNECTIONS", "20000", "Connections (WebSockets included) one instance holds at once; further ones wait in the listen backlog until one closes. Keep it above WS_MAX_CONNECTIONS and below the process's file descriptor limit."),
+        allowed_origins: Vec<String> = ("ALLOWED_ORIGINS", "-", "Origins (`https://shop.example.com`, comma separated) whose pages may open the live-updates WebSocket. Unset: only the request's own host (Origin's host[:port] equal to Host)."),
     }
 }
 
@@ -113,7 +116,9 @@ section! {
     pub struct LimitsConfig {
         anon_per_min: u64 = ("RATE_LIMIT_ANON_PER_MIN", "600", "Requests per minute per client IP, signed out."),
         user_per_min: u64 = ("RATE_LIMIT_USER_PER_MIN", "1200", "Requests per minute per signed-in user."),
-        login_per_min: u64 = ("RATE_LIMIT_LOGIN_PER_MIN", "5", "Login attempts per minute, per IP and per email."),
+        login_per_min: u64 = ("RATE_LIMIT_LOGIN_PER_MIN", "5", "Failed login attempts per minute per email (successful logins do not count)."),
+        login_ip_per_min: u64 = ("RATE_LIMIT_LOGIN_IP_PER_MIN", "60", "Failed login attempts per minute per client IP (IPv6: per /64)."),
+        register_per_min: u64 = ("RATE_LIMIT_REGISTER_PER_MIN", "10", "Registrations (`POST /auth/register`) per minute per client IP (IPv6: per /64)."),
     }
 }
 

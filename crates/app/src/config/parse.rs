@@ -53,6 +53,11 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             request_timeout: Duration::from_secs(num("REQUEST_TIMEOUT_SECONDS", 30)?.max(1)),
             trusted_proxies: trusted_proxies(get)?,
             shutdown_drain: Duration::from_millis(num("SHUTDOWN_DRAIN_MS", 5000)?),
+            header_read_timeout: Duration::from_millis(
+                num("HTTP_HEADER_READ_TIMEOUT_MS", 75_000)?.max(1),
+            ),
+            max_connections: num("MAX_CONNECTIONS", 20_000)?.max(1) as usize,
+            allowed_origins: allowed_origins(get),
         },
         auth: AuthConfig {
             jwt_secret: jwt_secret(get, app_env)?,
@@ -67,6 +72,8 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             anon_per_min: num("RATE_LIMIT_ANON_PER_MIN", 600)?,
             user_per_min: num("RATE_LIMIT_USER_PER_MIN", 1200)?,
             login_per_min: num("RATE_LIMIT_LOGIN_PER_MIN", 5)?,
+            login_ip_per_min: num("RATE_LIMIT_LOGIN_IP_PER_MIN", 60)?,
+            register_per_min: num("RATE_LIMIT_REGISTER_PER_MIN", 10)?,
         },
         events: EventsConfig {
             ws_max_connections: num("WS_MAX_CONNECTIONS", 10_000)? as usize,
@@ -184,6 +191,18 @@ fn trusted_proxies(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<IpNet>, C
             .map(parse_net)
             .collect(),
     }
+}
+
+/// Origins as browsers send them (`scheme://host[:port]`), lowercased, without a trailing slash.
+fn allowed_origins(get: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    get("ALLOWED_ORIGINS")
+        .map(|list| {
+            list.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn shop(

@@ -14,8 +14,10 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
-    /// The session this token belongs to; revoking the session revokes the token.
-    pub sid: String,
+    /// The handle of the session this token belongs to (a hash of the cookie's session id, never
+    /// the id itself, so a token cannot be replayed as a cookie); revoking the session revokes
+    /// the token.
+    pub sh: String,
 }
 
 pub struct JwtKeys {
@@ -43,7 +45,7 @@ impl JwtKeys {
         &self,
         user_id: Uuid,
         role: &str,
-        sid: &str,
+        session_handle: &str,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
@@ -52,7 +54,7 @@ impl JwtKeys {
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
             jti: Uuid::now_v7().to_string(),
-            sid: sid.to_owned(),
+            sh: session_handle.to_owned(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.enc)?;
         Ok((token, claims))

@@ -2,7 +2,7 @@ use axum::http::{header, HeaderMap};
 use till_domain::Role;
 use uuid::Uuid;
 
-use super::session;
+use super::session::{self, EpochError, Session};
 use crate::state::AppState;
 
 /// Who is calling, once credentials have been checked against the shared session store.
@@ -11,7 +11,10 @@ pub struct Principal {
     pub user_id: Uuid,
     pub role: Role,
     pub customer_id: Option<Uuid>,
+    /// The session's handle (never the cookie's secret id).
     pub session_id: String,
+    /// The revocation epoch the session was issued under.
+    pub epoch: i64,
     /// Set when the credentials came from the session cookie: unsafe methods then need CSRF.
     pub cookie_csrf: Option<String>,
 }
@@ -51,19 +54,14 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> AuthOutcome {
     let Some(sid) = cookie(headers, session::COOKIE) else {
         return AuthOutcome::Anonymous;
     };
-    match session::get(&state.store, &sid).await {
+    match session::by_cookie(&state.store, &sid).await {
         Err(_) => AuthOutcome::Unavailable,
         // A stale cookie is not an attack: browse on as anonymous.
         Ok(None) => AuthOutcome::Anonymous,
-        Ok(Some(s)) => match s.role.parse::<Role>() {
-            Ok(role) => AuthOutcome::Authenticated(Principal {
-                user_id: s.user_id,
-                role,
-                customer_id: s.customer_id,
-                session_id: sid,
-                cookie_csrf: Some(s.csrf_token),
-            }),
-            Err(_) => AuthOutcome::Invalid,
+        Ok(Some((handle, s))) => match admit(state, handle, s, true).await {
+            // A revoked session behind a cookie is stale too.
+            AuthOutcome::Invalid => AuthOutcome::Anonymous,
+            other => other,
         },
     }
 }
@@ -73,18 +71,45 @@ pub async fn resolve_token(state: &AppState, token: &str) -> AuthOutcome {
     let Some(claims) = state.jwt.verify(token) else {
         return AuthOutcome::Invalid;
     };
-    match session::get(&state.store, &claims.sid).await {
+    match session::get(&state.store, &claims.sh).await {
         Err(_) => AuthOutcome::Unavailable,
-        Ok(Some(s)) if s.user_id == claims.sub => match s.role.parse::<Role>() {
-            Ok(role) => AuthOutcome::Authenticated(Principal {
-                user_id: s.user_id,
-                role,
-                customer_id: s.customer_id,
-                session_id: claims.sid,
-                cookie_csrf: None,
-            }),
-            Err(_) => AuthOutcome::Invalid,
-        },
+        Ok(Some(s)) if s.user_id == claims.sub => admit(state, claims.sh, s, false).await,
         Ok(_) => AuthOutcome::Invalid,
+    }
+}
+
+/// A session found in the store is honoured only if it was issued under the user's current
+/// revocation epoch.
+async fn admit(state: &AppState, handle: String, s: Session, by_cookie: bool) -> AuthOutcome {
+    match session::current_epoch(&state.store, &state.db, s.user_id).await {
+        Ok(current) if s.epoch >= current => {}
+        Ok(_) | Err(EpochError::NoSuchUser) => return AuthOutcome::Invalid,
+        Err(EpochError::Unavailable) => return AuthOutcome::Unavailable,
+    }
+    match s.role.parse::<Role>() {
+        Ok(role) => AuthOutcome::Authenticated(Principal {
+            user_id: s.user_id,
+            role,
+            customer_id: s.customer_id,
+            session_id: handle,
+            epoch: s.epoch,
+            cookie_csrf: by_cookie.then_some(s.csrf_token),
+        }),
+        Err(_) => AuthOutcome::Invalid,
+    }
+}
+
+/// Whether a principal's session still stands (for long-lived connections): `Some(false)` once
+/// it was ended or revoked, `None` when that cannot be told right now.
+pub async fn still_valid(state: &AppState, p: &Principal) -> Option<bool> {
+    match session::get(&state.store, &p.session_id).await {
+        Ok(None) => return Some(false),
+        Err(_) => return None,
+        Ok(Some(_)) => {}
+    }
+    match session::current_epoch(&state.store, &state.db, p.user_id).await {
+        Ok(current) => Some(p.epoch >= current),
+        Err(EpochError::NoSuchUser) => Some(false),
+        Err(EpochError::Unavailable) => None,
     }
 }

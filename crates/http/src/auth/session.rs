@@ -1,5 +1,14 @@
-//! Login sessions in the shared store: `sess:{sid}` holds the session, `usess:{user}` the set of
-//! a user's session ids so that deactivation can end them all at once.
+//! Login sessions in the shared store.
+//!
+//! The cookie carries the session's secret id; the store knows the session only by its *handle*,
+//! a SHA-256 of that id (`sess:{handle}`). Access tokens name the handle, never the id: a token's
+//! payload is readable by anyone holding it, and replayed as a cookie it is hashed again and
+//! finds nothing. `usess:{user}` holds a user's handles so logout-everywhere can end them all.
+//!
+//! Every session records the user's revocation epoch (`users.auth_epoch`) as it was read at
+//! login; deactivation and role changes bump that epoch in PostgreSQL and publish it to the
+//! store (`uepoch:{user}`) before answering, and a session whose epoch is older is dead on every
+//! instance, even one created by a login that raced the change.
 
 use std::time::Duration;
 
@@ -7,10 +16,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use till_cache::{Store, StoreError};
+use till_db::Db;
 use uuid::Uuid;
 
 pub const COOKIE: &str = "till_session";
+
+/// How long a published epoch stays in the store before it is read from PostgreSQL again. The
+/// store is a cache of the column: this bounds how long a value that could not be published
+/// (the store was down during the change) can linger.
+const EPOCH_CACHE_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -19,6 +35,17 @@ pub struct Session {
     pub customer_id: Option<Uuid>,
     pub csrf_token: String,
     pub created_at: i64,
+    /// The user's `auth_epoch` when this session was issued (sessions from before epochs
+    /// existed read as 0, the column's starting value).
+    #[serde(default)]
+    pub epoch: i64,
+}
+
+/// A new session: the cookie value (secret), the handle tokens carry, and the session.
+pub struct Created {
+    pub cookie: String,
+    pub handle: String,
+    pub session: Session,
 }
 
 fn random_token(bytes: usize) -> String {
@@ -27,60 +54,151 @@ fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-fn key(sid: &str) -> String {
-    format!("sess:{sid}")
+/// The handle of a session id (what tokens and the store use).
+pub fn handle_of(cookie: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(cookie.as_bytes()))
+}
+
+/// Session ids and handles are our own base64url strings; anything else cannot exist, so it is
+/// not looked up (nor used in a key).
+fn well_formed(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn key(handle: &str) -> String {
+    format!("sess:{handle}")
 }
 
 fn user_key(user_id: Uuid) -> String {
     format!("usess:{user_id}")
 }
 
-/// Creates a session and returns its id.
+fn epoch_key(user_id: Uuid) -> String {
+    format!("uepoch:{user_id}")
+}
+
+/// Creates a session issued under `epoch`.
 pub async fn create(
     store: &Store,
     ttl: Duration,
     user_id: Uuid,
     role: &str,
     customer_id: Option<Uuid>,
-) -> Result<(String, Session), StoreError> {
-    let sid = random_token(32);
+    epoch: i64,
+) -> Result<Created, StoreError> {
+    let cookie = random_token(32);
+    let handle = handle_of(&cookie);
     let session = Session {
         user_id,
         role: role.to_owned(),
         customer_id,
         csrf_token: random_token(24),
         created_at: chrono::Utc::now().timestamp(),
+        epoch,
     };
     let bytes = serde_json::to_vec(&session).unwrap_or_default();
-    store.set(&key(&sid), &bytes, Some(ttl)).await?;
-    store.sadd(&user_key(user_id), &sid, ttl).await?;
-    Ok((sid, session))
+    store.set(&key(&handle), &bytes, Some(ttl)).await?;
+    store.sadd(&user_key(user_id), &handle, ttl).await?;
+    Ok(Created {
+        cookie,
+        handle,
+        session,
+    })
 }
 
-pub async fn get(store: &Store, sid: &str) -> Result<Option<Session>, StoreError> {
-    // Session ids are our own base64url tokens; anything else cannot exist, so skip the lookup.
-    if sid.is_empty()
-        || sid.len() > 64
-        || !sid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+/// The session a cookie value opens, with its handle.
+pub async fn by_cookie(
+    store: &Store,
+    cookie: &str,
+) -> Result<Option<(String, Session)>, StoreError> {
+    if !well_formed(cookie) {
+        return Ok(None);
+    }
+    let handle = handle_of(cookie);
+    Ok(get(store, &handle).await?.map(|s| (handle, s)))
+}
+
+/// The session a handle names (as carried by an access token).
+pub async fn get(store: &Store, handle: &str) -> Result<Option<Session>, StoreError> {
+    if !well_formed(handle) {
         return Ok(None);
     }
     Ok(store
-        .get(&key(sid))
+        .get(&key(handle))
         .await?
         .and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
-pub async fn end(store: &Store, sid: &str, user_id: Uuid) -> Result<(), StoreError> {
-    store.del(&key(sid)).await?;
-    store.srem(&user_key(user_id), sid).await
+pub async fn end(store: &Store, handle: &str, user_id: Uuid) -> Result<(), StoreError> {
+    store.del(&key(handle)).await?;
+    store.srem(&user_key(user_id), handle).await
 }
 
 /// Ends every session of a user (and so every token issued with them).
 pub async fn end_all(store: &Store, user_id: Uuid) -> Result<(), StoreError> {
-    let sids = store.take_set(&user_key(user_id)).await?;
-    let keys: Vec<String> = sids.iter().map(|s| key(s)).collect();
+    let handles = store.take_set(&user_key(user_id)).await?;
+    let keys: Vec<String> = handles.iter().map(|s| key(s)).collect();
     store.del_many(&keys).await
+}
+
+/// Publishes a user's new epoch to the store. Never lowers it: a slower, older writer (another
+/// change, or a request refilling the cache from PostgreSQL) cannot undo a newer one.
+pub async fn publish_epoch(store: &Store, user_id: Uuid, epoch: i64) -> Result<(), StoreError> {
+    store
+        .set_max(&epoch_key(user_id), epoch, EPOCH_CACHE_TTL)
+        .await
+}
+
+/// Why a user's current epoch could not be learnt.
+#[derive(Debug)]
+pub enum EpochError {
+    /// The user no longer exists.
+    NoSuchUser,
+    /// Neither the store nor PostgreSQL could answer.
+    Unavailable,
+}
+
+/// The user's current revocation epoch: from the store (one round trip), else from PostgreSQL
+/// (then cached again), also when the store cannot answer.
+pub async fn current_epoch(store: &Store, db: &Db, user_id: Uuid) -> Result<i64, EpochError> {
+    let key = epoch_key(user_id);
+    let cached = store.get(&key).await;
+    if let Ok(Some(bytes)) = &cached {
+        if let Some(e) = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            return Ok(e);
+        }
+    }
+    let epoch = match till_db::users::auth_epoch(&db.write, user_id).await {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(EpochError::NoSuchUser),
+        Err(_) => return Err(EpochError::Unavailable),
+    };
+    if cached.is_ok() {
+        // Best effort: the next request reads PostgreSQL again if this fails.
+        let _ = store.set_max(&key, epoch, EPOCH_CACHE_TTL).await;
+    }
+    Ok(epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_not_the_cookie_and_are_well_formed() {
+        let cookie = random_token(32);
+        let h = handle_of(&cookie);
+        assert_ne!(h, cookie);
+        assert!(well_formed(&h));
+        // Hashing a handle again (a token's claim replayed as a cookie) names another session.
+        assert_ne!(handle_of(&h), h);
+        assert!(!well_formed("a b"));
+        assert!(!well_formed(&"a".repeat(65)));
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::hub::{Feed, Next};
 use super::Event;
-use crate::auth::{self, session, AuthOutcome, Principal};
+use crate::auth::{self, AuthOutcome, Principal};
 use crate::error::ApiError;
 use crate::extract::{Credentials, Query};
 use crate::state::AppState;
@@ -63,6 +63,15 @@ pub async fn handler(
     Query(params): Query<WsParams>,
     mut parts: Parts,
 ) -> Result<Response, ApiError> {
+    // A page from another site must not ride the user's cookie into the live feed (cross-site
+    // WebSocket hijacking: browsers send cookies with cross-origin upgrades).
+    if !origin_allowed(&parts.headers, &state.config.http.allowed_origins) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "This origin may not open the live feed.",
+        ));
+    }
     let outcome = match &params.access_token {
         Some(t) => auth::resolve_token(&state, t).await,
         None => match parts.extensions.get::<Credentials>() {
@@ -92,6 +101,29 @@ pub async fn handler(
             connection(&slot.state, &principal, params.since, socket).await;
             drop(slot);
         }))
+}
+
+/// Whether a WebSocket upgrade's `Origin` may connect: any request without one (not a browser),
+/// one listed in `ALLOWED_ORIGINS`, or, when that is unset, one naming the host the request was
+/// sent to (Origin's host[:port] equal to the Host header).
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if !allowed.is_empty() {
+        return allowed.contains(&origin);
+    }
+    let Some((_, host_port)) = origin.split_once("://") else {
+        return false; // "null" (sandboxed pages, file:) or garbage
+    };
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|host| !host_port.contains('/') && host.trim().eq_ignore_ascii_case(host_port))
 }
 
 /// A reserved connection slot (instance and per-user limits), given back when dropped.
@@ -243,7 +275,7 @@ async fn serve(
             },
             _ = ping.tick() => {
                 // Signed out or deactivated since connecting: end the stream.
-                if matches!(Box::pin(session::get(&state.store, &p.session_id)).await, Ok(None)) {
+                if Box::pin(auth::still_valid(state, p)).await == Some(false) {
                     return Some((4401, "session ended"));
                 }
                 if last_seen.elapsed() > IDLE_LIMIT {
@@ -326,5 +358,57 @@ fn breach(e: axum::Error) -> Option<(u16, &'static str)> {
         Ok(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => None,
         Ok(WsError::Protocol(_)) => Some((1002, "protocol error")),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn origin_must_be_the_own_host_or_listed() {
+        let none: Vec<String> = Vec::new();
+        assert!(origin_allowed(&h(&[("host", "shop.test:8080")]), &none));
+        assert!(origin_allowed(
+            &h(&[
+                ("host", "shop.test:8080"),
+                ("origin", "http://Shop.test:8080")
+            ]),
+            &none
+        ));
+        for bad in [
+            "http://evil.test",
+            "http://shop.test",
+            "null",
+            "http://shop.test:8080.evil",
+        ] {
+            assert!(
+                !origin_allowed(&h(&[("host", "shop.test:8080"), ("origin", bad)]), &none),
+                "{bad}"
+            );
+        }
+        let listed = vec!["https://pos.example.com".to_string()];
+        assert!(origin_allowed(
+            &h(&[
+                ("host", "internal:8080"),
+                ("origin", "https://pos.example.com")
+            ]),
+            &listed
+        ));
+        assert!(!origin_allowed(
+            &h(&[
+                ("host", "internal:8080"),
+                ("origin", "http://internal:8080")
+            ]),
+            &listed
+        ));
     }
 }

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use till_cache::WindowCount;
 use till_db::{users, DbError};
 use till_domain::Email;
 
@@ -14,7 +15,7 @@ use super::users::User;
 use crate::auth::{password, session};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Json, RequestMeta};
-use crate::layers::{set_rate_headers, RATE_WINDOW};
+use crate::layers::{bucket_key, ip_group, set_rate_headers, RATE_WINDOW};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,8 +37,16 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    meta: RequestMeta,
     Json(body): Json<RegisterBody>,
 ) -> ApiResult<Response> {
+    // Every registration counts (each costs an Argon2 hash and may create a customer record).
+    let limit = state.config.limits.register_per_min;
+    let key = bucket_key(&state, "reg:ip", &client_group(&meta));
+    let c = count(&state, &key).await?;
+    if c.count > limit {
+        return Ok(limited(limit, c));
+    }
     let user = till_app::accounts::register_customer(
         &state,
         &body.email,
@@ -59,36 +68,84 @@ struct LoginBody {
     password: String,
 }
 
+/// The client's per-IP bucket name (IPv6: its /64).
+fn client_group(meta: &RequestMeta) -> String {
+    meta.ip.map(ip_group).unwrap_or_default()
+}
+
+/// Counts one attempt in a bucket: shared by all instances, or per instance while Redis is
+/// down. When not even that can count, the request is refused: these routes never run
+/// unthrottled.
+async fn count(state: &AppState, key: &str) -> ApiResult<WindowCount> {
+    state
+        .store
+        .count_attempt(key, RATE_WINDOW)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "sign-in limits cannot be checked");
+            ApiError::unavailable("Sign-in is unavailable right now; try again shortly.")
+        })
+}
+
+fn limited(limit: u64, c: WindowCount) -> Response {
+    let mut resp = ApiError::rate_limited(c.reset_secs).into_response();
+    set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
+    resp
+}
+
+/// Password guessing is limited by *failed* attempts, per account and per client IP, on every
+/// instance together; successful logins do not count, so a shop's tills behind one address can
+/// all sign in at opening time. Each attempt reserves a failure in both buckets before the
+/// password is checked (so parallel guesses cannot all slip under the limit) and gives it back
+/// when it turns out not to be one.
 async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<Response> {
+    // No address is that long: answer at once, touching no store.
+    if body.email.trim().chars().count() > Email::MAX_LEN {
+        return Err(ApiError::invalid_credentials());
+    }
     let email = Email::parse(&body.email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| body.email.trim().to_lowercase());
-    // Password guessing is limited per client IP and per account, on every instance together.
-    let limit = state.config.limits.login_per_min;
-    let ip = meta.ip.map(|i| i.to_string()).unwrap_or_default();
-    let by_ip = state
-        .store
-        .incr_window(&format!("rl:login:ip:{ip}"), RATE_WINDOW)
-        .await;
-    let by_email = state
-        .store
-        .incr_window(&format!("rl:login:email:{email}"), RATE_WINDOW)
-        .await;
-    let worst = [by_ip.ok(), by_email.ok()]
-        .into_iter()
-        .flatten()
-        .max_by_key(|c| c.count);
-    if let Some(c) = worst.filter(|c| c.count > limit) {
-        let mut resp = ApiError::rate_limited(c.reset_secs).into_response();
-        set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
+    let limits = &state.config.limits;
+    let buckets = [
+        (
+            bucket_key(&state, "login:email", &email),
+            limits.login_per_min,
+        ),
+        (
+            bucket_key(&state, "login:ip", &client_group(&meta)),
+            limits.login_ip_per_min,
+        ),
+    ];
+    let mut counts = Vec::with_capacity(buckets.len());
+    for (key, limit) in &buckets {
+        match count(&state, key).await {
+            Ok(c) => counts.push((key, *limit, c)),
+            Err(e) => {
+                refund(&state, counts.iter().map(|(k, _, _)| *k)).await;
+                return Err(e);
+            }
+        }
+    }
+    if let Some((_, limit, c)) = counts.iter().find(|(_, limit, c)| c.count > *limit) {
+        // Refused before any password check: not a failed attempt.
+        let resp = limited(*limit, *c);
+        refund(&state, counts.iter().map(|(k, _, _)| *k)).await;
         return Ok(resp);
     }
 
-    let user = users::find_by_email(&state.db.write, &email).await?;
+    let user = users::find_by_email(&state.db.write, &email).await;
+    let user = match user {
+        Ok(u) => u,
+        Err(e) => {
+            refund(&state, counts.iter().map(|(k, _, _)| *k)).await;
+            return Err(e.into());
+        }
+    };
     let ok = password::verify(
         body.password,
         user.as_ref().map(|u| u.password_hash.clone()),
@@ -97,8 +154,10 @@ async fn login(
     .map_err(ApiError::internal)?;
     let user = match user {
         Some(u) if ok => u,
+        // A failed attempt: the reservations stand.
         _ => return Err(ApiError::invalid_credentials()),
     };
+    refund(&state, counts.iter().map(|(k, _, _)| *k)).await;
     if !user.active {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -107,22 +166,37 @@ async fn login(
         ));
     }
     let ttl = state.config.auth.session_ttl;
-    let (sid, sess) =
-        session::create(&state.store, ttl, user.id, &user.role, user.customer_id).await?;
+    // The session is issued under the epoch read with the user above (one statement): if a
+    // deactivation or role change commits meanwhile, this session is dead on arrival.
+    let created = session::create(
+        &state.store,
+        ttl,
+        user.id,
+        &user.role,
+        user.customer_id,
+        user.auth_epoch,
+    )
+    .await?;
     let (token, _) = state
         .jwt
-        .issue(user.id, &user.role, &sid)
+        .issue(user.id, &user.role, &created.handle)
         .map_err(ApiError::internal)?;
     let mut resp = Json(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": state.jwt.ttl.as_secs(),
-        "csrf_token": sess.csrf_token,
+        "csrf_token": created.session.csrf_token,
         "user": User::from(user),
     }))
     .into_response();
-    set_cookie(&state, resp.headers_mut(), &sid, ttl.as_secs());
+    set_cookie(&state, resp.headers_mut(), &created.cookie, ttl.as_secs());
     Ok(resp)
+}
+
+async fn refund(state: &AppState, keys: impl Iterator<Item = &String>) {
+    for k in keys {
+        state.store.refund(k).await;
+    }
 }
 
 fn set_cookie(state: &AppState, headers: &mut HeaderMap, sid: &str, max_age: u64) {

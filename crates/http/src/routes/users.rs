@@ -167,9 +167,18 @@ async fn update(
     )
     .await?;
     tx.commit().await.map_err(till_db::DbError::from)?;
-    // Tokens and sessions carry the role; a deactivated or re-roled user signs in again.
-    if after.role != before.role || !after.active {
-        session::end_all(&state.store, id).await?;
+    // Tokens and sessions carry the role; a deactivated or re-roled user signs in again. The
+    // update bumped the user's epoch in the same transaction; publishing it before answering
+    // kills every session issued under an older one on every instance, including one a racing
+    // login is creating right now. If the store cannot take it, the answer is 503 (the change
+    // is committed; repeating the PATCH publishes again), and the cached epoch expires within a
+    // minute anyway, after which PostgreSQL's is read.
+    if after.auth_epoch != before.auth_epoch {
+        session::publish_epoch(&state.store, id, after.auth_epoch).await?;
+        if let Err(e) = session::end_all(&state.store, id).await {
+            // Only housekeeping now: the epoch already revoked these sessions.
+            tracing::warn!(error = %e, user_id = %id, "could not delete revoked sessions");
+        }
     }
     Ok(Json(User::from(after)))
 }
