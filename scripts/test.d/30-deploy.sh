@@ -145,7 +145,7 @@ env_checks() {
   [ "$(stat -c %a "$f")" = 600 ] || { echo ".env mode $(stat -c %a "$f")"; return 1; }
   ! grep -n '__[A-Z_]*__' "$f" || { echo "placeholders left"; return 1; }
   local k v seen=''
-  for k in POSTGRES_PASSWORD REDIS_PASSWORD JWT_SECRET ADMIN_PASSWORD HEALTH_TOKEN; do
+  for k in POSTGRES_PASSWORD REDIS_PASSWORD JWT_SECRET ADMIN_PASSWORD HEALTH_TOKEN PAYMENT_WEBHOOK_SECRET; do
     v=$(sed -n "s/^$k=//p" "$f")
     [[ "$v" =~ ^[0-9a-f]{24,}$ ]] || { echo "$k=$v is not a long random hex"; return 1; }
     case " $seen " in *" $v "*) echo "$k repeats another secret"; return 1 ;; esac

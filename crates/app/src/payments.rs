@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use till_db::orders::{self, NewPayment, Payment};
 use till_db::payment_intents::{self, Intent, IntentStatus};
-use till_db::DbError;
+use till_db::{DbError, PgConnection};
 use till_domain::{FieldErrors, PaymentMethod};
 use uuid::Uuid;
 
@@ -130,12 +130,34 @@ pub struct Settled {
 pub async fn settle(app: &App, ev: &ProviderEvent) -> Result<Settled, OrderError> {
     let reference = check(ev)?;
     let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let (intent, created_by) = payment_intents::lock(&mut tx, ev.intent_id)
-        .await
-        .map_err(|e| match e {
-            DbError::NotFound => OrderError::NotFound,
-            e => e.into(),
-        })?;
+    match apply(&mut tx, ev, reference).await {
+        Ok((settled, true)) => {
+            tx.commit().await.map_err(DbError::from)?;
+            app.after_commit(false);
+            Ok(settled)
+        }
+        outcome => {
+            // Nothing to keep: release the intent's lock now, not when the pool next touches
+            // the connection, so the next delivery of this callback does not wait for it.
+            let _ = tx.rollback().await;
+            outcome.map(|(settled, _)| settled)
+        }
+    }
+}
+
+/// The event's effect in `conn`'s transaction; `true` when something was written.
+async fn apply(
+    conn: &mut PgConnection,
+    ev: &ProviderEvent,
+    reference: Option<&str>,
+) -> Result<(Settled, bool), OrderError> {
+    let (intent, created_by) =
+        payment_intents::lock(conn, ev.intent_id)
+            .await
+            .map_err(|e| match e {
+                DbError::NotFound => OrderError::NotFound,
+                e => e.into(),
+            })?;
     if ev.amount_cents != intent.amount_cents {
         let mut errs = FieldErrors::new();
         errs.add(
@@ -144,36 +166,38 @@ pub async fn settle(app: &App, ev: &ProviderEvent) -> Result<Settled, OrderError
         );
         return Err(OrderError::Validation(errs));
     }
-    let settled = match (ev.kind, intent.status) {
-        // A replay: the same answer, nothing written.
-        (EventKind::Succeeded, IntentStatus::Succeeded) => Settled {
-            payment: payment_intents::payment_of(&mut tx, intent.id).await?,
-            intent,
-        },
-        (EventKind::Failed, IntentStatus::Failed) => Settled {
-            intent,
-            payment: None,
-        },
-        (EventKind::Failed, IntentStatus::Succeeded) => {
-            return Err(OrderError::Conflict(
-                "This payment intent has already succeeded.",
-            ))
+    match (ev.kind, intent.status) {
+        // Replays: the same answer, nothing written.
+        (EventKind::Succeeded, IntentStatus::Succeeded) => {
+            let payment = payment_intents::payment_of(conn, intent.id).await?;
+            Ok((Settled { intent, payment }, false))
         }
-        (EventKind::Failed, IntentStatus::RequiresConfirmation) => {
-            let intent =
-                payment_intents::settle(&mut tx, intent.id, IntentStatus::Failed, reference)
-                    .await?;
-            tx.commit().await.map_err(DbError::from)?;
-            return Ok(Settled {
+        (EventKind::Failed, IntentStatus::Failed) => Ok((
+            Settled {
                 intent,
                 payment: None,
-            });
+            },
+            false,
+        )),
+        (EventKind::Failed, IntentStatus::Succeeded) => Err(OrderError::Conflict(
+            "This payment intent has already succeeded.",
+        )),
+        (EventKind::Failed, IntentStatus::RequiresConfirmation) => {
+            let intent =
+                payment_intents::settle(conn, intent.id, IntentStatus::Failed, reference).await?;
+            Ok((
+                Settled {
+                    intent,
+                    payment: None,
+                },
+                true,
+            ))
         }
         // A retried charge may succeed after a failure.
         (EventKind::Succeeded, IntentStatus::RequiresConfirmation | IntentStatus::Failed) => {
-            let head = orders::lock(&mut tx, intent.order_id).await?;
+            let head = orders::lock(conn, intent.order_id).await?;
             let (payment, _order) = record_payment(
-                &mut tx,
+                conn,
                 &head,
                 NewPayment {
                     method: PaymentMethod::Card,
@@ -187,19 +211,17 @@ pub async fn settle(app: &App, ev: &ProviderEvent) -> Result<Settled, OrderError
             )
             .await?;
             let intent =
-                payment_intents::settle(&mut tx, intent.id, IntentStatus::Succeeded, reference)
+                payment_intents::settle(conn, intent.id, IntentStatus::Succeeded, reference)
                     .await?;
-            tx.commit().await.map_err(DbError::from)?;
-            app.after_commit(false);
-            return Ok(Settled {
-                intent,
-                payment: Some(payment),
-            });
+            Ok((
+                Settled {
+                    intent,
+                    payment: Some(payment),
+                },
+                true,
+            ))
         }
-    };
-    // Nothing was written: release the lock now rather than when the pool next touches it.
-    let _ = tx.rollback().await;
-    Ok(settled)
+    }
 }
 
 /// The trimmed reference (at most 200 characters, no control characters).
