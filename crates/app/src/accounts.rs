@@ -99,18 +99,36 @@ pub async fn create_user(
     Ok(answer)
 }
 
+/// What a shopper registers with.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
+}
+
 /// A shopper registers a customer login. A shopper who has bought at the till before is
 /// recognised by phone and gets their history, but only when that customer record carries the
 /// same email: a phone number alone proves nothing (anyone can type a neighbour's), so a record
 /// with another (or no) email, or one that already has a login, is refused rather than shared.
 /// The unique index on `users.customer_id` settles two concurrent registrations for one record.
+///
+/// With `key`, a retried registration gets its first answer back rather than "email taken".
+/// Registrations are anonymous, so their keys share one scope ([`Uuid::nil`]): a key replays
+/// only for the very same body, which already holds the password.
 pub async fn register_customer(
     app: &App,
-    email: &str,
-    password: &str,
-    name: &str,
-    phone: Option<&str>,
-) -> Result<UserRow, AccountError> {
+    reg: Registration<'_>,
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&UserRow) -> Answer,
+) -> Result<Answer, AccountError> {
+    let Registration {
+        email,
+        password,
+        name,
+        phone,
+    } = reg;
     let mut errs = FieldErrors::default();
     let checked = check_account(email, password, name, &mut errs);
     let phone = match phone.map(str::trim).filter(|p| !p.is_empty()) {
@@ -122,15 +140,26 @@ pub async fn register_customer(
     let Some((email, name)) = checked.filter(|_| errs.is_empty()) else {
         return Err(AccountError::Validation(errs));
     };
+    // A retry of a registration that went through: its answer, before "email taken".
+    if let Some(k) = key {
+        let scope = idempotency::scope(Uuid::nil());
+        if let Some(stored) = till_db::idempotency::lookup(&app.db.write, &scope, &k.key).await? {
+            return Ok(idempotency::answer_stored(stored, k)?);
+        }
+    }
     // Refuse a taken email before hashing: Argon2 is the expensive part of a registration, and
     // the unique constraint below still settles a race.
     if users::email_taken(&app.db.write, email.as_str()).await? {
         return Err(EMAIL_TAKEN);
     }
     let hash = password::hash(password.to_owned()).await?;
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
+    let mut run = match idempotency::begin::<AccountError>(app, Uuid::nil(), key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
     let existing = match &phone {
-        Some(p) => customers::find_by_phone(&mut tx, p.as_str()).await?,
+        Some(p) => customers::find_by_phone(tx, p.as_str()).await?,
         None => None,
     };
     let customer = match existing {
@@ -139,14 +168,14 @@ pub async fn register_customer(
                 .email
                 .as_deref()
                 .is_some_and(|e| e.trim().eq_ignore_ascii_case(email.as_str()));
-            if !same_email || users::customer_is_linked(&mut tx, c.id).await? {
+            if !same_email || users::customer_is_linked(tx, c.id).await? {
                 return Err(PHONE_TAKEN);
             }
             c
         }
         None => {
             customers::insert(
-                &mut tx,
+                tx,
                 &name,
                 phone.as_ref().map(|p| p.as_str()),
                 Some(email.as_str()),
@@ -155,7 +184,7 @@ pub async fn register_customer(
         }
     };
     let user = users::insert(
-        &mut tx,
+        tx,
         users::NewUser {
             email: email.as_str(),
             password_hash: &hash,
@@ -166,8 +195,8 @@ pub async fn register_customer(
         },
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(user)
+    let answer = run.finish::<AccountError>(render(&user)).await?;
+    Ok(answer)
 }
 
 const EMAIL_TAKEN: AccountError = AccountError::AlreadyExists {

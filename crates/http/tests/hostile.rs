@@ -203,6 +203,10 @@ async fn a_retried_post_with_its_key_writes_once_on_any_instance() {
             json!({"name": "Ida", "phone": "+14155550177"}),
         ),
         (
+            "/api/v1/auth/register",
+            json!({"email": "shopper@example.com", "password": "password-1", "name": "Shopper"}),
+        ),
+        (
             "/api/v1/users",
             json!({"email": "idem@example.com", "password": "password-1", "name": "Idem", "role": "cashier"}),
         ),

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
+use till_app::accounts::Registration;
 use till_cache::WindowCount;
 use till_db::{users, DbError};
 use till_domain::Email;
@@ -14,7 +15,8 @@ use till_domain::Email;
 use super::users::User;
 use crate::auth::{password, session};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AnyUser, Authed, Json, RequestMeta};
+use crate::extract::idempotency::{answer, respond};
+use crate::extract::{AnyUser, Authed, Json, MaybeIdempotent, RequestMeta};
 use crate::layers::{bucket_key, ip_group, set_rate_headers, RATE_WINDOW};
 use crate::state::AppState;
 
@@ -38,8 +40,9 @@ struct RegisterBody {
 async fn register(
     State(state): State<AppState>,
     meta: RequestMeta,
-    Json(body): Json<RegisterBody>,
+    idem: MaybeIdempotent<RegisterBody>,
 ) -> ApiResult<Response> {
+    let body = &idem.body;
     // Every registration counts (each costs an Argon2 hash and may create a customer record).
     let limit = state.config.limits.register_per_min;
     let key = bucket_key(&state, "reg:ip", &client_group(&meta));
@@ -47,19 +50,22 @@ async fn register(
     if c.count > limit {
         return Ok(limited(limit, c));
     }
-    let user = till_app::accounts::register_customer(
-        &state,
-        &body.email,
-        &body.password,
-        &body.name,
-        body.phone.as_deref(),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "user": User::from(user) })),
-    )
-        .into_response())
+    let registration = Registration {
+        email: &body.email,
+        password: &body.password,
+        name: &body.name,
+        phone: body.phone.as_deref(),
+    };
+    let done =
+        till_app::accounts::register_customer(&state, registration, idem.key.as_ref(), |user| {
+            answer(
+                StatusCode::CREATED,
+                json!({ "user": User::from(user.clone()) }),
+                Vec::new(),
+            )
+        })
+        .await?;
+    Ok(respond(done))
 }
 
 #[derive(Deserialize)]
