@@ -16,7 +16,7 @@ pub struct Actor {
     pub ip: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct AuditRow {
     pub id: Uuid,
     pub actor_id: Option<Uuid>,

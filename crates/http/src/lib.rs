@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod routes;
 mod serve;
@@ -38,7 +39,9 @@ pub fn app(state: AppState) -> Router {
 /// The application with `extra` routes merged under `/api/v1`, behind every layer the real
 /// routes have (tests use it to exercise panics and timeouts).
 pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
-    let api = routes::api()
+    let (api, _) = routes::api().split_for_parts();
+    let (health, _) = health::router().split_for_parts();
+    let api = api
         .merge(extra)
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)
@@ -46,7 +49,8 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(from_fn_with_state(state.clone(), layers::schema_guard));
     let mut app = Router::new()
         .nest("/api/v1", api)
-        .merge(health::router())
+        .merge(health)
+        .merge(openapi::docs_router())
         .method_not_allowed_fallback(layers::method_not_allowed);
     app = match &state.config.http.static_dir {
         Some(dir) => {
