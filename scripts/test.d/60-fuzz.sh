@@ -152,7 +152,8 @@ status=0
 run() { # NAME TOKEN
   local name=$1 token=$2 rc=0
   echo "60-fuzz: schemathesis as $name (budget ${FUZZ_SECONDS}s, ≤ $FUZZ_MAX_EXAMPLES cases per operation and phase)"
-  timeout --kill-after=10 $((FUZZ_SECONDS + 60)) \
+  # From $out: Hypothesis keeps its example database in the working directory.
+  (cd "$out" && timeout --kill-after=10 $((FUZZ_SECONDS + 60)) \
     "$st" --config-file "$out/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --url "$base" \
     --phases examples,coverage,fuzzing \
@@ -167,7 +168,7 @@ run() { # NAME TOKEN
     --header "Authorization: Bearer $token" \
     --report junit,ndjson --report-dir "$out/$name" \
     --no-color \
-    "${exclusions[@]}" || rc=$?
+    "${exclusions[@]}") || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "60-fuzz: schemathesis as $name found problems (exit $rc); reports in $out/$name" >&2
     status=1
