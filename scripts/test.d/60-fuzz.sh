@@ -48,7 +48,8 @@ fi
 out="$root/.run/fuzz"
 rm -rf "$out"
 mkdir -p "$out"
-db="till_fuzz_$(date +%s)_$$"
+# Named like the test databases, so `scripts/test.sh` drops it an hour later if this run could not.
+db="till_t_$(date +%s)_fuzz$$"
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_pid=''
 cleanup() {
@@ -56,7 +57,8 @@ cleanup() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
-  psql -w -X -d "$TILL_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+  # Bounded: on a busy server DROP DATABASE can wait minutes for a checkpoint.
+  timeout 30 psql -w -X -d "$TILL_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 

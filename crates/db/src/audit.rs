@@ -17,6 +17,7 @@ pub struct Actor {
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct AuditRow {
     pub id: Uuid,
     pub actor_id: Option<Uuid>,

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Registration)]
 struct RegisterBody {
     email: String,
     password: String,
@@ -66,6 +67,7 @@ async fn register(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Login)]
 struct LoginBody {
     email: String,
     password: String,

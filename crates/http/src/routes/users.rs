@@ -58,6 +58,7 @@ impl From<UserRow> for User {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
 struct NewUserBody {
     email: String,
     password: String,
@@ -139,6 +140,7 @@ async fn read(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
 struct PatchBody {
     role: Option<Role>,
     active: Option<bool>,

@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Transition)]
 pub struct TransitionBody {
     to: OrderStatus,
 }
