@@ -13,10 +13,14 @@ use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
 use crate::App;
 
 /// A customer as asked for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerInput {
+    /// 1 to 200 characters.
+    #[schema(value_type = String, required = true)]
     pub name: Option<String>,
+    /// Normalised to E.164 (see the API reference).
+    #[schema(value_type = String, required = true)]
     pub phone: Option<String>,
     pub email: Option<String>,
 }

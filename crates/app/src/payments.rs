@@ -96,7 +96,7 @@ pub fn verify(
 }
 
 /// What the provider reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventKind {
     #[serde(rename = "payment_intent.succeeded")]
     Succeeded,
@@ -105,7 +105,7 @@ pub enum EventKind {
 }
 
 /// A callback's body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderEvent {
     #[serde(rename = "type")]
@@ -118,7 +118,7 @@ pub struct ProviderEvent {
 }
 
 /// The intent after the event, and its payment (succeeded intents only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Settled {
     pub intent: Intent,
     pub payment: Option<Payment>,

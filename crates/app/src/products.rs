@@ -48,19 +48,28 @@ const STOCK_READ_ONLY: &str =
     "is read-only: stock changes through POST /api/v1/inventory/adjustments";
 
 /// A new product as asked for; required fields are checked here (missing ones are field errors).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProductInput {
+    /// 1..64 of `[A-Za-z0-9._-]`, unique.
+    #[schema(value_type = String, required = true)]
     pub sku: Option<String>,
     pub barcode: Option<String>,
+    /// 1..200 characters.
+    #[schema(value_type = String, required = true)]
     pub name: Option<String>,
     pub description: Option<String>,
     pub category_id: Option<Uuid>,
+    #[schema(value_type = i64, required = true, minimum = 0)]
     pub price_cents: Option<i64>,
+    /// Basis points, 0..10000 (825 = 8.25 %).
+    #[schema(value_type = i64, required = true, minimum = 0, maximum = 10000)]
     pub tax_rate_bp: Option<i64>,
     pub track_stock: Option<bool>,
     pub low_stock_threshold: Option<i64>,
+    /// Read-only: sending it is a 422 (stock changes through movements), so it is not documented.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(ignore)]
     pub stock_on_hand: Option<Option<Value>>,
 }
 
@@ -209,15 +218,19 @@ pub async fn create(
 }
 
 /// A change to a product: absent fields stay as they are; `null` clears a nullable one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatchInput {
     pub sku: Option<String>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub barcode: Option<Option<String>>,
     pub name: Option<String>,
     pub description: Option<String>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>)]
     pub category_id: Option<Option<Uuid>>,
     pub price_cents: Option<i64>,
     pub tax_rate_bp: Option<i64>,
@@ -226,7 +239,9 @@ pub struct ProductPatchInput {
     pub low_stock_threshold: Option<i64>,
     /// The version the client read; like `If-Match`, a mismatch is 412.
     pub version: Option<i64>,
+    /// Read-only (422 when sent), so not documented.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(ignore)]
     pub stock_on_hand: Option<Option<Value>>,
 }
 

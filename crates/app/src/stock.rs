@@ -17,11 +17,16 @@ use crate::App;
 const MAX_NOTE: usize = 500;
 
 /// An adjustment as asked for; every field is checked here (missing ones are field errors).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentInput {
+    #[schema(value_type = Uuid, required = true)]
     pub product_id: Option<Uuid>,
+    /// Units added (positive) or taken (negative); never 0.
+    #[schema(value_type = i64, required = true)]
     pub delta: Option<i64>,
+    /// One of `received`, `damage`, `count`, `correction`.
+    #[schema(value_type = String, required = true)]
     pub reason: Option<String>,
     pub note: Option<String>,
 }

@@ -16,7 +16,8 @@ pub struct Actor {
     pub ip: Option<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntry)]
 pub struct AuditRow {
     pub id: Uuid,
     pub actor_id: Option<Uuid>,

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::DbError;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = Category)]
 pub struct CategoryRow {
     pub id: Uuid,
     pub name: String,

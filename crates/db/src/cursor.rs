@@ -16,7 +16,7 @@ pub fn decode<T: DeserializeOwned>(s: &str) -> Option<T> {
 }
 
 /// One page of rows plus the cursor for the next, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -12,7 +12,8 @@ use crate::cursor::{self, Page};
 use crate::stock::Shortage;
 use crate::DbError;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = Movement)]
 pub struct MovementRow {
     pub id: Uuid,
     pub product_id: Uuid,

@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::cursor::Page;
 use crate::DbError;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = Job)]
 pub struct JobRow {
     pub id: Uuid,
     pub kind: String,

@@ -12,7 +12,7 @@ use crate::orders::Payment;
 use crate::DbError;
 
 /// Where an intent stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentStatus {
     /// Waiting for the provider.
@@ -45,7 +45,7 @@ impl IntentStatus {
 }
 
 /// An intent as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Intent {
     pub id: Uuid,
     pub order_id: Uuid,

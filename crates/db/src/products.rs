@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::cursor::{self, Page};
 use crate::DbError;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(as = Product)]
 pub struct ProductRow {
     pub id: Uuid,
     pub sku: String,

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 use crate::DbError;
 
-#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = SalesDay)]
 pub struct DayRow {
     pub date: NaiveDate,
     pub orders: i64,
@@ -30,7 +31,7 @@ pub struct DayRow {
     pub net_cents: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TopProduct {
     pub product_id: Uuid,
     pub name: String,

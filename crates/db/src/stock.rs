@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::DbError;
 
 /// A product line that could not be served.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Shortage {
     pub product_id: Uuid,
     pub requested: i64,

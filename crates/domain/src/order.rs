@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Where an order is in its life. Wire spelling is snake_case (`out_for_delivery`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Created; stock already taken.
@@ -51,7 +51,7 @@ impl OrderStatus {
 }
 
 /// How the order was placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// At the till, by a cashier or above.
@@ -66,7 +66,7 @@ string_enum!(Channel {
 });
 
 /// How the goods reach the customer; decides the end of the lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fulfilment {
     /// Handed over at the counter.
@@ -84,7 +84,7 @@ string_enum!(Fulfilment {
 });
 
 /// Derived from total, paid and refunded; see [`payment_status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// Nothing paid.
@@ -108,7 +108,7 @@ string_enum!(PaymentStatus {
 });
 
 /// A tender type; split tenders are several payments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     /// Cash; may carry `tendered_cents` and give change.
@@ -126,7 +126,7 @@ string_enum!(PaymentMethod {
 });
 
 /// Why stock moved; every change to `stock_on_hand` is a movement with one of these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementReason {
     /// Goods delivered by a supplier.
@@ -189,7 +189,7 @@ pub fn allowed_transitions(from: OrderStatus, fulfilment: Fulfilment) -> Vec<Ord
 }
 
 /// A refused transition, serialisable as the 409's `details`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("cannot move an order from {from} to {to}")]
 pub struct TransitionError {
     /// Current status.

@@ -38,7 +38,7 @@ pub struct LineInput {
 
 /// An order-level discount, exactly as the request body spells it:
 /// `{"type": "percent", "value_bp": 1000}` or `{"type": "amount", "amount_cents": 500}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Discount {
     /// A share of the subtotal in basis points, 0..=10000 (1000 = 10 %).

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Who a user is, as stored on the user row and carried in the JWT `role` claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including users, jobs and `/health/detailed`.

@@ -5,8 +5,6 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -15,22 +13,35 @@ use till_domain::Role;
 use crate::auth::{self, AuthOutcome};
 use crate::error::ApiError;
 use crate::metrics;
+use crate::openapi::schemas::{Detailed, ErrorBody, Health, LbMetrics, Status};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/liveness", get(liveness))
-        .route("/health/readiness", get(readiness))
-        .route("/health/detailed", get(detailed))
-        .route("/health/metrics", get(lb_metrics))
-        .route("/metrics", get(prometheus))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(liveness))
+        .routes(routes!(readiness))
+        .routes(routes!(detailed))
+        .routes(routes!(lb_metrics))
+        .routes(routes!(prometheus))
 }
 
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
+/// The instance and its dependencies.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "`healthy`, or `degraded` while Redis is down", body = Health),
+        (status = 503, description = "`unhealthy`: the database is down", body = Health),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     let (db, cache) = tokio::join!(state.db.ping(), state.store.ping());
     let database = match &db {
@@ -60,10 +71,27 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// 200 while the process serves.
+#[utoipa::path(
+    get,
+    path = "/health/liveness",
+    tag = "health",
+    responses((status = 200, description = "`alive`", body = Status))
+)]
 async fn liveness() -> Response {
     axum::Json(json!({"status": "alive"})).into_response()
 }
 
+/// Whether this instance should get traffic.
+#[utoipa::path(
+    get,
+    path = "/health/readiness",
+    tag = "health",
+    responses(
+        (status = 200, description = "`ready`", body = Status),
+        (status = 503, description = "`not_ready` with a `reason` (database unreachable, migrations pending, draining)", body = Status),
+    )
+)]
 async fn readiness(State(state): State<AppState>) -> Response {
     let not_ready = |reason: &str| {
         (
@@ -103,6 +131,18 @@ async fn may_see_details(state: &AppState, headers: &HeaderMap) -> Result<(), Ap
     }
 }
 
+/// Pools, request counts, latency, cache, WebSocket, memory and job backlog.
+#[utoipa::path(
+    get,
+    path = "/health/detailed",
+    tag = "health",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Instance internals", body = Detailed),
+        (status = 401, description = "`unauthorized`: neither an admin nor `HEALTH_TOKEN`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: signed in, but not an admin", body = ErrorBody),
+    )
+)]
 async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     may_see_details(&state, &headers).await?;
     let m = &state.metrics;
@@ -135,6 +175,13 @@ async fn detailed(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     .into_response())
 }
 
+/// Load-balancer figures over the last minute.
+#[utoipa::path(
+    get,
+    path = "/health/metrics",
+    tag = "health",
+    responses((status = 200, description = "Connections, request rate, error rate, p95", body = LbMetrics))
+)]
 async fn lb_metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     let (requests, errors) = m.last_minute();
@@ -152,6 +199,13 @@ async fn lb_metrics(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
+/// Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Metrics in the Prometheus text format", body = String, content_type = "text/plain"))
+)]
 async fn prometheus(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     state.metrics.render_prometheus(&mut text);

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod layers;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 pub mod routes;
 mod serve;
@@ -18,7 +19,6 @@ use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::post;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,10 +39,12 @@ pub fn app(state: AppState) -> Router {
 /// The application with `extra` routes merged under `/api/v1`, behind every layer the real
 /// routes have (tests use it to exercise panics and timeouts).
 pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
-    let mut api = routes::api().merge(extra);
+    let (api, _) = routes::api().split_for_parts();
+    let (health, _) = health::router().split_for_parts();
+    let mut api = api.merge(extra);
     if state.config.runtime.app_env == till_app::config::AppEnv::Development {
         // The simulated payment provider exists in development only (404 otherwise).
-        api = api.merge(routes::payments::dev_router());
+        api = api.merge(routes::payments::dev_router().split_for_parts().0);
     }
     let api = api
         .route_layer(from_fn(layers::tag_route))
@@ -53,16 +55,15 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(from_fn_with_state(state.clone(), layers::schema_guard));
     // The provider's callback: signed, not a user's request, so outside the user/IP rate
     // limiter (and it needs no credentials resolved); the schema guard still applies.
-    let provider = Router::new()
-        .route(
-            routes::payments::PROVIDER_EVENTS_PATH,
-            post(routes::payments::provider_event),
-        )
-        .layer(from_fn_with_state(state.clone(), layers::schema_guard));
+    let (provider, _) = utoipa_axum::router::OpenApiRouter::new()
+        .nest("/api/v1", routes::payments::provider_router())
+        .split_for_parts();
+    let provider = provider.layer(from_fn_with_state(state.clone(), layers::schema_guard));
     let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(provider.route_layer(from_fn(layers::tag_route)))
-        .merge(health::router().route_layer(from_fn(layers::tag_route)))
+        .merge(health.route_layer(from_fn(layers::tag_route)))
+        .merge(openapi::docs_router())
         .method_not_allowed_fallback(layers::method_not_allowed);
     app = match &state.config.http.static_dir {
         Some(dir) => {

@@ -15,7 +15,7 @@ use crate::App;
 
 /// The body of `POST /orders/{id}/payment-intents`: empty (`{}`); the amount is always the
 /// balance due, never the client's choice.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntentInput {}
 

@@ -15,8 +15,8 @@ use serde_json::Value;
 use till_db::orders::{Line, Order, Payment, Refund, StatusChange};
 use till_db::{DbError, PgConnection};
 use till_domain::{
-    balance_due, payment_status, Channel, FieldErrors, Fulfilment, OrderStatus, PaymentStatus,
-    TransitionError,
+    balance_due, payment_status, Channel, Discount, FieldErrors, Fulfilment, OrderStatus,
+    PaymentStatus, TransitionError,
 };
 use uuid::Uuid;
 
@@ -87,7 +87,8 @@ impl OrderError {
 }
 
 /// The Order of the HTTP contract. `number` is a string so clients never do arithmetic on it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView<'a> {
     pub id: Uuid,
     pub number: String,
@@ -96,6 +97,7 @@ pub struct OrderView<'a> {
     pub fulfilment: Fulfilment,
     pub customer_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
+    #[schema(value_type = Vec<Line>)]
     pub lines: &'a [Line],
     pub subtotal_cents: i64,
     pub discount_cents: i64,
@@ -105,14 +107,21 @@ pub struct OrderView<'a> {
     pub refunded_cents: i64,
     pub balance_due_cents: i64,
     pub payment_status: PaymentStatus,
+    #[schema(value_type = Vec<Payment>)]
     pub payments: &'a [Payment],
+    #[schema(value_type = Vec<Refund>)]
     pub refunds: &'a [Refund],
     /// The discount as requested (`{"type": "percent", …}`), or null.
+    #[schema(value_type = Option<Discount>)]
     pub discount: &'a Option<Value>,
+    #[schema(value_type = Option<String>)]
     pub note: &'a Option<String>,
+    #[schema(value_type = Option<String>)]
     pub delivery_address: &'a Option<String>,
+    #[schema(value_type = String)]
     pub currency: &'a str,
     pub version: i64,
+    #[schema(value_type = Vec<StatusChange>)]
     pub status_history: &'a [StatusChange],
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

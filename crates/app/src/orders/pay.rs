@@ -23,7 +23,7 @@ use crate::App;
 const MAX_REFERENCE: usize = 200;
 
 /// One tender.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     pub method: PaymentMethod,

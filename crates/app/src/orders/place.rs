@@ -27,7 +27,7 @@ const MAX_NOTE: usize = 1000;
 const MAX_ADDRESS: usize = 500;
 
 /// An order as asked for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceInput {
     pub fulfilment: Fulfilment,
@@ -40,8 +40,9 @@ pub struct PlaceInput {
 }
 
 /// One line as asked for.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OrderLineInput)]
 pub struct LineInputBody {
     pub product_id: Uuid,
     pub quantity: i64,

@@ -20,7 +20,7 @@ use crate::App;
 const MAX_REASON: usize = 500;
 
 /// A refund request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundInput {
     pub amount_cents: i64,

@@ -25,7 +25,8 @@ pub use read::{
 };
 
 /// A line as stored: price, tax rate and name copied from the product at order time.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = OrderLine)]
 pub struct Line {
     pub product_id: Uuid,
     pub sku: String,
@@ -41,7 +42,7 @@ pub struct Line {
     pub total_cents: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     pub method: PaymentMethod,
@@ -58,13 +59,13 @@ pub struct Payment {
 }
 
 /// One restocked product of a refund.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Restock {
     pub product_id: Uuid,
     pub quantity: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refund {
     pub id: Uuid,
     pub amount_cents: i64,
@@ -74,7 +75,7 @@ pub struct Refund {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     pub status: OrderStatus,
     pub at: DateTime<Utc>,

@@ -52,12 +52,29 @@ const MAX_WRITE_BUFFER: usize = 64 * 1024;
 /// Events already waiting for a connection that go out with one flush, at most.
 const MAX_BATCH: usize = 16;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsParams {
+    /// A bearer token, for clients that cannot set headers (browsers' WebSocket API).
     access_token: Option<String>,
+    /// The last event sequence number seen: missed events are replayed first.
     since: Option<i64>,
 }
 
+/// Upgrades to a WebSocket of live order events (text frames `{"type", "at", "order"|"product"}`).
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    security(("bearer" = [])),
+    params(WsParams),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "`bad_request`: not a WebSocket upgrade request", body = crate::openapi::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many live connections for this account", body = crate::openapi::schemas::ErrorBody),
+        (status = 503, description = "`service_unavailable`: this instance has no room for more connections", body = crate::openapi::schemas::ErrorBody),
+    )
+)]
 pub async fn handler(
     State(state): State<AppState>,
     Query(params): Query<WsParams>,

@@ -2,26 +2,45 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
-use till_db::audit::{self, AuditFilter};
+use till_db::audit::{self, AuditFilter, AuditRow};
+use till_db::cursor::Page;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, ManagerPlus, PageQuery, Query};
+use crate::openapi::schemas::{ErrorBody, PageParams};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Params {
+    /// Only this user's writes.
+    #[param(value_type = Option<Uuid>)]
     actor_id: Option<String>,
+    /// e.g. `product.update`; at most 100 characters.
+    #[param(max_length = 100)]
     action: Option<String>,
 }
 
+/// Staff writes, newest first.
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(Params, PageParams),
+    responses(
+        (status = 200, description = "A page of audit entries", body = Page<AuditRow>),
+        (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _: Authed<ManagerPlus>,

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use till_app::accounts::Registration;
@@ -18,18 +16,22 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::idempotency::{answer, respond};
 use crate::extract::{AnyUser, Authed, Json, MaybeIdempotent, RequestMeta};
 use crate::layers::{bucket_key, ip_group, set_rate_headers, RATE_WINDOW};
+use crate::openapi::schemas::{ErrorBody, LoginResult, Me, UserEnvelope};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Registration)]
 struct RegisterBody {
     email: String,
     password: String,
@@ -37,6 +39,17 @@ struct RegisterBody {
     phone: Option<String>,
 }
 
+/// Creates a customer login (role `customer`), linked to a customer record.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "Registered", body = UserEnvelope),
+        (status = 409, description = "`already_exists`: the email (or phone) is taken", body = ErrorBody),
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -68,7 +81,8 @@ async fn register(
     Ok(respond(done))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Login)]
 struct LoginBody {
     email: String,
     password: String,
@@ -99,11 +113,24 @@ fn limited(limit: u64, c: WindowCount) -> Response {
     resp
 }
 
+/// Signs in: a bearer token in the body and the session cookie (`till_session`).
+///
 /// Password guessing is limited by *failed* attempts, per account and per client IP, on every
 /// instance together; successful logins do not count, so a shop's tills behind one address can
 /// all sign in at opening time. Each attempt reserves a failure in both buckets before the
 /// password is checked (so parallel guesses cannot all slip under the limit) and gives it back
 /// when it turns out not to be one.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = LoginResult,
+            headers(("Set-Cookie" = String, description = "`till_session`: HttpOnly, SameSite=Lax"))),
+        (status = 401, description = "`invalid_credentials` (wrong email or password), or `unauthorized` (deactivated)", body = ErrorBody),
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -220,6 +247,14 @@ fn set_cookie(state: &AppState, headers: &mut HeaderMap, sid: &str, max_age: u64
     }
 }
 
+/// Ends the session and revokes the presented token on every instance.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Signed out; the cookie is cleared"))
+)]
 async fn logout(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Response> {
     session::end(&state.store, &who.session_id, who.user_id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -227,6 +262,14 @@ async fn logout(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResul
     Ok(resp)
 }
 
+/// The signed-in user.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The current user", body = Me))
+)]
 async fn me(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Response> {
     let user = match users::get(&state.db.write, who.user_id).await {
         Ok(u) if u.active => u,

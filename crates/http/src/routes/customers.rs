@@ -4,11 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use till_app::customers::CustomerInput;
+use till_db::cursor::Page;
+use till_db::customers::CustomerRow;
 use till_db::{customers, DbError};
 use till_domain::Phone;
 use uuid::Uuid;
@@ -18,14 +18,31 @@ use crate::extract::idempotency::{answer, location, respond};
 use crate::extract::{
     AnyUser, Authed, CashierPlus, Json, MaybeIdempotent, Query, RequestMeta, StaffSide,
 };
+use crate::openapi::schemas::ErrorBody;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/customers", get(find).post(create))
-        .route("/customers/{id}", get(read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(find, create))
+        .routes(routes!(read))
 }
 
+/// Creates a customer record (phone normalised to E.164, unique).
+#[utoipa::path(
+    post,
+    path = "/customers",
+    tag = "customers",
+    security(("bearer" = [])),
+    request_body = CustomerInput,
+    responses(
+        (status = 201, description = "Created", body = CustomerRow,
+            headers(("Location" = String, description = "The customer's URL"))),
+        (status = 403, description = "`forbidden`: cashiers, managers and admins only", body = ErrorBody),
+        (status = 409, description = "`already_exists`: a customer has this phone", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     who: Authed<CashierPlus>,
@@ -50,12 +67,26 @@ async fn create(
     Ok(respond(done))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FindParams {
+    /// Any spelling; matched exactly after normalisation to E.164.
+    #[param(required = true)]
     phone: Option<String>,
 }
 
 /// Look-up by phone only: customers are never listed or searched by partial text.
+#[utoipa::path(
+    get,
+    path = "/customers",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(FindParams),
+    responses(
+        (status = 200, description = "The customer with this phone, if any (one page)", body = Page<CustomerRow>),
+        (status = 403, description = "`forbidden`: staff only", body = ErrorBody),
+    )
+)]
 async fn find(
     State(state): State<AppState>,
     _: Authed<StaffSide>,
@@ -73,6 +104,17 @@ async fn find(
 }
 
 /// Staff read any customer; a customer reads only their own record (anyone else's is 404).
+#[utoipa::path(
+    get,
+    path = "/customers/{id}",
+    tag = "customers",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "The customer", body = CustomerRow),
+        (status = 404, description = "`not_found` (also another customer's record)", body = ErrorBody),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     who: Authed<AnyUser>,

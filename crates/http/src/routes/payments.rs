@@ -12,13 +12,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use till_app::orders::IntentInput;
-use till_app::payments::{self, EventKind, ProviderEvent, SIGNATURE_HEADER};
+use till_app::payments::{self, EventKind, ProviderEvent, Settled, SIGNATURE_HEADER};
 use till_db::payment_intents;
 use till_db::DbError;
 use uuid::Uuid;
@@ -27,21 +25,45 @@ use super::orders::{caller, can_see};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::idempotency::{answer, respond};
 use crate::extract::{parse_json, AnyUser, Authed, Idempotent, Json};
+use crate::openapi::schemas::{ErrorBody, IntentCreated};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Where the provider delivers its callbacks (outside the rate-limited API router).
 pub const PROVIDER_EVENTS_PATH: &str = "/api/v1/payment-provider/events";
 
 /// Routes under `/api/v1` (rate-limited, authenticated).
-pub fn router() -> Router<AppState> {
-    Router::new().route("/orders/{id}/payment-intents", post(create_intent))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_intent))
 }
 
 /// The simulated provider, mounted under `/api/v1` in development only.
-pub fn dev_router() -> Router<AppState> {
-    Router::new().route("/dev/payment-provider/simulate", post(simulate))
+pub fn dev_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(simulate))
 }
 
+/// The provider's callback, mounted under `/api/v1` but outside the rate limiter.
+pub fn provider_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(provider_event))
+}
+
+/// A payment intent for the order's balance due, to be confirmed by the payment provider.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/payment-intents",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id"), ("Idempotency-Key" = String, Header, description = "Required")),
+    request_body = IntentInput,
+    responses(
+        (status = 201, description = "The intent (`status: requires_confirmation`)", body = IntentCreated),
+        (status = 400, description = "`idempotency_key_required`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such order, or not the caller's", body = ErrorBody),
+        (status = 409, description = "`conflict`: nothing due, or the order is cancelled or delivered; `idempotency_key_in_use`", body = ErrorBody),
+    )
+)]
 async fn create_intent(
     State(state): State<AppState>,
     who: Authed<AnyUser>,
@@ -65,7 +87,22 @@ async fn create_intent(
     Ok(respond(done))
 }
 
-/// `POST /payment-provider/events`: verify the signature over the raw body, then settle.
+/// The payment provider's signed callback: `Till-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+/// "t.body">`, at most 300 s old. `succeeded` records one card payment, exactly once however
+/// often it is delivered (a replay answers 200 with the same payment).
+#[utoipa::path(
+    post,
+    path = "/payment-provider/events",
+    tag = "orders",
+    params(("Till-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + \".\" + body)>`")),
+    request_body = ProviderEvent,
+    responses(
+        (status = 200, description = "The intent after the event, and its payment", body = Settled),
+        (status = 401, description = "`unauthorized`: signature missing, wrong or older than 300 s", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such intent", body = ErrorBody),
+        (status = 409, description = "`conflict`: the order was cancelled, or a failure after success", body = ErrorBody),
+    )
+)]
 pub async fn provider_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -91,22 +128,34 @@ async fn deliver(state: &AppState, signature: Option<&str>, body: &[u8]) -> ApiR
     Ok((StatusCode::OK, Json(settled)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SimulateBody {
     intent_id: Uuid,
     outcome: Outcome,
 }
 
-#[derive(Deserialize, Clone, Copy)]
+#[derive(Deserialize, Clone, Copy, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum Outcome {
     Succeeded,
     Failed,
 }
 
-/// Development only: plays the provider for an intent the caller may see. The secret never
-/// leaves the server: the body is signed here and handed to [`deliver`].
+/// Development only (404 in production): plays the provider for an intent the caller may see.
+/// The secret never leaves the server: the body is signed here and handed to [`deliver`].
+#[utoipa::path(
+    post,
+    path = "/dev/payment-provider/simulate",
+    tag = "orders",
+    security(("bearer" = [])),
+    request_body = SimulateBody,
+    responses(
+        (status = 200, description = "What the provider's callback answered", body = Settled),
+        (status = 404, description = "`not_found`: no such intent, not the caller's, or not development", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+    )
+)]
 async fn simulate(
     State(state): State<AppState>,
     who: Authed<AnyUser>,

@@ -4,12 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use till_app::products::{NewProductInput, ProductPatchInput};
+use till_db::cursor::Page;
 use till_db::products::{self, ListFilter, ProductRow};
 use till_db::DbError;
 use till_domain::{Barcode, Sku};
@@ -22,13 +21,16 @@ use crate::extract::{
     Authed, IfMatch, Json, ManagerPlus, MaybeIdempotent, MaybeUser, PageQuery, Principal, Query,
     RequestMeta,
 };
+use crate::openapi::schemas::{ErrorBody, PageParams};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/products", get(list).post(create))
-        .route("/products/lookup", get(lookup))
-        .route("/products/{id}", get(read).patch(update).delete(deactivate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(lookup))
+        .routes(routes!(read, update, deactivate))
 }
 
 /// Longest `q` accepted: no product name is longer.
@@ -44,13 +46,29 @@ fn product_response(status: StatusCode, p: &ProductRow) -> ApiResult<Response> {
     Ok(json_response(status, Some(p.version), Bytes::from(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     category_id: Option<Uuid>,
+    /// Part of a name (any case), or an exact SKU or barcode; at most 200 characters.
+    #[param(max_length = 200)]
     q: Option<String>,
+    /// Managers and admins only.
     include_inactive: Option<bool>,
 }
 
+/// Products by name then id; anonymous callers and customers see active ones only.
+#[utoipa::path(
+    get,
+    path = "/products",
+    tag = "catalog",
+    security((), ("bearer" = [])),
+    params(ListParams, PageParams),
+    responses(
+        (status = 200, description = "A page of products", body = Page<ProductRow>),
+        (status = 403, description = "`forbidden`: `include_inactive` is for managers", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     MaybeUser(who): MaybeUser,
@@ -93,6 +111,19 @@ async fn list(
     .await
 }
 
+/// One product (inactive ones for managers only), with its `ETag`.
+#[utoipa::path(
+    get,
+    path = "/products/{id}",
+    tag = "catalog",
+    security((), ("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductRow,
+            headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     MaybeUser(who): MaybeUser,
@@ -110,11 +141,27 @@ async fn read(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LookupParams {
+    /// A barcode or SKU.
+    #[param(required = true)]
     code: Option<String>,
 }
 
+/// The product whose barcode or SKU is `code` (a till's scan).
+#[utoipa::path(
+    get,
+    path = "/products/lookup",
+    tag = "catalog",
+    security((), ("bearer" = [])),
+    params(LookupParams),
+    responses(
+        (status = 200, description = "The product", body = ProductRow,
+            headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no product has this code", body = ErrorBody),
+    )
+)]
 async fn lookup(
     State(state): State<AppState>,
     MaybeUser(who): MaybeUser,
@@ -140,6 +187,20 @@ async fn lookup(
     .await
 }
 
+/// Creates a product (stock starts at 0 and arrives through adjustments).
+#[utoipa::path(
+    post,
+    path = "/products",
+    tag = "catalog",
+    security(("bearer" = [])),
+    request_body = NewProductInput,
+    responses(
+        (status = 201, description = "Created", body = ProductRow,
+            headers(("Location" = String, description = "The product's URL"), ("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the SKU or barcode is taken", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
@@ -162,6 +223,23 @@ async fn create(
     Ok(respond(done))
 }
 
+/// Changes the fields sent (`null` clears a nullable one).
+#[utoipa::path(
+    patch,
+    path = "/products/{id}",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): 412 unless the product is still at that version")),
+    request_body = ProductPatchInput,
+    responses(
+        (status = 200, description = "The product after the change", body = ProductRow,
+            headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the SKU or barcode is taken", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`: the product changed since it was read", body = ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,
@@ -177,6 +255,19 @@ async fn update(
 
 /// Soft delete: the product becomes inactive (orders keep referring to it). Deleting an
 /// inactive product again is a no-op 204.
+#[utoipa::path(
+    delete,
+    path = "/products/{id}",
+    tag = "catalog",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Product id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): 412 unless the product is still at that version")),
+    responses(
+        (status = 204, description = "The product is inactive"),
+        (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`: the product changed since it was read", body = ErrorBody),
+    )
+)]
 async fn deactivate(
     State(state): State<AppState>,
     who: Authed<ManagerPlus>,

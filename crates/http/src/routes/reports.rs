@@ -4,8 +4,6 @@
 
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -14,21 +12,41 @@ use till_domain::{limits, FieldErrors, PaymentMethod};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authed, Json, ManagerPlus, Query};
+use crate::openapi::schemas::{ErrorBody, SalesReport};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Longest range one report may cover, in days (a leap year).
 const MAX_DAYS: i64 = 366;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/reports/sales", get(sales))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sales))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Params {
+    /// First day, `YYYY-MM-DD`.
+    #[param(required = true, value_type = chrono::NaiveDate)]
     from: Option<String>,
+    /// Last day (inclusive), `YYYY-MM-DD`; at most 366 days after `from`.
+    #[param(required = true, value_type = chrono::NaiveDate)]
     to: Option<String>,
 }
 
+/// Sales per day over non-cancelled orders, days in `STORE_TIMEZONE`.
+#[utoipa::path(
+    get,
+    path = "/reports/sales",
+    tag = "reports",
+    security(("bearer" = [])),
+    params(Params),
+    responses(
+        (status = 200, description = "The report", body = SalesReport),
+        (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+    )
+)]
 async fn sales(
     State(state): State<AppState>,
     _: Authed<ManagerPlus>,

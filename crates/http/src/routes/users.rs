@@ -4,12 +4,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, patch};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use till_app::accounts::{self, NewAccount};
 use till_db::audit;
+use till_db::cursor::Page;
 use till_db::users::{self, UserPatch, UserRow};
 use till_domain::Role;
 use uuid::Uuid;
@@ -18,21 +17,25 @@ use crate::auth::session;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::idempotency::{answer, respond};
 use crate::extract::{Admin, Authed, Json, MaybeIdempotent, PageQuery, RequestMeta};
+use crate::openapi::schemas::{ErrorBody, PageParams};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list).post(create))
-        .route("/users/{id}", patch(update).get(read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(update, read))
 }
 
 /// The public shape of a user; never the password hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
     pub name: String,
     pub phone: Option<String>,
+    #[schema(value_type = Role)]
     pub role: String,
     pub active: bool,
     pub customer_id: Option<Uuid>,
@@ -54,8 +57,9 @@ impl From<UserRow> for User {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
 struct NewUserBody {
     email: String,
     password: String,
@@ -63,6 +67,19 @@ struct NewUserBody {
     role: Role,
 }
 
+/// Creates a staff (or customer) account.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = NewUserBody,
+    responses(
+        (status = 201, description = "Created", body = User),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`already_exists`: the email is taken", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     who: Authed<Admin>,
@@ -94,6 +111,18 @@ async fn create(
     Ok(respond(done))
 }
 
+/// Every account, oldest first.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of users", body = Page<User>),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     _: Authed<Admin>,
@@ -104,6 +133,19 @@ async fn list(
     Ok(Json(state.cursors.sign_page(rows).map(User::from)))
 }
 
+/// One account.
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 async fn read(
     State(state): State<AppState>,
     _: Authed<Admin>,
@@ -112,14 +154,30 @@ async fn read(
     Ok(Json(User::from(users::get(&state.db.write, id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
 struct PatchBody {
     role: Option<Role>,
     active: Option<bool>,
     name: Option<String>,
 }
 
+/// Changes role, active flag or name; deactivating or re-roling ends that user's sessions.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}",
+    tag = "users",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    request_body = PatchBody,
+    responses(
+        (status = 200, description = "The user after the change", body = User),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: this would remove the last active admin", body = ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     who: Authed<Admin>,

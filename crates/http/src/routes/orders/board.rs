@@ -9,11 +9,22 @@ use till_db::orders;
 use super::OrderView;
 use crate::error::ApiResult;
 use crate::extract::{Authed, Json, StaffSide};
+use crate::openapi::schemas::{Board, ErrorBody};
 use crate::state::AppState;
 
 const PER_COLUMN: i64 = 100;
 const RECENT_DONE: i64 = 50;
 
+#[utoipa::path(
+    get,
+    path = "/orders/board",
+    tag = "orders",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Open orders per status column, and the latest finished ones", body = Board),
+        (status = 403, description = "`forbidden`: staff only", body = ErrorBody),
+    )
+)]
 pub async fn board(
     State(state): State<AppState>,
     _: Authed<StaffSide>,

@@ -10,8 +10,25 @@ use super::{caller, etag, order_json};
 use crate::error::ApiResult;
 use crate::extract::idempotency::{answer, respond};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta};
+use crate::openapi::schemas::ErrorBody;
 use crate::state::AppState;
 
+/// Places an order: `pos` by cashier+, `online` by a customer for themself. Stock is taken at once.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Required")),
+    request_body = PlaceInput,
+    responses(
+        (status = 201, description = "Placed, status `pending`", body = till_app::orders::OrderView,
+            headers(("Location" = String, description = "The order's URL"), ("ETag" = String, description = "`\"<version>\"`"), ("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "`idempotency_key_required`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: role, another customer, or a discount above the caller's limit", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock` (`details.lines`), `idempotency_key_in_use` or `conflict`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     who: Authed<AnyUser>,

@@ -10,22 +10,22 @@ mod refunds;
 mod transitions;
 
 use axum::http::{header, HeaderName, HeaderValue};
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::extract::Principal;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orders", post(create::create).get(read::list))
-        .route("/orders/board", get(board::board))
-        .route("/orders/{id}", get(read::read))
-        .route("/orders/{id}/transitions", post(transitions::transition))
-        .route("/orders/{id}/payments", post(payments::pay))
-        .route("/orders/{id}/refunds", post(refunds::refund))
-        .route("/customers/{id}/orders", get(read::customer_orders))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create::create, read::list))
+        .routes(routes!(board::board))
+        .routes(routes!(read::read))
+        .routes(routes!(transitions::transition))
+        .routes(routes!(payments::pay))
+        .routes(routes!(refunds::refund))
+        .routes(routes!(read::customer_orders))
 }
 
 pub use till_app::orders::{event_payload, order_json, record_event, OrderView};

@@ -14,17 +14,33 @@ use uuid::Uuid;
 use super::{can_see, etag, order_json, OrderView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AnyUser, Authed, Json, PageQuery, Query};
+use crate::openapi::schemas::{ErrorBody, PageParams};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
+    #[param(value_type = Option<Channel>)]
     channel: Option<String>,
+    #[param(value_type = Option<Uuid>)]
     customer_id: Option<String>,
+    /// An RFC 3339 time, or `YYYY-MM-DD` (a day in `STORE_TIMEZONE`).
     created_from: Option<String>,
+    /// An RFC 3339 time, or `YYYY-MM-DD` (that whole day included).
     created_to: Option<String>,
 }
 
+/// Orders, newest first; customers see only their own.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(ListParams, PageParams),
+    responses((status = 200, description = "A page of orders", body = Page<OrderView>))
+)]
 pub async fn list(
     State(state): State<AppState>,
     who: Authed<AnyUser>,
@@ -45,6 +61,19 @@ pub async fn list(
     Ok(Json(page_json(state.cursors.sign_page(rows))))
 }
 
+/// One order with its `ETag` (another customer's is 404).
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderView,
+            headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
 pub async fn read(
     State(state): State<AppState>,
     who: Authed<AnyUser>,
@@ -59,6 +88,17 @@ pub async fn read(
 }
 
 /// `GET /customers/{id}/orders`: staff for any existing customer, a customer for themselves.
+#[utoipa::path(
+    get,
+    path = "/customers/{id}/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Customer id"), PageParams),
+    responses(
+        (status = 200, description = "A page of the customer's orders, newest first", body = Page<OrderView>),
+        (status = 404, description = "`not_found` (also another customer's)", body = ErrorBody),
+    )
+)]
 pub async fn customer_orders(
     State(state): State<AppState>,
     who: Authed<AnyUser>,

@@ -12,14 +12,34 @@ use super::{caller, etag, order_json};
 use crate::error::ApiResult;
 use crate::extract::idempotency::{answer, respond};
 use crate::extract::{AnyUser, Authed, IfMatch, MaybeIdempotent, RequestMeta};
+use crate::openapi::schemas::ErrorBody;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Transition)]
 pub struct TransitionBody {
     to: OrderStatus,
 }
 
+/// Moves the order along its lifecycle.
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/transitions",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id"),
+        ("If-Match" = Option<String>, Header, description = "`\"<version>\"` (or `*`): 412 unless the order is still at that version")),
+    request_body = TransitionBody,
+    responses(
+        (status = 200, description = "The order after the move", body = till_app::orders::OrderView,
+            headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` (`details` {from, to, allowed}) or `conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    )
+)]
 pub async fn transition(
     State(state): State<AppState>,
     who: Authed<AnyUser>,
