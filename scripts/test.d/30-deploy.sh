@@ -311,7 +311,7 @@ fi
 # leave an alert that can never fire).
 metric_names() {
   local exported used missing='' m
-  exported=$(grep -ohE '"(till|http)_[a-z0-9_]+"' crates/http/src/*.rs crates/http/src/**/*.rs 2>/dev/null | tr -d '"' | sort -u)
+  exported=$(grep -ohE '"(till|http)_[a-z0-9_]+"' crates/http/src/*.rs crates/http/src/**/*.rs crates/server/src/*.rs 2>/dev/null | tr -d '"' | sort -u)
   "$py" -c 'import json,sys; json.load(open(sys.argv[1]))' monitoring/grafana/dashboards/till-overview.json ||
     { echo "dashboard JSON does not parse"; return 1; }
   used=$(grep -ohE '\b(till|http)_[a-z0-9_]+' monitoring/alerts.yml monitoring/grafana/dashboards/*.json |

@@ -187,24 +187,7 @@ async fn prometheus(State(state): State<AppState>) -> Response {
     );
     if db.is_ok() {
         if let Ok(q) = till_db::jobs::stats(&state.db.write).await {
-            metrics::write_gauge(
-                &mut text,
-                "till_jobs_backlog",
-                "Jobs queued or running.",
-                q.backlog as f64,
-            );
-            metrics::write_gauge(
-                &mut text,
-                "till_jobs_failed",
-                "Jobs that failed their last attempt.",
-                q.failed as f64,
-            );
-            metrics::write_gauge(
-                &mut text,
-                "till_jobs_oldest_due_seconds",
-                "Age of the oldest due job no worker has claimed yet (0 when none).",
-                q.oldest_due_seconds,
-            );
+            metrics::write_queue(&mut text, &q);
         }
     }
     // Counters recorded elsewhere through the `metrics` facade.

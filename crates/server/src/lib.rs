@@ -2,3 +2,4 @@
 
 pub mod jobs;
 pub mod worker;
+pub mod worker_metrics;

@@ -101,14 +101,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Worker => {
             let app = App::new(config)?;
+            // Up first, so monitoring sees this worker even while it waits for the schema.
+            let metrics = match app.config.worker.metrics_addr {
+                Some(addr) => {
+                    let (bound, task) =
+                        till_server::worker_metrics::spawn(app.clone(), addr).await?;
+                    tracing::info!(%bound, "worker metrics at /metrics");
+                    Some(task)
+                }
+                None => None,
+            };
             while !app.schema_is_current().await {
                 tracing::warn!("database unreachable or migrations pending; waiting");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             let cfg = app.config.worker.clone();
-            till_server::jobs::production_worker(app, cfg)
+            let result = till_server::jobs::production_worker(app, cfg)
                 .run(shutdown_signal())
-                .await
+                .await;
+            if let Some(task) = metrics {
+                task.abort();
+            }
+            result
         }
         Command::Migrate => {
             let app = App::new(config)?;

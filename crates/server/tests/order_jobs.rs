@@ -14,6 +14,7 @@ fn config() -> WorkerConfig {
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(5),
+        metrics_addr: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn quick_config() -> WorkerConfig {
         backoff_base: Duration::from_millis(200),
         backoff_cap: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        metrics_addr: None,
     }
 }
 
@@ -289,4 +290,44 @@ async fn admins_list_jobs_by_status() {
         "forbidden",
     )
     .await;
+}
+
+/// WORKER_METRICS_ADDR: the worker answers Prometheus itself, with the queue it works on.
+#[tokio::test]
+async fn worker_serves_its_own_metrics() {
+    let app = TestApp::spawn().await;
+    enqueue(
+        &app,
+        NewJob {
+            delay: Duration::from_secs(3600),
+            ..NewJob::new("test.noop", json!({}))
+        },
+    )
+    .await;
+    let (addr, task) =
+        till_server::worker_metrics::spawn(app.state.app.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let r = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for line in [
+        "till_worker_up 1",
+        "till_database_up 1",
+        "till_jobs_backlog 1",
+        "till_jobs_failed 0",
+        "till_jobs_oldest_due_seconds 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    task.abort();
 }

@@ -137,6 +137,7 @@ section! {
         backoff_base: Duration = ("WORKER_BACKOFF_BASE_MS", "1000", "Retry delay (ms) after a job's first failure; doubles with each further attempt."),
         backoff_cap: Duration = ("WORKER_BACKOFF_CAP_MS", "600000", "Longest retry delay (ms)."),
         shutdown_grace: Duration = ("WORKER_SHUTDOWN_GRACE_SECONDS", "25", "After SIGTERM, how long running jobs may take before they are released unfinished."),
+        metrics_addr: Option<SocketAddr> = ("WORKER_METRICS_ADDR", "-", "Where `till worker` serves Prometheus `/metrics` (host:port, e.g. `0.0.0.0:9091`); unset serves none."),
     }
 }
 

@@ -73,6 +73,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             backoff_base: Duration::from_millis(num("WORKER_BACKOFF_BASE_MS", 1000)?),
             backoff_cap: Duration::from_millis(num("WORKER_BACKOFF_CAP_MS", 600_000)?),
             shutdown_grace: Duration::from_secs(num("WORKER_SHUTDOWN_GRACE_SECONDS", 25)?),
+            metrics_addr: worker_metrics_addr(get)?,
         },
         runtime,
     })
@@ -161,6 +162,18 @@ fn bind_addr(get: &dyn Fn(&str) -> Option<String>) -> Result<SocketAddr, ConfigE
     let bind_addr = get("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into());
     SocketAddr::from_str(&bind_addr)
         .map_err(|_| ConfigError(format!("BIND_ADDR must be host:port, got {bind_addr:?}")))
+}
+
+fn worker_metrics_addr(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    get("WORKER_METRICS_ADDR")
+        .map(|a| {
+            SocketAddr::from_str(&a).map_err(|_| {
+                ConfigError(format!("WORKER_METRICS_ADDR must be host:port, got {a:?}"))
+            })
+        })
+        .transpose()
 }
 
 fn trusted_proxies(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<IpNet>, ConfigError> {
