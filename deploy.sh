@@ -86,16 +86,28 @@ init_env() {
 # placeholder gets a fresh value); nothing already there changes.
 upgrade_env() {
   [ -f .env ] && [ -f .env.example ] || return 0
-  local line key added=''
+  local line key ph value added=''
   while IFS= read -r line; do
     [[ "$line" =~ ^([A-Z][A-Z0-9_]*)= ]] || continue
     key=${BASH_REMATCH[1]}
     grep -q "^$key=" .env && continue
-    line=$(printf '%s\n' "$line" | sed "s/__[A-Z_]*__/$(rand_hex 16)/g")
+    # A placeholder naming a secret .env already has (REDIS_CACHE_URL's __REDIS_PASSWORD__) takes
+    # that value; any other gets a fresh one.
+    while [[ "$line" =~ __([A-Z_]+)__ ]]; do
+      ph=${BASH_REMATCH[1]}
+      value=$(env_get "$ph")
+      [ -n "$value" ] || value=$(rand_hex 16)
+      line=${line//__${ph}__/$value}
+    done
     printf '%s\n' "$line" >>.env
     added="$added $key"
   done <.env.example
   [ -z "$added" ] || say "added to .env (new settings, defaults):$added"
+  # nginx serves HTTPS now, and production refuses an insecure session cookie.
+  if [ "$(env_get APP_ENV)" = production ] && [ "$(env_get COOKIE_SECURE)" = false ]; then
+    sed -i 's/^COOKIE_SECURE=false$/COOKIE_SECURE=true/' .env
+    say "set COOKIE_SECURE=true in .env: nginx serves HTTPS, and production refuses false"
+  fi
 }
 
 # nginx's certificate: nginx/tls/cert.pem + key.pem. Yours when present; else a self-signed one for

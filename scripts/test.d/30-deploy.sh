@@ -209,6 +209,22 @@ env_checks() {
 }
 check ".env from deploy.sh: mode 600, distinct random secrets, kept on later runs" env_checks
 
+# An .env from before this release: new settings are appended, a placeholder for a secret it already
+# has takes that secret, and the now-refused COOKIE_SECURE=false becomes true (nginx serves HTTPS).
+env_upgrade() {
+  local d=$tmp/upgrade
+  mkdir -p "$d"
+  cp deploy.sh .env.example "$d/"
+  grep -v -e '^REDIS_CACHE_URL=' -e '^GRAFANA_ADMIN_PASSWORD=' -e '^BACKUP_KEEP_DAYS=' .env.example |
+    sed -e 's/__REDIS_PASSWORD__/oldredispw/g' -e 's/__[A-Z_]*__/0123456789abcdef0123456789abcdef/g' \
+      -e 's/^COOKIE_SECURE=.*/COOKIE_SECURE=false/' >"$d/.env"
+  (cd "$d" && ./deploy.sh init >/dev/null 2>&1) || return 1
+  grep -qx 'REDIS_CACHE_URL=redis://:oldredispw@redis-cache:6379' "$d/.env" || { grep REDIS_CACHE "$d/.env"; return 1; }
+  grep -Eqx 'GRAFANA_ADMIN_PASSWORD=[0-9a-f]{32}' "$d/.env" && grep -qx 'BACKUP_KEEP_DAYS=14' "$d/.env" &&
+    grep -qx 'COOKIE_SECURE=true' "$d/.env" || { tail -n 5 "$d/.env"; return 1; }
+}
+check ".env from an older release: new settings added (existing secrets reused), COOKIE_SECURE=true" env_upgrade
+
 # The compose file's shape, from the YAML itself.
 py=''
 for p in python3 /usr/bin/python3; do
