@@ -304,7 +304,10 @@ cmd_status() {
   url="http://127.0.0.1:$(http_port)"
   printf '\nreadiness through nginx: %s\n' "$(http_status "$url/health/readiness")"
   if command -v curl >/dev/null 2>&1; then
-    curl -s -m 3 "$url/health" || true
+    # /health over HTTPS (plain HTTP redirects it); -k: the certificate may be self-signed.
+    local https
+    https=$(env_get TILL_HTTPS_PORT)
+    curl -sk -m 3 "https://127.0.0.1:${https:-443}/health" || true
     echo
   fi
 }
