@@ -84,7 +84,13 @@ impl App {
             Some(url) => Store::redis(url.expose_secret(), &config.redis.namespace)?,
             None => Store::local(),
         };
-        let catalog = TieredCache::new(store.clone(), "catalog", TieredOptions::default());
+        // The catalog may live in its own Redis, one that may evict under memory pressure, so a
+        // full cache never refuses a session write (sessions stay on REDIS_URL, `noeviction`).
+        let cache_store = match (&config.redis.url, &config.redis.cache_url) {
+            (Some(_), Some(url)) => Store::redis(url.expose_secret(), &config.redis.namespace)?,
+            _ => store.clone(),
+        };
+        let catalog = TieredCache::new(cache_store, "catalog", TieredOptions::default());
         Ok(App(Arc::new(Inner {
             config,
             db,

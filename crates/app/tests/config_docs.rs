@@ -15,6 +15,15 @@ const COMPOSE_ONLY: &[&str] = &[
     "POSTGRES_PASSWORD",
     "REDIS_PASSWORD",
     "TILL_IMAGE",
+    "TILL_HTTPS_PORT",
+    "POSTGRES_MAX_CONNECTIONS",
+    "REDIS_MAXMEMORY",
+    "REDIS_CACHE_MAXMEMORY",
+    "BACKUP_TIME",
+    "BACKUP_KEEP_DAYS",
+    "PROMETHEUS_PORT",
+    "GRAFANA_PORT",
+    "GRAFANA_ADMIN_PASSWORD",
 ];
 /// Read by the log subscriber's filter, not by `Config`.
 const NOT_CONFIG: &[&str] = &["RUST_LOG"];

@@ -587,6 +587,20 @@ mod tests {
         assert!(status.success());
     }
 
+    /// `rediss://` (Redis over TLS, as managed Redis services require) is understood: a build
+    /// without a TLS feature refuses such a URL here, before any connection is tried.
+    #[test]
+    fn rediss_urls_are_accepted() {
+        for url in [
+            "rediss://:secret@redis.example.com:6380",
+            "rediss://redis.example.com:6380/2",
+        ] {
+            if let Err(e) = Store::redis(url, "till") {
+                panic!("{url}: {e}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_stalled_redis_fails_calls_in_bounded_time_and_they_resume_after() {
         let server = Server::start(free_port());

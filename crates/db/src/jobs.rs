@@ -186,6 +186,36 @@ pub async fn backlog(pool: &PgPool) -> Result<i64, DbError> {
     )
 }
 
+/// The queue as monitoring sees it (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueStats {
+    /// Queued or running.
+    pub backlog: i64,
+    /// Given up after their last attempt (kept for inspection and retry).
+    pub failed: i64,
+    /// How long the oldest due, unclaimed job has waited; 0 when none waits. Grows without
+    /// bound when no worker runs.
+    pub oldest_due_seconds: f64,
+}
+
+/// Each figure is read through an index (`jobs_ready_idx`, `jobs_status_idx`), so a scrape stays
+/// cheap however many finished jobs the table holds.
+pub async fn stats(pool: &PgPool) -> Result<QueueStats, DbError> {
+    let (backlog, failed, oldest_due_seconds): (i64, i64, f64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')),
+                (SELECT count(*) FROM jobs WHERE status = 'failed'),
+                COALESCE((SELECT extract(epoch FROM now() - min(run_at)) FROM jobs
+                          WHERE status = 'queued' AND run_at <= now()), 0)::float8",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(QueueStats {
+        backlog,
+        failed,
+        oldest_due_seconds,
+    })
+}
+
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<JobRow, DbError> {
     let sql = format!("SELECT {COLS} FROM jobs WHERE id = $1");
     Ok(sqlx::query_as(&sql).bind(id).fetch_one(pool).await?)

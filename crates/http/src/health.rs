@@ -223,6 +223,27 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         &format!("{help} now idle."),
         idle as f64,
     );
+    // Dependencies as this instance sees them, and the job queue (in PostgreSQL, so every
+    // instance reports the same figures: alert rules take the max over instances).
+    let (db, cache) = tokio::join!(state.db.ping(), state.store.ping());
+    let up = |ok: bool| if ok { 1.0 } else { 0.0 };
+    metrics::write_gauge(
+        &mut text,
+        "till_database_up",
+        "1 when this instance reaches PostgreSQL.",
+        up(db.is_ok()),
+    );
+    metrics::write_gauge(
+        &mut text,
+        "till_redis_up",
+        "1 when this instance reaches Redis (always 1 in single-instance mode).",
+        up(cache.is_ok()),
+    );
+    if db.is_ok() {
+        if let Ok(q) = till_db::jobs::stats(&state.db.write).await {
+            metrics::write_queue(&mut text, &q);
+        }
+    }
     // Counters recorded elsewhere through the `metrics` facade.
     if let Some(handle) = metrics::prometheus() {
         text.push_str(&handle.render());

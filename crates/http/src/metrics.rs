@@ -306,6 +306,28 @@ pub fn write_gauge(out: &mut String, name: &str, help: &str, value: f64) {
     write_metric_line(out, name, None, &[], None::<(&str, u8)>, value, None);
 }
 
+/// Appends the job queue's gauges (web instances and the worker both export them).
+pub fn write_queue(out: &mut String, q: &till_db::jobs::QueueStats) {
+    write_gauge(
+        out,
+        "till_jobs_backlog",
+        "Jobs queued or running.",
+        q.backlog as f64,
+    );
+    write_gauge(
+        out,
+        "till_jobs_failed",
+        "Jobs that failed their last attempt.",
+        q.failed as f64,
+    );
+    write_gauge(
+        out,
+        "till_jobs_oldest_due_seconds",
+        "Age of the oldest due job no worker has claimed yet (0 when none).",
+        q.oldest_due_seconds,
+    );
+}
+
 /// The process-wide Prometheus recorder behind the `metrics` facade. Installed once; several
 /// app instances in one process (the tests) share it.
 pub fn prometheus() -> Option<&'static PrometheusHandle> {

@@ -261,3 +261,40 @@ async fn per_route_metrics_are_labelled_by_template() {
         "latency per route is a histogram"
     );
 }
+
+/// The value of the unlabelled sample `name` in Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing from\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// What the alert rules in monitoring/ read: dependencies as the instance sees them, and the job
+/// queue (backlog, failures, and how long the oldest due job has waited for a worker).
+#[tokio::test]
+async fn prometheus_reports_dependencies_and_the_job_queue() {
+    let app = TestApp::spawn().await;
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, status, run_at) VALUES
+           ($1, 'test', 'queued', now() - interval '90 seconds'),
+           ($2, 'test', 'queued', now() + interval '1 hour'),
+           ($3, 'test', 'failed', now() - interval '1 hour'),
+           ($4, 'test', 'done', now() - interval '1 hour')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(uuid::Uuid::now_v7())
+    .bind(uuid::Uuid::now_v7())
+    .bind(uuid::Uuid::now_v7())
+    .execute(&app.state.db.write)
+    .await
+    .unwrap();
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    assert_eq!(sample(&text, "till_database_up"), 1.0);
+    assert_eq!(sample(&text, "till_redis_up"), 1.0);
+    assert_eq!(sample(&text, "till_jobs_backlog"), 2.0);
+    assert_eq!(sample(&text, "till_jobs_failed"), 1.0);
+    let waited = sample(&text, "till_jobs_oldest_due_seconds");
+    assert!((89.0..200.0).contains(&waited), "{waited}");
+}

@@ -51,6 +51,16 @@ pub struct LbArgs {
     /// unprivileged or beside another one). Without it: the balancer's defaults, logs to stdout/stderr.
     #[arg(long)]
     pub runtime_dir: Option<PathBuf>,
+    /// Terminate TLS with this certificate chain (PEM; nginx only, with --tls-key): HTTPS with
+    /// HTTP/2 and HSTS on --tls-listen, and --listen redirects plain HTTP there.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where HTTPS is served when TLS is on: PORT or ADDRESS:PORT.
+    #[arg(long, default_value = "443", value_parser = Listen::parse)]
+    pub tls_listen: Listen,
     /// Largest accepted request body in bytes; keep it equal to Till's MAX_BODY_BYTES.
     #[arg(long, default_value_t = 1_048_576)]
     pub max_body_bytes: u64,
@@ -149,6 +159,9 @@ fn split_host_port(s: &str) -> Option<(Option<String>, u16)> {
 
 /// Runs the subcommand: prints (or writes) the configuration.
 pub fn run(args: &LbArgs) -> anyhow::Result<()> {
+    if args.tls_cert.is_some() && args.balancer != Balancer::Nginx {
+        anyhow::bail!("--tls-cert/--tls-key are supported for nginx only");
+    }
     let text = render(args)?;
     match &args.output {
         None => print!("{text}"),
@@ -203,6 +216,21 @@ struct Context {
     own_errors: Vec<OwnError>,
     /// HAProxy's 429 body, escaped for a double-quoted `lf-string` (request id from the header).
     haproxy_rate_limited_body: String,
+    /// TLS termination (nginx), when a certificate and key are given.
+    tls: Option<TlsContext>,
+    /// The Strict-Transport-Security value (the same as Till's).
+    hsts: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct TlsContext {
+    /// `443`, `127.0.0.1:8443`.
+    listen: String,
+    /// Quoted for a config file when needed.
+    cert: String,
+    key: String,
+    /// `` (port 443) or `:8443`, after the host in the redirect to HTTPS.
+    redirect_port: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -295,6 +323,19 @@ impl Context {
                 "%[req.hdr(x-request-id),json(utf8s)]",
             )
             .replace('"', "\\\""),
+            tls: match (&a.tls_cert, &a.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsContext {
+                    listen: a.tls_listen.addr(),
+                    cert: quoted_path(cert),
+                    key: quoted_path(key),
+                    redirect_port: match a.tls_listen.port {
+                        443 => String::new(),
+                        p => format!(":{p}"),
+                    },
+                }),
+                _ => None,
+            },
+            hsts: HSTS,
         }
     }
 }
@@ -359,6 +400,17 @@ fn command_line(args: &LbArgs) -> String {
     if let Some(d) = &args.runtime_dir {
         let _ = write!(c, " --runtime-dir {}", d.display());
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let _ = write!(
+            c,
+            " --tls-cert {} --tls-key {}",
+            cert.display(),
+            key.display()
+        );
+        if args.tls_listen.addr() != "443" {
+            let _ = write!(c, " --tls-listen {}", args.tls_listen.addr());
+        }
+    }
     if args.max_body_bytes != 1_048_576 {
         let _ = write!(c, " --max-body-bytes {}", args.max_body_bytes);
     }
@@ -408,6 +460,10 @@ const INTERNAL_NETS: &[&str] = &[
     "::1",
 ];
 
+/// Till's own Strict-Transport-Security (sent when COOKIE_SECURE is on): two years would pin
+/// HTTPS longer than a certificate mistake should; one year is what preload lists accept.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
 /// The Content-Security-Policy Till sends, for files the balancer serves itself.
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
 connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
@@ -426,6 +482,10 @@ mod tests {
         "127.0.0.11",
         "--static-dir",
         "/srv/till/web",
+        "--tls-cert",
+        "/etc/nginx/tls/cert.pem",
+        "--tls-key",
+        "/etc/nginx/tls/key.pem",
     ];
 
     #[derive(Parser)]
@@ -579,7 +639,7 @@ mod tests {
     }
 
     /// `nginx/nginx.conf` is generated; if this fails, regenerate it with
-    /// `cargo run -q --bin till -- lb-config nginx --upstream web:8080 --resolver 127.0.0.11 --static-dir /srv/till/web -o nginx/nginx.conf`.
+    /// `cargo run -q --bin till -- lb-config nginx --upstream web:8080 --resolver 127.0.0.11 --static-dir /srv/till/web --tls-cert /etc/nginx/tls/cert.pem --tls-key /etc/nginx/tls/key.pem -o nginx/nginx.conf`.
     #[test]
     fn repository_nginx_conf_is_the_generated_one() {
         let committed = include_str!("../../../nginx/nginx.conf");
@@ -589,6 +649,96 @@ mod tests {
             "nginx/nginx.conf differs from `till lb-config {}`; regenerate it (see this test's doc)",
             COMPOSE_NGINX_ARGS.join(" ")
         );
+    }
+
+    #[test]
+    fn nginx_tls_serves_https_and_redirects_http() {
+        let a = args(&[
+            "nginx",
+            "--upstream",
+            "127.0.0.1:18081",
+            "--listen",
+            "127.0.0.1:18080",
+            "--tls-cert",
+            "/tls/cert.pem",
+            "--tls-key",
+            "/tls/my key.pem",
+            "--tls-listen",
+            "127.0.0.1:18443",
+            "--static-dir",
+            "/srv/web",
+        ]);
+        let c = render_ok(&a);
+        balanced(&c);
+        assert!(c.contains("listen 127.0.0.1:18443 ssl default_server;"));
+        assert!(c.contains("http2 on;"));
+        assert!(c.contains("ssl_certificate /tls/cert.pem;"));
+        assert!(c.contains("ssl_certificate_key \"/tls/my key.pem\";"));
+        assert!(c.contains("ssl_protocols TLSv1.2 TLSv1.3;"));
+        assert!(!c.contains("TLSv1.1") && !c.contains("CBC") && !c.contains("RSA-AES128-SHA:"));
+        // Plain HTTP: health probes, and a redirect to the HTTPS port for the rest.
+        assert!(c.contains("listen 127.0.0.1:18080 default_server;"));
+        assert!(c.contains("return 301 https://$host:18443$request_uri;"));
+        assert!(c.contains("location = /health/readiness {"));
+        // HSTS on every answer nginx makes: the server, and each location with its own headers
+        // (they do not inherit the server's); Till's copy is hidden.
+        let hsts =
+            "add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;";
+        assert_eq!(count(&c, hsts), 1 + 2 + 3, "{c}");
+        assert_eq!(
+            count(&c, "add_header Content-Security-Policy") + count(&c, "location @till_"),
+            2 + 3
+        );
+        assert!(c.contains("proxy_hide_header Strict-Transport-Security;"));
+        // On 443 the redirect carries no port; the command line round-trips.
+        let std = render_ok(&args(&[
+            "nginx",
+            "--upstream",
+            "web:8080",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]));
+        assert!(std.contains("return 301 https://$host$request_uri;"));
+        assert!(
+            std.contains("listen 443 ssl default_server;")
+                && std.contains("listen 80 default_server;")
+        );
+        let line = command_line(&a);
+        assert!(line.contains(
+            "--tls-cert /tls/cert.pem --tls-key /tls/my key.pem --tls-listen 127.0.0.1:18443"
+        ));
+        // Without TLS nothing of it appears.
+        let plain = render_ok(&args(&["nginx", "--upstream", "web:8080"]));
+        assert!(
+            !plain.contains("ssl") && !plain.contains("Strict-Transport") && !plain.contains("301")
+        );
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_only_for_nginx() {
+        let mut full = vec![
+            "lb-config",
+            "nginx",
+            "--upstream",
+            "a:1",
+            "--tls-cert",
+            "c.pem",
+        ];
+        assert!(T::try_parse_from(&full).is_err());
+        full.extend(["--tls-key", "k.pem"]);
+        assert!(T::try_parse_from(&full).is_ok());
+        let h = args(&[
+            "haproxy",
+            "--upstream",
+            "a:1",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]);
+        assert!(run(&h).unwrap_err().to_string().contains("nginx only"));
     }
 
     #[test]

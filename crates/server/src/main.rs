@@ -101,20 +101,26 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Worker => {
             let app = App::new(config)?;
-            while !app.schema_is_current().await {
-                tracing::warn!("database unreachable or migrations pending; waiting");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
             // Job counters go through the metrics facade: install the recorder first.
             till_http::metrics::prometheus();
             let cfg = app.config.worker.clone();
             let worker = till_server::jobs::production_worker(app.clone(), cfg.clone());
-            let (addr, health) =
-                till_server::worker_http::bind(cfg.health_addr, app, worker.stats(), worker.id())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("WORKER_HEALTH_ADDR {}: {e}", cfg.health_addr))?;
+            // Up first, so monitoring sees this worker (unhealthy) even while it waits for the
+            // schema.
+            let (addr, health) = till_server::worker_http::bind(
+                cfg.health_addr,
+                app.clone(),
+                worker.stats(),
+                worker.id(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("WORKER_HEALTH_ADDR {}: {e}", cfg.health_addr))?;
             tracing::info!(%addr, "worker health and metrics listening");
             tokio::spawn(health);
+            while !app.schema_is_current().await {
+                tracing::warn!("database unreachable or migrations pending; waiting");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             worker.run(shutdown_signal()).await
         }
         Command::Migrate => {

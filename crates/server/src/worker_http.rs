@@ -108,7 +108,13 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
     gauge(
         &mut out,
         "till_worker_up",
-        "1 while PostgreSQL answers the worker",
+        "1 while this worker process runs",
+        1.0,
+    );
+    gauge(
+        &mut out,
+        "till_database_up",
+        "1 when this worker reaches PostgreSQL",
         if backlog.is_ok() { 1.0 } else { 0.0 },
     );
     gauge(
@@ -117,6 +123,9 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "Jobs queued or running",
         backlog.unwrap_or(0) as f64,
     );
+    if let Ok(q) = till_db::jobs::stats(&ctx.app.db.write).await {
+        till_http::metrics::write_queue(&mut out, &q);
+    }
     gauge(
         &mut out,
         "till_worker_running",

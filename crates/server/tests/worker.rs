@@ -384,6 +384,11 @@ async fn the_worker_process_serves_health_and_metrics() {
     worker.kill().ok();
     worker.wait().ok();
     assert!(metrics.contains("till_worker_up 1"), "{metrics}");
+    assert!(metrics.contains("till_database_up 1"), "{metrics}");
+    assert!(
+        metrics.contains("till_jobs_oldest_due_seconds"),
+        "{metrics}"
+    );
     assert!(metrics.contains("till_worker_backlog"), "{metrics}");
     assert!(
         metrics

@@ -80,6 +80,7 @@ section! {
     pub struct RedisConfig {
         url: Option<SecretString> = ("REDIS_URL", "-", "Redis URL. Unset: single-instance mode (in-process sessions, limits, cache and events); never with more than one instance."),
         namespace: String = ("REDIS_NAMESPACE", "till", "Prefix of every Redis key, so several deployments (or tests) can share one Redis."),
+        cache_url: Option<SecretString> = ("REDIS_CACHE_URL", "-", "Optional separate Redis for the catalog cache only (may evict under a memory cap: `maxmemory-policy volatile-lru`); unset uses REDIS_URL."),
     }
 }
 
@@ -104,7 +105,7 @@ section! {
         jwt_secret: SecretString = ("JWT_SECRET", "-", "HS256 signing key. Development falls back to a fixed key; production requires at least 32 characters (e.g. `openssl rand -hex 32`)."),
         jwt_ttl: Duration = ("JWT_TTL_SECONDS", "900", "Access token lifetime in seconds."),
         session_ttl: Duration = ("SESSION_TTL_SECONDS", "7200", "Web session (till_session cookie) lifetime in seconds."),
-        cookie_secure: bool = ("COOKIE_SECURE", "false", "`true`, `1` or `yes` once clients arrive over HTTPS: the session cookie gets Secure and HSTS is sent."),
+        cookie_secure: bool = ("COOKIE_SECURE", "false", "`true` (`1`, `yes`) once clients arrive over HTTPS: the session cookie gets Secure and HSTS is sent. Unset in production means `true`; production refuses `false`."),
         admin_email: Option<String> = ("ADMIN_EMAIL", "-", "With ADMIN_PASSWORD: the first admin, created once when no admin exists yet."),
         admin_password: Option<SecretString> = ("ADMIN_PASSWORD", "-", "Password of the first admin (see ADMIN_EMAIL)."),
         health_token: Option<SecretString> = ("HEALTH_TOKEN", "-", "`Authorization: Bearer <token>` with this value may read /health/detailed (monitoring)."),
@@ -164,7 +165,7 @@ section! {
 section! {
     /// The process: environment, logs and name.
     pub struct RuntimeConfig {
-        app_env: AppEnv = ("APP_ENV", "development", "`development` or `production`; production refuses a default or short JWT_SECRET and logs JSON by default."),
+        app_env: AppEnv = ("APP_ENV", "development", "`development` or `production`; production refuses a default or short JWT_SECRET and COOKIE_SECURE=false, and logs JSON by default."),
         log_format: LogFormat = ("LOG_FORMAT", "pretty", "`json` or `pretty`; production defaults to `json`."),
         instance_id: String = ("INSTANCE_ID", "-", "Name of this instance in /health and logs; unset uses the hostname and process id."),
     }

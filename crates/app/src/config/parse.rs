@@ -45,6 +45,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
         redis: RedisConfig {
             url: get("REDIS_URL").map(SecretString::from),
             namespace: get("REDIS_NAMESPACE").unwrap_or_else(|| "till".into()),
+            cache_url: get("REDIS_CACHE_URL").map(SecretString::from),
         },
         http: HttpConfig {
             bind_addr: socket_addr(get, "BIND_ADDR", "0.0.0.0:8080")?,
@@ -63,7 +64,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             jwt_secret: jwt_secret(get, app_env)?,
             jwt_ttl: Duration::from_secs(num("JWT_TTL_SECONDS", 900)?.max(1)),
             session_ttl: Duration::from_secs(num("SESSION_TTL_SECONDS", 7200)?.max(1)),
-            cookie_secure: matches!(get("COOKIE_SECURE").as_deref(), Some("true" | "1" | "yes")),
+            cookie_secure: cookie_secure(get, app_env)?,
             admin_email: get("ADMIN_EMAIL"),
             admin_password: get("ADMIN_PASSWORD").map(SecretString::from),
             health_token: get("HEALTH_TOKEN").map(SecretString::from),
@@ -180,6 +181,35 @@ fn socket_addr(
     let addr = get(name).unwrap_or_else(|| default.into());
     SocketAddr::from_str(&addr)
         .map_err(|_| ConfigError(format!("{name} must be host:port, got {addr:?}")))
+}
+
+/// Production serves sign-ins over HTTPS only (nginx terminates TLS), so a session cookie
+/// without `Secure`, or no HSTS, is a misconfiguration there: refused rather than run.
+fn cookie_secure(
+    get: &dyn Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<bool, ConfigError> {
+    let secure = match get("COOKIE_SECURE")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None => app_env == AppEnv::Production,
+        Some("true" | "1" | "yes") => true,
+        Some("false" | "0" | "no") => false,
+        Some(other) => {
+            return Err(ConfigError(format!(
+                "COOKIE_SECURE must be true or false, not {other:?}"
+            )))
+        }
+    };
+    if !secure && app_env == AppEnv::Production {
+        return Err(ConfigError(
+            "COOKIE_SECURE=false in production: clients must reach Till over HTTPS (nginx \
+             terminates TLS; see docs/operations.md); set COOKIE_SECURE=true"
+                .into(),
+        ));
+    }
+    Ok(secure)
 }
 
 fn trusted_proxies(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<IpNet>, ConfigError> {
@@ -321,6 +351,38 @@ mod tests {
         .unwrap();
         assert!(!format!("{mine:?}").contains("hush-hush-42"));
         assert_eq!(mine.shop.online_open_orders_per_customer, 3);
+    }
+
+    #[test]
+    fn production_refuses_insecure_cookies() {
+        let base = [
+            ("DATABASE_URL", "postgres://x"),
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            (
+                "PAYMENT_WEBHOOK_SECRET",
+                "whsec_0123456789abcdef0123456789ab",
+            ),
+        ];
+        let with = |v: &str| {
+            let mut p = base.to_vec();
+            p.push(("COOKIE_SECURE", v));
+            cfg(&p)
+        };
+        for off in ["false", "0", "no", "FALSE"] {
+            let e = with(off).unwrap_err().0;
+            assert!(
+                e.contains("COOKIE_SECURE=false in production"),
+                "{off}: {e}"
+            );
+        }
+        assert!(with("maybe").unwrap_err().0.contains("true or false"));
+        assert!(with("true").unwrap().auth.cookie_secure);
+        // Unset in production means secure; unset in development means not.
+        assert!(cfg(&base).unwrap().auth.cookie_secure);
+        let dev = cfg(&[("DATABASE_URL", "x"), ("COOKIE_SECURE", "false")]).unwrap();
+        assert!(!dev.auth.cookie_secure);
+        assert!(!cfg(&[("DATABASE_URL", "x")]).unwrap().auth.cookie_secure);
     }
 
     #[test]
