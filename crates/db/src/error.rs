@@ -39,6 +39,8 @@ pub const CONSTRAINTS: &[Constraint] = &[
     c("customers_pkey", Unique, "id"),
     c("customers_phone_key", Unique, "phone"),
     c("idempotency_keys_pkey", Unique, "key"),
+    c("sessions_pkey", Unique, "handle"),
+    c("sessions_user_id_fkey", ForeignKey, "user_id"),
     c("inventory_movements_pkey", Unique, "id"),
     c(
         "inventory_movements_balance_after_check",

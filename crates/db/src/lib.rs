@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod payment_intents;
 pub mod products;
 pub mod reports;
+pub mod sessions;
 pub mod stock;
 pub mod users;
 

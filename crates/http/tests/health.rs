@@ -44,13 +44,13 @@ async fn degraded_when_redis_stops_and_healthy_when_it_returns() {
     assert_eq!(v["status"], "degraded");
     assert_eq!(v["cache"]["status"], "down");
     assert_eq!(v["database"]["status"], "up");
-    // Sessions live in Redis: fail closed with 503, never let a revoked token through.
-    expect_error(
-        app.get("/api/v1/auth/me", Some(&admin.token)).await,
-        503,
-        "service_unavailable",
-    )
-    .await;
+    // Redis only caches sessions: the token keeps working from PostgreSQL.
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&admin.token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     // Readiness only depends on the database: the instance can still serve the public catalog.
     assert_eq!(
         app.get("/health/readiness", None).await.status(),

@@ -80,6 +80,12 @@ pub fn production_worker(app: App, config: WorkerConfig) -> Worker {
         Ok(())
     })
     .every("jobs.purge", Duration::from_secs(6 * 3600));
+    w.register("sessions.purge", |app, _job| async move {
+        let n = till_db::sessions::purge_expired(&app.db.write).await?;
+        tracing::info!(deleted = n, "purged expired sessions");
+        Ok(())
+    })
+    .every("sessions.purge", Duration::from_secs(3600));
     if std::env::var("TILL_WORKER_TEST_JOBS").as_deref() == Ok("1") {
         register_test_jobs(&mut w);
     }

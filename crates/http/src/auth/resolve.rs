@@ -54,7 +54,7 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> AuthOutcome {
     let Some(sid) = cookie(headers, session::COOKIE) else {
         return AuthOutcome::Anonymous;
     };
-    match session::by_cookie(&state.store, &sid).await {
+    match session::by_cookie(&state.store, &state.db, &sid).await {
         Err(_) => AuthOutcome::Unavailable,
         // A stale cookie is not an attack: browse on as anonymous.
         Ok(None) => AuthOutcome::Anonymous,
@@ -71,7 +71,7 @@ pub async fn resolve_token(state: &AppState, token: &str) -> AuthOutcome {
     let Some(claims) = state.jwt.verify(token) else {
         return AuthOutcome::Invalid;
     };
-    match session::get(&state.store, &claims.sh).await {
+    match session::get(&state.store, &state.db, &claims.sh).await {
         Err(_) => AuthOutcome::Unavailable,
         Ok(Some(s)) if s.user_id == claims.sub => admit(state, claims.sh, s, false).await,
         Ok(_) => AuthOutcome::Invalid,
@@ -102,7 +102,7 @@ async fn admit(state: &AppState, handle: String, s: Session, by_cookie: bool) ->
 /// Whether a principal's session still stands (for long-lived connections): `Some(false)` once
 /// it was ended or revoked, `None` when that cannot be told right now.
 pub async fn still_valid(state: &AppState, p: &Principal) -> Option<bool> {
-    match session::get(&state.store, &p.session_id).await {
+    match session::get(&state.store, &state.db, &p.session_id).await {
         Ok(None) => return Some(false),
         Err(_) => return None,
         Ok(Some(_)) => {}

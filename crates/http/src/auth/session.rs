@@ -3,7 +3,11 @@
 //! The cookie carries the session's secret id; the store knows the session only by its *handle*,
 //! a SHA-256 of that id (`sess:{handle}`). Access tokens name the handle, never the id: a token's
 //! payload is readable by anyone holding it, and replayed as a cookie it is hashed again and
-//! finds nothing. `usess:{user}` holds a user's handles so logout-everywhere can end them all.
+//! finds nothing.
+//!
+//! PostgreSQL holds every session (`sessions`); Redis caches them for a minute at a time. While
+//! Redis is unreachable, sessions and tokens keep working from PostgreSQL, and sign-ins and
+//! sign-outs are recorded there.
 //!
 //! Every session records the user's revocation epoch (`users.auth_epoch`) as it was read at
 //! login; deactivation and role changes bump that epoch in PostgreSQL and publish it to the
@@ -18,7 +22,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use till_cache::{Store, StoreError};
-use till_db::Db;
+use till_db::sessions::{self, SessionRow};
+use till_db::{Db, DbError};
 use uuid::Uuid;
 
 pub const COOKIE: &str = "till_session";
@@ -72,23 +77,59 @@ fn key(handle: &str) -> String {
     format!("sess:{handle}")
 }
 
-fn user_key(user_id: Uuid) -> String {
-    format!("usess:{user_id}")
-}
-
 fn epoch_key(user_id: Uuid) -> String {
     format!("uepoch:{user_id}")
 }
 
-/// Creates a session issued under `epoch`.
+/// How long the cache keeps a session before reading it from PostgreSQL again. Short on purpose:
+/// a logout while Redis was unreachable cannot delete the cached copy, and this bounds how long
+/// such a copy could outlive it once Redis is back.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Why a session could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Neither PostgreSQL (the record) nor, for reads, Redis (the cache) could answer.
+    #[error("session store unavailable: {0}")]
+    Unavailable(#[from] DbError),
+}
+
+fn to_row(handle: &str, s: &Session, ttl: Duration) -> SessionRow {
+    let created_at = chrono::DateTime::from_timestamp(s.created_at, 0).unwrap_or_default();
+    SessionRow {
+        handle: handle.to_owned(),
+        user_id: s.user_id,
+        role: s.role.clone(),
+        customer_id: s.customer_id,
+        csrf_token: s.csrf_token.clone(),
+        epoch: s.epoch,
+        created_at,
+        expires_at: created_at + chrono::Duration::seconds(ttl.as_secs() as i64),
+    }
+}
+
+fn from_row(r: SessionRow) -> Session {
+    Session {
+        user_id: r.user_id,
+        role: r.role,
+        customer_id: r.customer_id,
+        csrf_token: r.csrf_token,
+        created_at: r.created_at.timestamp(),
+        epoch: r.epoch,
+    }
+}
+
+/// Creates a session issued under `epoch`: recorded in PostgreSQL (the copy that counts), then
+/// cached in Redis when it answers.
 pub async fn create(
     store: &Store,
+    db: &Db,
     ttl: Duration,
     user_id: Uuid,
     role: &str,
     customer_id: Option<Uuid>,
     epoch: i64,
-) -> Result<Created, StoreError> {
+) -> Result<Created, SessionError> {
     let cookie = random_token(32);
     let handle = handle_of(&cookie);
     let session = Session {
@@ -99,9 +140,8 @@ pub async fn create(
         created_at: chrono::Utc::now().timestamp(),
         epoch,
     };
-    let bytes = serde_json::to_vec(&session).unwrap_or_default();
-    store.set(&key(&handle), &bytes, Some(ttl)).await?;
-    store.sadd(&user_key(user_id), &handle, ttl).await?;
+    sessions::insert(&db.write, &to_row(&handle, &session, ttl)).await?;
+    cache(store, &handle, &session, ttl).await;
     Ok(Created {
         cookie,
         handle,
@@ -109,39 +149,71 @@ pub async fn create(
     })
 }
 
+/// Best effort: a session missing from the cache is read from PostgreSQL.
+async fn cache(store: &Store, handle: &str, s: &Session, left: Duration) {
+    let bytes = serde_json::to_vec(s).unwrap_or_default();
+    let ttl = left.min(CACHE_TTL);
+    if let Err(e) = store.set(&key(handle), &bytes, Some(ttl)).await {
+        tracing::debug!(error = %e, "session not cached");
+    }
+}
+
 /// The session a cookie value opens, with its handle.
 pub async fn by_cookie(
     store: &Store,
+    db: &Db,
     cookie: &str,
-) -> Result<Option<(String, Session)>, StoreError> {
+) -> Result<Option<(String, Session)>, SessionError> {
     if !well_formed(cookie) {
         return Ok(None);
     }
     let handle = handle_of(cookie);
-    Ok(get(store, &handle).await?.map(|s| (handle, s)))
+    Ok(get(store, db, &handle).await?.map(|s| (handle, s)))
 }
 
-/// The session a handle names (as carried by an access token).
-pub async fn get(store: &Store, handle: &str) -> Result<Option<Session>, StoreError> {
+/// The session a handle names (as carried by an access token): from the cache, else from
+/// PostgreSQL (and cached again), also while Redis is unreachable.
+pub async fn get(store: &Store, db: &Db, handle: &str) -> Result<Option<Session>, SessionError> {
     if !well_formed(handle) {
         return Ok(None);
     }
-    Ok(store
-        .get(&key(handle))
-        .await?
-        .and_then(|b| serde_json::from_slice(&b).ok()))
+    let cached = store.get(&key(handle)).await;
+    if let Ok(Some(bytes)) = &cached {
+        if let Ok(s) = serde_json::from_slice::<Session>(bytes) {
+            return Ok(Some(s));
+        }
+    }
+    let Some(row) = sessions::get(&db.write, handle).await? else {
+        return Ok(None);
+    };
+    let left = (row.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    let session = from_row(row);
+    if cached.is_ok() {
+        cache(store, handle, &session, left).await;
+    }
+    Ok(Some(session))
 }
 
-pub async fn end(store: &Store, handle: &str, user_id: Uuid) -> Result<(), StoreError> {
-    store.del(&key(handle)).await?;
-    store.srem(&user_key(user_id), handle).await
+/// Ends one session (logout): the record first, then the cached copy (which, if Redis is
+/// unreachable now, expires within [`CACHE_TTL`]).
+pub async fn end(store: &Store, db: &Db, handle: &str) -> Result<(), SessionError> {
+    sessions::delete(&db.write, handle).await?;
+    if let Err(e) = store.del(&key(handle)).await {
+        tracing::warn!(error = %e, "a signed-out session stays cached until its cache entry expires");
+    }
+    Ok(())
 }
 
 /// Ends every session of a user (and so every token issued with them).
-pub async fn end_all(store: &Store, user_id: Uuid) -> Result<(), StoreError> {
-    let handles = store.take_set(&user_key(user_id)).await?;
+pub async fn end_all(store: &Store, db: &Db, user_id: Uuid) -> Result<(), SessionError> {
+    let handles = sessions::delete_for_user(&db.write, user_id).await?;
     let keys: Vec<String> = handles.iter().map(|s| key(s)).collect();
-    store.del_many(&keys).await
+    if let Err(e) = store.del_many(&keys).await {
+        tracing::warn!(error = %e, "ended sessions stay cached until their cache entries expire");
+    }
+    Ok(())
 }
 
 /// Publishes a user's new epoch to the store. Never lowers it: a slower, older writer (another

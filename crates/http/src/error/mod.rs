@@ -235,6 +235,13 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::auth::session::SessionError> for ApiError {
+    fn from(e: crate::auth::session::SessionError) -> Self {
+        tracing::warn!(error = %e, "sessions unavailable");
+        ApiError::unavailable("Sign-in is unavailable right now; try again shortly.")
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "shared store unavailable");

@@ -203,6 +203,7 @@ async fn login(
     // deactivation or role change commits meanwhile, this session is dead on arrival.
     let created = session::create(
         &state.store,
+        &state.db,
         ttl,
         user.id,
         &user.role,
@@ -256,7 +257,7 @@ fn set_cookie(state: &AppState, headers: &mut HeaderMap, sid: &str, max_age: u64
     responses((status = 204, description = "Signed out; the cookie is cleared"))
 )]
 async fn logout(State(state): State<AppState>, who: Authed<AnyUser>) -> ApiResult<Response> {
-    session::end(&state.store, &who.session_id, who.user_id).await?;
+    session::end(&state.store, &state.db, &who.session_id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     set_cookie(&state, resp.headers_mut(), "", 0);
     Ok(resp)

@@ -233,7 +233,7 @@ async fn update(
     // minute anyway, after which PostgreSQL's is read.
     if after.auth_epoch != before.auth_epoch {
         session::publish_epoch(&state.store, id, after.auth_epoch).await?;
-        if let Err(e) = session::end_all(&state.store, id).await {
+        if let Err(e) = session::end_all(&state.store, &state.db, id).await {
             // Only housekeeping now: the epoch already revoked these sessions.
             tracing::warn!(error = %e, user_id = %id, "could not delete revoked sessions");
         }
