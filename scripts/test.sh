@@ -61,6 +61,13 @@ psql "$TILL_TEST_PG_URL/postgres" -Atqc "SELECT datname FROM pg_database WHERE d
 step "cargo test --workspace${*:+ $*}"
 cargo test --workspace "$@"
 
+if [ $# -eq 0 ]; then
+  # The dependency fault tests passed above; run them once more to print their figures.
+  step "fault figures: PostgreSQL cut and Redis stopped under checkout load"
+  cargo test -q -p till-http --test faults_db --test redis_down -- --nocapture 2>&1 |
+    grep -oE '(redis outage under load|outage): .*' || true
+fi
+
 if [ -d scripts/test.d ]; then
   while IFS= read -r suite; do
     [ -x "$suite" ] || continue
