@@ -17,20 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/lib/services.sh
 source scripts/lib/services.sh
 
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok    $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL  $*"; }
-# check NAME CMD…: runs CMD, shows the end of its output when it fails.
-check() {
-  local name=$1 out
-  shift
-  if out=$("$@" 2>&1); then
-    ok "$name"
-  else
-    bad "$name"
-    printf '%s\n' "$out" | tail -n 20 | sed 's/^/      /'
-  fi
-}
+# shellcheck source=scripts/lib/checks.sh
+source scripts/lib/checks.sh
 note() { echo "note  $*"; }
 
 if [ -z "${TILL_BIN:-}" ] || [ ! -x "$TILL_BIN" ]; then
