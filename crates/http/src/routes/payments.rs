@@ -30,9 +30,6 @@ use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Where the provider delivers its callbacks (outside the rate-limited API router).
-pub const PROVIDER_EVENTS_PATH: &str = "/api/v1/payment-provider/events";
-
 /// Routes under `/api/v1` (rate-limited, authenticated).
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_intent))
@@ -114,15 +111,24 @@ pub async fn provider_event(
     deliver(&state, signature, &body).await
 }
 
-/// The callback's whole handling, shared by the real route and the simulator.
-async fn deliver(state: &AppState, signature: Option<&str>, body: &[u8]) -> ApiResult<Response> {
-    let secret = state
+/// The provider's signing secret (never logged, never sent).
+fn webhook_secret(state: &AppState) -> &[u8] {
+    state
         .config
         .payments
         .webhook_secret
         .expose_secret()
-        .as_bytes();
-    payments::verify(secret, signature, body, chrono::Utc::now().timestamp())?;
+        .as_bytes()
+}
+
+/// The callback's whole handling, shared by the real route and the simulator.
+async fn deliver(state: &AppState, signature: Option<&str>, body: &[u8]) -> ApiResult<Response> {
+    payments::verify(
+        webhook_secret(state),
+        signature,
+        body,
+        chrono::Utc::now().timestamp(),
+    )?;
     let event: ProviderEvent = parse_json(body)?;
     let settled = payments::settle(state, &event).await?;
     Ok((StatusCode::OK, Json(settled)).into_response())
@@ -180,12 +186,10 @@ async fn simulate(
         reference: Some(format!("sim_{}", intent.id.simple())),
     };
     let body = serde_json::to_vec(&event).map_err(ApiError::internal)?;
-    let secret = state
-        .config
-        .payments
-        .webhook_secret
-        .expose_secret()
-        .as_bytes();
-    let signature = payments::sign(secret, chrono::Utc::now().timestamp(), &body);
+    let signature = payments::sign(
+        webhook_secret(&state),
+        chrono::Utc::now().timestamp(),
+        &body,
+    );
     deliver(&state, Some(&signature), &body).await
 }
