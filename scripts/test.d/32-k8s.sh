@@ -5,11 +5,12 @@
 #   validate        kubernetes-validate --strict, against Kubernetes 1.30 and 1.37 (bundled schemas)
 #   checkov         on both rendered overlays and on the Dockerfile: no failed check; every suppression
 #                   (checkov.io/skipN annotations, #checkov:skip comments) carries its reason
-#   shape           scripts/lib/k8s_check.py static: probes, drain timing, autoscaler, disruption budget,
+#   shape           scripts/lib/k8s_check.py: probes, drain timing, autoscaler, disruption budget,
 #                   Job, security contexts, resources, Ingress, NetworkPolicies; env names against the
 #                   settings in crates/app/src/config/mod.rs (secrets never in the ConfigMap)
-#   runtime         the debug `till` runs the Job's, web's and worker's args with the rendered ConfigMap:
-#                   every probe path, /metrics, the Ingress's Exact paths, and the SIGTERM drain
+#   runtime         scripts/lib/k8s_runtime.py: the debug `till` runs the Job's, web's and worker's args
+#                   with the rendered ConfigMap: every probe path, /metrics, the Ingress's Exact paths,
+#                   and the SIGTERM drain
 # kubectl comes from Debian's kubernetes-client when missing (apt); kubernetes-validate and checkov from
 # PyPI into a private venv ($HOME/.cache/till-services/venv-k8s-check), pinned below.
 set -euo pipefail
@@ -54,11 +55,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Runs k8s_check.py; its `ok NAME` / `FAIL NAME: why` lines become this suite's checks.
+# Runs scripts/lib/SCRIPT ARGS…; its `ok NAME` / `FAIL NAME: why` lines become this suite's checks.
 relay() {
-  local out line
-  if ! out=$("$py" scripts/lib/k8s_check.py "$@" 2>"$tmp/relay.err"); then
-    bad "k8s_check.py $1 ran"
+  local out line script=$1
+  shift
+  if ! out=$("$py" "scripts/lib/$script" "$@" 2>"$tmp/relay.err"); then
+    bad "$script $* ran"
     tail -n 20 "$tmp/relay.err" | sed 's/^/      /'
     return 0
   fi
@@ -97,7 +99,7 @@ done
   "$venv/bin/checkov" --skip-download --compact -o json --framework kubernetes dockerfile \
     $(for o in $OVERLAYS; do printf -- '-f %s.yaml ' "$o"; done) -f Dockerfile >checkov.json 2>checkov.err) || true
 if [ -s "$tmp/checkov.json" ]; then
-  relay checkov "$tmp/checkov.json"
+  relay k8s_check.py checkov "$tmp/checkov.json"
 else
   bad "checkov produced no report"
   tail -n 20 "$tmp/checkov.err" | sed 's/^/      /'
@@ -116,9 +118,9 @@ check "every checkov suppression in deploy/k8s and the Dockerfile gives its reas
 
 # ---------------------------------------------------------------------------------------------- shape
 for o in $OVERLAYS; do
-  relay static "$o" "$tmp/$o.yaml"
+  relay k8s_check.py static "$o" "$tmp/$o.yaml"
 done
-relay overlays "$tmp/dev.yaml" "$tmp/prod.yaml"
+relay k8s_check.py overlays "$tmp/dev.yaml" "$tmp/prod.yaml"
 
 no_secret_values() {
   git ls-files deploy/k8s | grep -E 'till-secrets\.env$|\.secret\.env$' && { echo "a secrets file is committed"; return 1; }
@@ -138,7 +140,7 @@ db="till_t_$(date +%s)_k8s$$"
 if psql -w -X -d "$TILL_PG_URL/postgres" -qc "CREATE DATABASE \"$db\"" >/dev/null; then
   mkdir -p "$tmp/logs"
   K8S_CHECK_DATABASE_URL="$TILL_PG_URL/$db" K8S_CHECK_REDIS_URL="$TILL_REDIS_URL" K8S_CHECK_LOGS="$tmp/logs" \
-    relay runtime "$tmp/prod.yaml"
+    relay k8s_runtime.py "$tmp/prod.yaml"
   if [ "$failed" -gt 0 ]; then
     for f in "$tmp"/logs/*.log; do
       [ -f "$f" ] && { echo "      --- $(basename "$f")"; tail -n 8 "$f" | sed 's/^/      /'; }
