@@ -8,8 +8,9 @@
 
 Each check prints one line, `ok NAME` or `FAIL NAME: why`; the suite counts them. What the manifests
 must agree with is read from the code, never repeated here: the settings Till reads (and which are
-secrets) and their defaults from crates/app/src/config/mod.rs; probe paths, ports, the WebSocket path
-and /metrics by running the binary with the manifest's own environment and arguments.
+secrets) and their defaults from crates/app/src/config/mod.rs (container ports against BIND_ADDR and
+WORKER_HEALTH_ADDR as the pods see them); probe paths, the WebSocket path and /metrics by running the
+binary with the manifest's own environment and arguments (k8s_runtime.py).
 Needs PyYAML (the suite's venv has it). Contacts only loopback addresses.
 """
 
@@ -26,7 +27,7 @@ results = []
 
 
 def check(name):
-    """Decorator-free helper: run fn, record ok/FAIL with the AssertionError's message."""
+    """`check(NAME)(fn, *args)`: runs fn; records ok, or FAIL with the assertion's message."""
 
     def run(fn, *args):
         try:
