@@ -8,13 +8,16 @@ pub mod accounts;
 pub mod catalog;
 pub mod categories;
 pub mod config;
+pub mod counts;
 pub mod customers;
 pub mod idempotency;
+pub mod locations;
 pub mod orders;
 pub mod password;
 pub mod payments;
 pub mod products;
 pub mod stock;
+pub mod transfers;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -14,7 +14,8 @@
 //! Why this is still exactly-once and never oversold:
 //! - Stock: the function locks the tracked product rows in ascending id order (sorted, then
 //!   locked as rows leave the sort) before it reads or writes them, so concurrent orders queue
-//!   in the same order and none can deadlock. It then reads their stock under the lock; if any
+//!   in the same order and none can deadlock. It then reads their stock at the order's location
+//!   (`stock_levels`) under the lock; if any
 //!   line is short it writes nothing and returns every short line
 //!   ([`PlaceError::Insufficient`]). `products_stock_on_hand_check` stays as the last line of
 //!   defence.
@@ -126,6 +127,8 @@ pub struct Placement<'a> {
     /// For online orders: how many pending, not fully paid online orders the customer may hold;
     /// this one is refused ([`PlaceError::OpenOrdersCap`]) when they already hold that many.
     pub open_orders_cap: Option<u32>,
+    /// The order's `location_id`, when named, must be a pickup location (a customer's pickup).
+    pub pickup_location_only: bool,
 }
 
 /// Why [`place`] wrote nothing.
@@ -140,6 +143,9 @@ pub enum PlaceError {
     /// The customer already holds `open_orders_cap` open online orders (counted under a lock
     /// per customer, so concurrent requests cannot both slip under it).
     OpenOrdersCap,
+    /// The location the order names is unknown, inactive, or not a pickup location when it
+    /// had to be one.
+    UnknownLocation,
     Db(DbError),
 }
 
@@ -147,6 +153,8 @@ pub enum PlaceError {
 const KEY_IN_USE: &str = "TL409";
 /// The SQLSTATE `till_place_order` raises when the customer is at the open-orders cap.
 const OPEN_ORDERS_CAP: &str = "TL429";
+/// The SQLSTATE `till_place_order` raises when the order's location cannot take it.
+const UNKNOWN_LOCATION: &str = "TL423";
 
 impl From<sqlx::Error> for PlaceError {
     fn from(e: sqlx::Error) -> Self {
@@ -154,6 +162,7 @@ impl From<sqlx::Error> for PlaceError {
             match db.code().as_deref() {
                 Some(KEY_IN_USE) => return PlaceError::KeyInUse,
                 Some(OPEN_ORDERS_CAP) => return PlaceError::OpenOrdersCap,
+                Some(UNKNOWN_LOCATION) => return PlaceError::UnknownLocation,
                 _ => {}
             }
         }
@@ -165,7 +174,8 @@ impl From<sqlx::Error> for PlaceError {
 }
 
 /// The one argument of `till_place_order`
-/// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql): every key is the column it fills, read
+/// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql,
+/// 20261201400000_locations.sql): every key is the column it fills, read
 /// there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
@@ -179,6 +189,8 @@ struct PlaceArgs<'a> {
     idempotency: KeyRow<'a>,
     /// migrations/20261130200000_payment_intents.sql: the open-orders cap, online orders only.
     open_orders_cap: Option<u32>,
+    /// migrations/20261201400000_locations.sql: a named location must be pickup-enabled.
+    pickup_location_only: bool,
 }
 
 /// An `orders` row.
@@ -201,6 +213,8 @@ struct OrderRow<'a> {
     currency: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// The location named by the request; the function resolves it when absent.
+    location_id: Option<Uuid>,
 }
 
 /// An `order_lines` row (its `order_id` is the order's).
@@ -282,6 +296,7 @@ impl<'a> PlaceArgs<'a> {
                 currency: &o.currency,
                 created_at: o.created_at,
                 updated_at: o.updated_at,
+                location_id: o.location_id,
             },
             lines: o
                 .lines
@@ -341,19 +356,32 @@ impl<'a> PlaceArgs<'a> {
                 response_headers: p.answer_headers,
             },
             open_orders_cap: p.open_orders_cap,
+            pickup_location_only: p.pickup_location_only,
         }
     }
 }
 
+/// Where a placed order landed: the location its stock was taken from. The stored answer
+/// already carries it; the caller adds it to its own copy.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Placed {
+    pub location_id: Option<Uuid>,
+}
+
 /// Writes the order and all that goes with it in one statement; see the module comment.
-pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<(), PlaceError> {
+pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<Placed, PlaceError> {
     let args = Json(PlaceArgs::new(&p));
-    let short: Option<Json<Vec<Shortage>>> = sqlx::query_scalar("SELECT till_place_order($1)")
+    let out: Json<Value> = sqlx::query_scalar("SELECT till_place_order($1)")
         .bind(args)
         .fetch_one(pool)
         .await?;
-    match short {
-        None => Ok(()),
-        Some(Json(lines)) => Err(PlaceError::Insufficient(lines)),
+    let bad =
+        |e: serde_json::Error| PlaceError::Db(DbError::Other(sqlx::Error::Decode(Box::new(e))));
+    match out.0 {
+        // Short lines come back as an array, a placed order as an object.
+        v @ Value::Array(_) => Err(PlaceError::Insufficient(
+            serde_json::from_value(v).map_err(bad)?,
+        )),
+        v => serde_json::from_value(v).map_err(bad),
     }
 }

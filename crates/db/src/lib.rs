@@ -5,12 +5,15 @@
 pub mod audit;
 pub mod categories;
 pub mod checkout;
+pub mod counts;
 pub mod cursor;
 pub mod customers;
 mod error;
 pub mod idempotency;
 pub mod inventory;
 pub mod jobs;
+pub mod ledger;
+pub mod locations;
 pub mod orders;
 pub mod outbox;
 pub mod payment_intents;
@@ -18,6 +21,7 @@ pub mod products;
 pub mod reports;
 pub mod sessions;
 pub mod stock;
+pub mod transfers;
 pub mod users;
 
 use std::str::FromStr;

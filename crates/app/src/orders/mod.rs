@@ -59,6 +59,8 @@ pub enum OrderError {
     #[error("insufficient stock")]
     InsufficientStock {
         lines: Vec<till_db::stock::Shortage>,
+        /// The location whose stock was short.
+        location_id: Option<Uuid>,
     },
     /// The order's state forbids this (e.g. paying a cancelled order).
     #[error("{0}")]
@@ -120,6 +122,8 @@ pub struct OrderView<'a> {
     pub delivery_address: &'a Option<String>,
     #[schema(value_type = String)]
     pub currency: &'a str,
+    /// Where the order's stock was taken.
+    pub location_id: Option<Uuid>,
     pub version: i64,
     #[schema(value_type = Vec<StatusChange>)]
     pub status_history: &'a [StatusChange],
@@ -152,6 +156,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             note: &o.note,
             delivery_address: &o.delivery_address,
             currency: &o.currency,
+            location_id: o.location_id,
             version: o.version,
             status_history: &o.status_history,
             created_at: o.created_at,

@@ -102,6 +102,7 @@ struct OrderRow {
     note: Option<String>,
     delivery_address: Option<String>,
     currency: String,
+    location_id: Uuid,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -131,6 +132,10 @@ pub struct Order {
     pub note: Option<String>,
     pub delivery_address: Option<String>,
     pub currency: String,
+    /// Where the order's stock was taken (and goes back to): its register's location, the
+    /// pickup location, or the default one. `None` only before the order is written, when the
+    /// database resolves it.
+    pub location_id: Option<Uuid>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -169,6 +174,7 @@ impl TryFrom<OrderRow> for Order {
             note: r.note,
             delivery_address: r.delivery_address,
             currency: r.currency,
+            location_id: Some(r.location_id),
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -186,7 +192,7 @@ fn into_orders(rows: Vec<OrderRow>) -> Result<Vec<Order>, DbError> {
 
 const HEAD_COLS: &str = "o.id, o.number, o.channel, o.status, o.fulfilment, o.customer_id, \
     o.created_by, o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents, o.paid_cents, \
-    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.version, \
+    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.location_id, o.version, \
     o.created_at, o.updated_at";
 
 /// Every column of [`OrderRow`] for rows aliased `o`.

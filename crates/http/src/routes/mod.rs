@@ -4,13 +4,16 @@ pub mod audit;
 pub mod auth;
 pub mod catalog_cache;
 pub mod categories;
+pub mod counts;
 pub mod customers;
 pub mod inventory;
 pub mod jobs;
+pub mod locations;
 pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod reports;
+pub mod transfers;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +31,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(categories::router())
         .merge(products::router())
         .merge(inventory::router())
+        .merge(locations::router())
+        .merge(transfers::router())
+        .merge(counts::router())
         .merge(customers::router())
         .merge(jobs::router())
         .routes(routes!(crate::events::ws::handler))
