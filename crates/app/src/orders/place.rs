@@ -116,6 +116,7 @@ pub async fn place(
             at: prep.now,
             by: Some(caller.user_id),
         }],
+        receipt_count: 0,
     };
     let answer = render(&order);
     let placed = checkout::place(
