@@ -118,7 +118,7 @@ export function pageImport(main, tabs) {
   fill(main, tabs('import'),
     h('h1', 'Import products'),
     h('div.card.stack',
-      h('p', 'A CSV file with a header row. Columns: ', h('code', 'sku,barcode,name,description,category,price_cents,tax_rate_bp,active,track_stock,low_stock_threshold,stock_on_hand'),
+      h('p', 'A CSV file with a header row. Columns: ', h('code', { style: { overflowWrap: 'anywhere' } }, 'sku,barcode,name,description,category,price_cents,tax_rate_bp,active,track_stock,low_stock_threshold,stock_on_hand'),
         '. Only sku and name are required; products are matched by SKU. The ',
         h('a#export-link', { href: '/api/v1/products/export.csv', download: 'products.csv' }, 'export'), ' has this format.'),
       h('div.row', field('CSV file', file), h('div.field', check), h('div.field', apply)),

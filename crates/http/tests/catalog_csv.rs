@@ -182,6 +182,17 @@ async fn an_import_with_one_bad_row_writes_nothing_and_names_that_row() {
     import(&mgr, "name,price_cents\nA,1\n", false)
         .await
         .expect_invalid(&["columns"]);
+    // Bodies are limited by MAX_IMPORT_BYTES (64 MiB), not MAX_BODY_BYTES (1 MiB).
+    let long = "x".repeat(4_500);
+    let big: String = std::iter::once("sku,name,description\n".to_owned())
+        .chain((0..250).map(|i| format!("BIG-{i},Big {i},{long}\n")))
+        .collect();
+    assert!(big.len() > 1_048_576);
+    let r = import(&mgr, &big, true).await.expect_json(200);
+    assert_eq!(
+        (r["created"].clone(), r["error_count"].clone()),
+        (json!(250), json!(0))
+    );
     // Not CSV: 415; not a manager: 403.
     mgr.post(IMPORT, json!({"sku": "A"}))
         .await
@@ -279,4 +290,26 @@ async fn a_dry_run_writes_nothing_then_the_import_applies_exactly_what_it_report
         (json!(4), json!(0))
     );
     assert_eq!(audit_count(&app, "product.import").await, 2);
+}
+
+#[tokio::test]
+async fn an_import_over_max_import_bytes_is_refused() {
+    let app = TestApp::spawn_with(&Opts::new().await.set("MAX_IMPORT_BYTES", "4096")).await;
+    let mgr = app.as_manager().await;
+    let csv: String = std::iter::once("sku,name\n".to_owned())
+        .chain((0..400).map(|i| format!("S-{i},Name {i}\n")))
+        .collect();
+    assert!(csv.len() > 4096);
+    import(&mgr, &csv, false)
+        .await
+        .expect_error(413, "payload_too_large");
+    let products = count(&app, "SELECT count(*) FROM products", "").await;
+    assert_eq!(products, 0);
+    import(
+        &mgr,
+        &csv[..2000].rsplit_once('\n').unwrap().0.to_owned(),
+        false,
+    )
+    .await
+    .expect_json(200);
 }

@@ -245,6 +245,18 @@ async fn png_and_jpeg_uploads_become_webp_variants_of_the_right_sizes_without_me
     let list = app.anon().get("/api/v1/products").await.expect_json(200);
     assert_eq!(list["items"][0]["thumb_url"], uploaded[1]["urls"]["thumb"]);
 
+    // MAX_IMAGE_BYTES (10 MiB), not MAX_BODY_BYTES (1 MiB), applies: a 1.6 MB photo is fine.
+    let noise = ImageBuffer::from_fn(800, 700, |x, y| {
+        let v =
+            (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_mul(2_246_822_519);
+        Rgb([(v >> 8) as u8, (v >> 16) as u8, (v >> 24) as u8])
+    });
+    let big = encoded(DynamicImage::ImageRgb8(noise), ImageFormat::Png);
+    assert!(big.len() > 1_048_576, "{}", big.len());
+    upload(&mgr, &id, "noise.png", "image/png", &big)
+        .await
+        .expect_json(201);
+
     // Only managers upload; a missing product is 404.
     let cashier = app.as_cashier().await;
     upload(&cashier, &id, "x.png", "image/png", &png(10, 10))
@@ -254,7 +266,11 @@ async fn png_and_jpeg_uploads_become_webp_variants_of_the_right_sizes_without_me
     upload(&mgr, &ghost, "x.png", "image/png", &png(10, 10))
         .await
         .expect_error(404, "not_found");
-    assert_eq!(files_in(&dir).len(), 6);
+    assert_eq!(
+        files_in(&dir).len(),
+        9,
+        "the noise photo added 3 files; the refused ones none"
+    );
 }
 
 #[tokio::test]
