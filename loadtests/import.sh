@@ -65,8 +65,15 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -fs "$BASE/health/readiness" >/dev/null || { echo "till serve did not come up:" >&2; cat "$WORK/server.log" >&2; exit 1; }
-TOKEN="$(curl -fs "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
-  -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')"
+# The first admin is created just after start-up (a password hash): retry the sign-in briefly.
+TOKEN=""
+for _ in $(seq 1 60); do
+  TOKEN="$(curl -fs "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null)" && break
+  sleep 0.5
+done
+[ -n "$TOKEN" ] || { echo "could not sign in as $ADMIN_EMAIL" >&2; exit 1; }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status"; }
