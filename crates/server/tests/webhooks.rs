@@ -577,8 +577,6 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
                 == 5
         })
         .await;
-    second.kill().unwrap();
-    let _ = second.wait();
     let delivered: BTreeSet<String> = got.iter().map(|g| g.id.clone()).collect();
     assert_eq!(delivered.len(), 5);
     // What was in flight when the first worker died came again with the same id.
@@ -586,13 +584,26 @@ async fn a_worker_killed_mid_delivery_loses_nothing() {
         in_flight.is_subset(&delivered),
         "{in_flight:?} ⊄ {delivered:?}"
     );
-    // And the delivery log says so.
-    let log: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'")
-            .fetch_one(&app.state.db.write)
-            .await
-            .unwrap();
-    assert_eq!(log, 5);
+    // And the delivery log says so (once the second worker has recorded its answers).
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_deliveries WHERE status = 'succeeded'",
+        )
+        .fetch_one(&app.state.db.write)
+        .await
+        .unwrap();
+        if log == 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "{log} deliveries recorded as succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().unwrap();
+    let _ = second.wait();
 }
 
 #[tokio::test]
