@@ -15,6 +15,7 @@ pub mod password;
 pub mod payments;
 pub mod products;
 pub mod stock;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

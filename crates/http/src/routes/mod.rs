@@ -12,6 +12,7 @@ pub mod payments;
 pub mod products;
 pub mod reports;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,5 +36,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
+        .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }
