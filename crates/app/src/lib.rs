@@ -18,6 +18,7 @@ pub mod product_csv;
 pub mod products;
 pub mod receipts;
 pub mod stock;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -182,6 +182,23 @@ pub async fn record_counts(
     Ok(())
 }
 
+/// A `product.updated` event (webhooks) for each of these products, as `GET /products/{id}`
+/// shows it: the same payload `till_app::products::record_event` writes, built in one statement.
+pub async fn enqueue_updated(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), DbError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO outbox (topic, payload)
+         SELECT 'product.updated', jsonb_build_object('type', 'product.updated', 'at', now(),
+                'audience', 'none', 'data', to_jsonb(x))
+         FROM (SELECT {} FROM products WHERE id = ANY($1) ORDER BY sku) x",
+        crate::products::COLS
+    );
+    sqlx::query(&sql).bind(ids).execute(conn).await?;
+    Ok(())
+}
+
 /// A product as exported (its category by name).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ExportRow {

@@ -22,7 +22,8 @@ async fn snapshot(app: &TestApp) -> Value {
     let q = "SELECT json_build_object(
         'products', (SELECT json_agg(p ORDER BY sku) FROM products p),
         'categories', (SELECT json_agg(c ORDER BY slug) FROM categories c),
-        'movements', (SELECT count(*) FROM inventory_movements))::text";
+        'movements', (SELECT count(*) FROM inventory_movements),
+        'events', (SELECT count(*) FROM outbox WHERE topic = 'product.updated'))::text";
     let text: String = sqlx::query_scalar(q)
         .fetch_one(&app.state.db.write)
         .await
@@ -252,6 +253,11 @@ async fn a_dry_run_writes_nothing_then_the_import_applies_exactly_what_it_report
         "NEW-1 +12, OLD-1 5 → 9"
     );
     assert_eq!(stock_of(&app, &old).await, 9);
+    assert_eq!(
+        after["events"],
+        before["events"].as_i64().unwrap() + 3,
+        "product.updated for the 2 created and the 1 changed, none for the unchanged"
+    );
     let count_moves = count(
         &app,
         "SELECT count(*) FROM inventory_movements WHERE reason = 'count' AND note = 'CSV import' AND product_id = $1::uuid AND delta = 4 AND balance_after = 9",

@@ -444,4 +444,11 @@ async fn deleting_an_image_removes_only_files_no_other_image_uses() {
         .await
         .expect_error(404, "not_found");
     assert_eq!(audit_count(&app, "product.image_delete").await, 2);
+    let events = count(
+        &app,
+        "SELECT count(*) FROM outbox WHERE topic = 'product.updated'",
+        "",
+    )
+    .await;
+    assert_eq!(events, 5, "3 uploads and 2 deletes each tell webhooks");
 }

@@ -99,8 +99,34 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             max_import_bytes: num("MAX_IMPORT_BYTES", 64 * 1024 * 1024)?.max(1024) as usize,
             image_workers: num("IMAGE_WORKERS", 2)?.clamp(1, 64) as usize,
         },
+        webhooks: WebhookConfig {
+            timeout: Duration::from_secs(num("WEBHOOK_TIMEOUT_SECONDS", 10)?.clamp(1, 300)),
+            max_attempts: num("WEBHOOK_MAX_ATTEMPTS", 12)?.clamp(1, 100) as i32,
+            disable_after: num("WEBHOOK_DISABLE_AFTER", 50)?.clamp(1, 100_000) as i32,
+            allow_private: flag(get, "WEBHOOK_ALLOW_PRIVATE", false)?,
+            retry_base: Duration::from_millis(num("WEBHOOK_RETRY_BASE_MS", 30_000)?.max(1)),
+            concurrency: num("WEBHOOK_CONCURRENCY", 8)?.clamp(1, 256) as usize,
+            event_retention: Duration::from_secs(
+                86_400 * num("EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
+            ),
+        },
         runtime,
     })
+}
+
+fn flag(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
 }
 
 fn runtime(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeConfig, ConfigError> {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use till_db::audit::{self, Actor};
 use till_db::product_images::{self as images, ImageRow, ImageUrls};
-use till_db::DbError;
+use till_db::{products, DbError, PgConnection};
 use uuid::Uuid;
 
 use crate::idempotency::{self, Answer, Begun, IdempotencyError, IdempotencyKey};
@@ -106,7 +106,7 @@ pub async fn upload(
         Some(caller),
     )
     .await?;
-    images::touch_product(tx, product_id).await?;
+    product_changed(tx, product_id).await?;
     audit::record(
         tx,
         actor,
@@ -118,8 +118,18 @@ pub async fn upload(
     .await?;
     let view = ImageView::from(&row);
     let answer = run.finish::<MediaError>(render(&view)).await?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(answer)
+}
+
+/// Images are part of the product: webhooks get `product.updated` with the new list.
+async fn product_changed(conn: &mut PgConnection, product_id: Uuid) -> Result<(), DbError> {
+    images::touch_product(conn, product_id).await?;
+    if let Some(p) = products::get(conn, product_id, true).await? {
+        crate::products::record_event(conn, &p).await?;
+    }
+    Ok(())
 }
 
 /// Writes each variant unless a file of that name is already there (same key, same content):
@@ -155,7 +165,7 @@ pub async fn delete(
     if let Some(first) = images::list(&mut tx, product_id).await?.first() {
         images::reorder(&mut tx, product_id, first.id, 0).await?;
     }
-    images::touch_product(&mut tx, product_id).await?;
+    product_changed(&mut tx, product_id).await?;
     audit::record(
         &mut tx,
         actor,
@@ -175,6 +185,7 @@ pub async fn delete(
         }
     }
     tx.commit().await.map_err(DbError::from)?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(())
 }
@@ -191,7 +202,7 @@ pub async fn reorder(
     images::lock_product(&mut tx, product_id).await?;
     images::get(&mut tx, product_id, image_id).await?;
     let rows = images::reorder(&mut tx, product_id, image_id, position).await?;
-    images::touch_product(&mut tx, product_id).await?;
+    product_changed(&mut tx, product_id).await?;
     audit::record(
         &mut tx,
         actor,
@@ -202,6 +213,7 @@ pub async fn reorder(
     )
     .await?;
     tx.commit().await.map_err(DbError::from)?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(rows.iter().map(ImageView::from).collect())
 }

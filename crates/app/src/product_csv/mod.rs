@@ -189,6 +189,16 @@ pub async fn import(
     for batch in plan.counts.chunks(BATCH) {
         db::record_counts(tx, batch, actor.user_id).await?;
     }
+    // Webhooks hear of every product the import created or changed (not the unchanged ones).
+    let changed: Vec<Uuid> = plan
+        .update
+        .iter()
+        .chain(&plan.create)
+        .map(|p| p.id)
+        .collect();
+    for batch in changed.chunks(BATCH) {
+        db::enqueue_updated(tx, batch).await?;
+    }
     report.applied = true;
     audit::record(
         tx,
@@ -201,6 +211,7 @@ pub async fn import(
     )
     .await?;
     let answer = run.finish::<ImportError>(render(&report)).await?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(answer)
 }

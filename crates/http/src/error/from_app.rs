@@ -11,6 +11,7 @@ use till_app::password::HashError;
 use till_app::payments::SignatureError;
 use till_app::products::ProductError;
 use till_app::stock::StockError;
+use till_app::webhooks::WebhookError;
 
 use super::ApiError;
 
@@ -171,6 +172,17 @@ impl From<ProductError> for ApiError {
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Validation(errs) => ApiError::validation(errs),
+            WebhookError::VersionMismatch => ApiError::precondition_failed(),
+            WebhookError::Idempotency(e) => e.into(),
+            WebhookError::Db(e) => e.into(),
+        }
     }
 }
 

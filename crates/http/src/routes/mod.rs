@@ -14,6 +14,7 @@ pub mod product_media;
 pub mod products;
 pub mod reports;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,5 +40,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
+        .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }
