@@ -15,8 +15,10 @@ pub mod orders;
 pub mod outbox;
 pub mod payment_intents;
 pub mod products;
+pub mod registers;
 pub mod reports;
 pub mod sessions;
+pub mod shifts;
 pub mod stock;
 pub mod users;
 

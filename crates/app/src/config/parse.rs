@@ -270,7 +270,28 @@ fn shop(
         order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
         online_open_orders_per_customer: u32::try_from(num("ONLINE_OPEN_ORDERS_PER_CUSTOMER", 3)?)
             .map_err(|_| ConfigError("ONLINE_OPEN_ORDERS_PER_CUSTOMER is too large".into()))?,
+        shifts_required: flag(get, "SHIFTS_REQUIRED", false)?,
+        shift_max_difference_cents: i64::try_from(num("SHIFT_MAX_DIFFERENCE_CENTS", 500)?)
+            .ok()
+            .filter(|n| *n <= 1_000_000_000_000)
+            .ok_or_else(|| ConfigError("SHIFT_MAX_DIFFERENCE_CENTS is too large".into()))?,
     })
+}
+
+/// A boolean setting: `true|1|yes` or `false|0|no` (any case); unset → `default`.
+fn flag(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false, got {other:?}"
+        ))),
+    }
 }
 
 fn parse_net(s: &str) -> Result<IpNet, ConfigError> {
@@ -351,6 +372,8 @@ mod tests {
         .unwrap();
         assert!(!format!("{mine:?}").contains("hush-hush-42"));
         assert_eq!(mine.shop.online_open_orders_per_customer, 3);
+        assert!(!mine.shop.shifts_required);
+        assert_eq!(mine.shop.shift_max_difference_cents, 500);
     }
 
     #[test]
