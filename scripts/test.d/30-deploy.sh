@@ -333,9 +333,12 @@ fi
 
 # ------------------------------------------------------------------------------------ settings, image
 settings_listed() {
-  local k missing=''
-  for k in $(grep -o 'get("[A-Z_]*")' crates/http/src/config.rs | sed 's/get("\(.*\)")/\1/' | sort -u); do
-    grep -q "^$k=" .env.example || missing="$missing $k"
+  local k missing='' names
+  # The settings as declared in the code: ("NAME", "default", "meaning") in the config sections.
+  names=$(grep -oE '\(\s*"[A-Z][A-Z0-9_]*",\s*"' crates/app/src/config/mod.rs | grep -oE '[A-Z][A-Z0-9_]+' | sort -u)
+  [ "$(printf '%s\n' "$names" | grep -c .)" -gt 30 ] || { echo "settings not found in crates/app/src/config/mod.rs"; return 1; }
+  for k in $names; do
+    grep -Eq "^(# )?$k=" .env.example || missing="$missing $k"
   done
   [ -z "$missing" ] || { echo ".env.example lacks:$missing"; return 1; }
 }

@@ -17,6 +17,7 @@ pub mod products;
 pub mod registers;
 pub mod shifts;
 pub mod stock;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

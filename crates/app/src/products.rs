@@ -212,7 +212,9 @@ pub async fn create(
                "tax_rate_bp": product.tax_rate_bp}),
     )
     .await?;
+    record_event(tx, &product).await?;
     let answer = run.finish::<ProductError>(render(&product)).await?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(answer)
 }
@@ -301,7 +303,9 @@ pub async fn update(
         json!({ "changes": changes(&before, &after), "version": after.version }),
     )
     .await?;
+    record_event(&mut tx, &after).await?;
     tx.commit().await.map_err(DbError::from)?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(after)
 }
@@ -355,8 +359,23 @@ pub async fn deactivate(
             json!({ "sku": after.sku, "version": after.version }),
         )
         .await?;
+        record_event(&mut tx, &after).await?;
         tx.commit().await.map_err(DbError::from)?;
+        app.after_commit(false);
         app.invalidate_catalog().await;
     }
+    Ok(())
+}
+
+/// `product.updated` (created, changed or deactivated) for webhooks, in the caller's
+/// transaction; live clients are not sent it (they re-read the cached catalog).
+pub async fn record_event(conn: &mut PgConnection, product: &ProductRow) -> Result<(), DbError> {
+    let payload = json!({
+        "type": "product.updated",
+        "at": chrono::Utc::now(),
+        "audience": "none",
+        "data": product,
+    });
+    till_db::outbox::enqueue(conn, "product.updated", &payload).await?;
     Ok(())
 }

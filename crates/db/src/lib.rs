@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod shifts;
 pub mod stock;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

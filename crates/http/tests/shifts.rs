@@ -187,6 +187,13 @@ async fn expected_cash_counts_cash_amounts_not_tendered_nor_card_and_takes_cash_
             .await
             .unwrap();
     assert_eq!(events, ["shift.opened", "shift.closed"]);
+    // Webhooks deliver the closed Shift itself.
+    let data: Value =
+        sqlx::query_scalar("SELECT payload -> 'data' FROM outbox WHERE topic = 'shift.closed'")
+            .fetch_one(&app.state.db.write)
+            .await
+            .unwrap();
+    assert_eq!(data, closed);
 }
 
 #[tokio::test]

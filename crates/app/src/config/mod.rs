@@ -165,6 +165,19 @@ section! {
 }
 
 section! {
+    /// Webhooks, delivered by `till worker`.
+    pub struct WebhookConfig {
+        timeout: Duration = ("WEBHOOK_TIMEOUT_SECONDS", "10", "How long one delivery attempt may take (connect, send, answer) before it counts as failed and is retried."),
+        max_attempts: i32 = ("WEBHOOK_MAX_ATTEMPTS", "12", "Attempts per event and endpoint before the delivery is marked failed (with the default backoff, about a day)."),
+        disable_after: i32 = ("WEBHOOK_DISABLE_AFTER", "50", "Consecutive failed attempts after which an endpoint is disabled (with a `disabled_reason`)."),
+        allow_private: bool = ("WEBHOOK_ALLOW_PRIVATE", "false", "Allow `http` URLs and loopback, private, link-local and metadata targets in production (development always allows them)."),
+        retry_base: Duration = ("WEBHOOK_RETRY_BASE_MS", "30000", "Delay (ms) before the first retry; doubles with each further attempt (capped at 6 h), with ±20 % jitter."),
+        concurrency: usize = ("WEBHOOK_CONCURRENCY", "8", "Delivery loops per worker process; each sends one endpoint's batch at a time, so a slow endpoint holds one loop."),
+        event_retention: Duration = ("EVENT_RETENTION_DAYS", "30", "Days published events are kept for `GET /api/v1/events` (and live replay)."),
+    }
+}
+
+section! {
     /// The process: environment, logs and name.
     pub struct RuntimeConfig {
         app_env: AppEnv = ("APP_ENV", "development", "`development` or `production`; production refuses a default or short JWT_SECRET and COOKIE_SECURE=false, and logs JSON by default."),
@@ -207,6 +220,7 @@ pub struct Config {
     pub shop: ShopConfig,
     pub worker: WorkerConfig,
     pub payments: PaymentsConfig,
+    pub webhooks: WebhookConfig,
 }
 
 impl Config {
@@ -223,6 +237,7 @@ impl Config {
             ShopConfig::SETTINGS,
             WorkerConfig::SETTINGS,
             PaymentsConfig::SETTINGS,
+            WebhookConfig::SETTINGS,
         ]
         .into_iter()
         .flatten()

@@ -93,8 +93,34 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
         payments: PaymentsConfig {
             webhook_secret: webhook_secret(get, app_env)?,
         },
+        webhooks: WebhookConfig {
+            timeout: Duration::from_secs(num("WEBHOOK_TIMEOUT_SECONDS", 10)?.clamp(1, 300)),
+            max_attempts: num("WEBHOOK_MAX_ATTEMPTS", 12)?.clamp(1, 100) as i32,
+            disable_after: num("WEBHOOK_DISABLE_AFTER", 50)?.clamp(1, 100_000) as i32,
+            allow_private: flag(get, "WEBHOOK_ALLOW_PRIVATE", false)?,
+            retry_base: Duration::from_millis(num("WEBHOOK_RETRY_BASE_MS", 30_000)?.max(1)),
+            concurrency: num("WEBHOOK_CONCURRENCY", 8)?.clamp(1, 256) as usize,
+            event_retention: Duration::from_secs(
+                86_400 * num("EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
+            ),
+        },
         runtime,
     })
+}
+
+fn flag(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
 }
 
 fn runtime(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeConfig, ConfigError> {
@@ -276,22 +302,6 @@ fn shop(
             .filter(|n| *n <= 1_000_000_000_000)
             .ok_or_else(|| ConfigError("SHIFT_MAX_DIFFERENCE_CENTS is too large".into()))?,
     })
-}
-
-/// A boolean setting: `true|1|yes` or `false|0|no` (any case); unset → `default`.
-fn flag(
-    get: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    default: bool,
-) -> Result<bool, ConfigError> {
-    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-        None | Some("") => Ok(default),
-        Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(other) => Err(ConfigError(format!(
-            "{name} must be true or false, got {other:?}"
-        ))),
-    }
 }
 
 fn parse_net(s: &str) -> Result<IpNet, ConfigError> {

@@ -173,16 +173,28 @@ pub fn order_json(o: &Order) -> Value {
     serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
 }
 
-/// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
-/// [`crate::App::after_commit`] wakes the publisher.
-pub async fn record_event(conn: &mut PgConnection, kind: &str, o: &Order) -> Result<(), DbError> {
-    till_db::outbox::enqueue(conn, kind, &event_payload(kind, o)).await?;
+/// Writes the event `topic` for `o` to the outbox in the caller's transaction; after the
+/// commit, [`crate::App::after_commit`] wakes the publisher.
+pub async fn record_event(conn: &mut PgConnection, topic: &str, o: &Order) -> Result<(), DbError> {
+    till_db::outbox::enqueue(conn, topic, &event_payload(topic, o)).await?;
     Ok(())
 }
 
-/// The live event of kind `kind` for `o`: a summary of the order, not the whole of it. The
-/// customer id routes the event to its customer (it is not sent).
-pub fn event_payload(kind: &str, o: &Order) -> Value {
+/// What live clients are told for an event `topic`: they know `order.created` and
+/// `order.updated`; webhooks get the finer topics (`order.paid`, `order.refunded`,
+/// `order.cancelled`), which are updates to a live client.
+fn live_type(topic: &str) -> &'static str {
+    if topic == "order.created" {
+        "order.created"
+    } else {
+        "order.updated"
+    }
+}
+
+/// The outbox payload of event `topic` for `o`: for live clients a summary of the order
+/// (`order`), for webhooks the whole order as `GET` returns it (`data`, stripped from live
+/// frames). The customer id routes the event to its customer (it is not sent).
+pub fn event_payload(topic: &str, o: &Order) -> Value {
     let full = order_json(o);
     let mut summary = serde_json::Map::new();
     for k in [
@@ -198,9 +210,10 @@ pub fn event_payload(kind: &str, o: &Order) -> Value {
         summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
     }
     serde_json::json!({
-        "type": kind,
+        "type": live_type(topic),
         "at": chrono::Utc::now(),
         "order": summary,
         "customer_id": o.customer_id,
+        "data": full,
     })
 }

@@ -152,7 +152,13 @@ pub(crate) async fn record_payment(
     );
     let payment = orders::add_payment(conn, head.id, p, complete).await?;
     let order = orders::get(conn, head.id).await?;
-    record_event(conn, "order.updated", &order).await?;
+    // `order.paid` once the balance is settled by this payment; a part payment is an update.
+    let topic = if head.paid_cents < head.total_cents && paid >= head.total_cents {
+        "order.paid"
+    } else {
+        "order.updated"
+    };
+    record_event(conn, topic, &order).await?;
     Ok((payment, order))
 }
 

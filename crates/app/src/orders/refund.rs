@@ -91,7 +91,7 @@ pub async fn refund(
     let data = json!({"refund_id": refund.id, "amount_cents": input.amount_cents, "method": method, "reason": reason, "restock": input.restock, "shift_id": shift_id});
     audit::record(&mut run.tx, actor, "order.refund", "order", id, data).await?;
     let order = orders::get(&mut run.tx, id).await?;
-    record_event(&mut run.tx, "order.updated", &order).await?;
+    record_event(&mut run.tx, "order.refunded", &order).await?;
     let answer = run.finish::<OrderError>(render(&refund, &order)).await?;
     app.after_commit(!input.restock.is_empty());
     Ok(answer)

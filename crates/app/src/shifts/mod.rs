@@ -162,7 +162,9 @@ fn check_note<'a>(
 
 /// Writes the shift's live event (`shift.opened`, `shift.closed`) for staff.
 async fn event(conn: &mut PgConnection, kind: &str, s: &Shift) -> Result<(), DbError> {
-    let payload = json!({"type": kind, "at": chrono::Utc::now(), "shift": s, "audience": "staff"});
+    // `data` is what webhooks deliver (the Shift as `GET /shifts/{id}` shows it to a manager).
+    let payload =
+        json!({"type": kind, "at": chrono::Utc::now(), "shift": s, "audience": "staff", "data": s});
     till_db::outbox::enqueue(conn, kind, &payload).await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use till_app::payments::SignatureError;
 use till_app::products::ProductError;
 use till_app::shifts::ShiftError;
 use till_app::stock::StockError;
+use till_app::webhooks::WebhookError;
 
 use super::ApiError;
 
@@ -217,6 +218,17 @@ impl From<ShiftError> for ApiError {
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Validation(errs) => ApiError::validation(errs),
+            WebhookError::VersionMismatch => ApiError::precondition_failed(),
+            WebhookError::Idempotency(e) => e.into(),
+            WebhookError::Db(e) => e.into(),
+        }
     }
 }
 

@@ -9,7 +9,8 @@
 //! case a `render` that builds the answer with [`answer`], and send what comes back with
 //! [`respond`].
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -60,6 +61,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeIdempotent<T> 
             body,
             key: Some(key),
         })
+    }
+}
+
+/// The optional `Idempotency-Key` of a POST without a body: the request is its method and path.
+pub struct BodilessKey(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for BodilessKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(HEADER) {
+            return Ok(BodilessKey(None));
+        }
+        let key = key_of(&parts.headers)?;
+        Ok(BodilessKey(Some(IdempotencyKey {
+            key,
+            request_hash: request_hash(parts.method.as_str(), parts.uri.path(), ""),
+        })))
     }
 }
 

@@ -59,6 +59,7 @@ pub const DOCS_PATH: &str = "/api/docs";
         (name = "live", description = "Live order events over WebSocket"),
         (name = "reports", description = "Sales reports and the audit log"),
         (name = "admin", description = "Background jobs"),
+        (name = "webhooks", description = "Webhook endpoints, deliveries and the event log (admin)"),
         (name = "meta", description = "This description"),
         (name = "health", description = "Health, readiness and metrics (no /api/v1 prefix)"),
     )

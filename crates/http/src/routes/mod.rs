@@ -14,6 +14,7 @@ pub mod registers;
 pub mod reports;
 pub mod shifts;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -39,5 +40,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(reports::router())
         .merge(registers::router())
         .merge(shifts::router())
+        .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }
