@@ -257,7 +257,7 @@ export function reportSlip(r, regName = registerName(r.shift.register_id)) {
         : h('tr.r-total', h('td', 'DIFFERENCE'), h('td.num#z-difference', money(c.difference_cents))),
       s.deposit_cents ? line('Deposit', money(s.deposit_cents)) : null)),
     h('div.r-sep'),
-    h('table', h('tbody', r.by_user.map((u) => line(`${u.user_id ? u.user_id.slice(0, 8) : '—'} (${u.orders})`, money(u.net_cents))))),
+    h('table', h('tbody', r.by_user.map((u) => line(`${u.name || (u.user_id ? u.user_id.slice(0, 8) : '—')} (${u.orders})`, money(u.net_cents))))),
     h('div.r-center', `Printed ${new Date().toLocaleString()}`));
 }
 

@@ -173,8 +173,8 @@ async fn expected_cash_counts_cash_amounts_not_tendered_nor_card_and_takes_cash_
     assert_eq!(
         json!(by_user),
         json!([
-            {"user_id": manager.id(), "orders": 0, "net_cents": -400},
-            {"user_id": cashier.id(), "orders": 2, "net_cents": 3248},
+            {"user_id": manager.id(), "name": "Test manager", "orders": 0, "net_cents": -400},
+            {"user_id": cashier.id(), "name": "Test cashier", "orders": 2, "net_cents": 3248},
         ])
     );
     for action in ["shift.open", "shift.cash_movement", "shift.close"] {

@@ -195,6 +195,8 @@ pub struct TaxRate {
 #[schema(as = ShiftUserSales)]
 pub struct UserSales {
     pub user_id: Option<Uuid>,
+    /// The user's name when the report was made (printed on the slip).
+    pub name: Option<String>,
     pub orders: i64,
     pub net_cents: i64,
 }
@@ -261,7 +263,8 @@ pub async fn report(conn: &mut PgConnection, r: &ShiftRow) -> Result<Report, DbE
     .fetch_all(&mut *conn)
     .await?;
     let by_user: Vec<UserSales> = sqlx::query_as(
-        "SELECT u AS user_id, sum(n)::bigint AS orders, sum(t)::bigint AS net_cents
+        "SELECT u AS user_id, (SELECT name FROM users WHERE id = u) AS name,
+                sum(n)::bigint AS orders, sum(t)::bigint AS net_cents
          FROM (SELECT created_by AS u, 1 AS n, total_cents AS t FROM orders
                WHERE shift_id = $1 AND status <> 'cancelled'
                UNION ALL
