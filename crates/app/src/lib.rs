@@ -14,6 +14,8 @@ pub mod orders;
 pub mod password;
 pub mod payments;
 pub mod products;
+pub mod registers;
+pub mod shifts;
 pub mod stock;
 pub mod webhooks;
 

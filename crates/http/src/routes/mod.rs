@@ -10,7 +10,9 @@ pub mod jobs;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod registers;
 pub mod reports;
+pub mod shifts;
 pub mod users;
 pub mod webhooks;
 
@@ -36,6 +38,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
+        .merge(registers::router())
+        .merge(shifts::router())
         .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }

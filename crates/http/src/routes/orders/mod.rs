@@ -5,7 +5,7 @@
 mod board;
 mod create;
 mod payments;
-mod read;
+pub(crate) mod read;
 mod refunds;
 mod transitions;
 
