@@ -8,6 +8,7 @@ import {
   h, fill, $, say, requireUser, userBox, errorBox, showError, markFields, field, busy, modal, reloginOn401,
 } from '../assets/ui.js';
 import { imagesCard, pageImport } from './catalog.js';
+import { pageShifts } from './shifts.js';
 import { pageWebhooks } from './webhooks.js';
 
 const main = $('#main');
@@ -16,7 +17,7 @@ let categories = [];
 const CONFLICT = 'Someone else changed this product; reload to see their changes';
 
 function tabs(current) {
-  const items = [['products', 'Products'], ['import', 'Import'], ['stock', 'Stock'], ['sales', 'Sales'], ...(user.role === 'admin' ? [['staff', 'Staff'], ['webhooks', 'Webhooks']] : [])];
+  const items = [['products', 'Products'], ['import', 'Import'], ['stock', 'Stock'], ['sales', 'Sales'], ['shifts', 'Shifts'], ...(user.role === 'admin' ? [['staff', 'Staff'], ['webhooks', 'Webhooks']] : [])];
   return h('nav.tabs', { 'aria-label': 'Back office sections' },
     items.map(([k, label]) => h('a', { href: `#/${k}`, 'aria-current': k === current ? 'page' : null }, label)));
 }
@@ -521,6 +522,7 @@ async function route() {
     else if (a === 'import') pageImport(main, tabs);
     else if (a === 'stock') await pageStock(b);
     else if (a === 'sales') await pageSales();
+    else if (a === 'shifts') await pageShifts(main, tabs('shifts'), user);
     else if (a === 'staff') await pageStaff();
     else if (a === 'webhooks') await pageWebhooks(main, tabs, b);
     else await pageProducts();

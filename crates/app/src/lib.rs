@@ -17,6 +17,8 @@ pub mod payments;
 pub mod product_csv;
 pub mod products;
 pub mod receipts;
+pub mod registers;
+pub mod shifts;
 pub mod stock;
 pub mod webhooks;
 

@@ -140,6 +140,8 @@ pub enum PlaceError {
     /// The customer already holds `open_orders_cap` open online orders (counted under a lock
     /// per customer, so concurrent requests cannot both slip under it).
     OpenOrdersCap,
+    /// The register the order names does not exist or is inactive.
+    UnknownRegister,
     Db(DbError),
 }
 
@@ -147,6 +149,8 @@ pub enum PlaceError {
 const KEY_IN_USE: &str = "TL409";
 /// The SQLSTATE `till_place_order` raises when the customer is at the open-orders cap.
 const OPEN_ORDERS_CAP: &str = "TL429";
+/// The SQLSTATE `till_place_order` raises when the named register is unknown or inactive.
+const UNKNOWN_REGISTER: &str = "TL422";
 
 impl From<sqlx::Error> for PlaceError {
     fn from(e: sqlx::Error) -> Self {
@@ -154,6 +158,7 @@ impl From<sqlx::Error> for PlaceError {
             match db.code().as_deref() {
                 Some(KEY_IN_USE) => return PlaceError::KeyInUse,
                 Some(OPEN_ORDERS_CAP) => return PlaceError::OpenOrdersCap,
+                Some(UNKNOWN_REGISTER) => return PlaceError::UnknownRegister,
                 _ => {}
             }
         }
@@ -165,7 +170,8 @@ impl From<sqlx::Error> for PlaceError {
 }
 
 /// The one argument of `till_place_order`
-/// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql): every key is the column it fills, read
+/// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql,
+/// 20261201100000_register_shifts.sql): every key is the column it fills, read
 /// there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
@@ -201,6 +207,9 @@ struct OrderRow<'a> {
     currency: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// migrations/20261201100000_register_shifts.sql: the register a POS order names (the
+    /// function resolves it, and the shift, when absent).
+    register_id: Option<Uuid>,
 }
 
 /// An `order_lines` row (its `order_id` is the order's).
@@ -282,6 +291,7 @@ impl<'a> PlaceArgs<'a> {
                 currency: &o.currency,
                 created_at: o.created_at,
                 updated_at: o.updated_at,
+                register_id: o.register_id,
             },
             lines: o
                 .lines
@@ -345,15 +355,29 @@ impl<'a> PlaceArgs<'a> {
     }
 }
 
+/// Where a placed order landed: its register and register shift (both null for online
+/// orders, and for POS orders placed with no register and no open shift). The stored answer
+/// already carries them; the caller adds them to its own copy.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct Placed {
+    pub register_id: Option<Uuid>,
+    pub shift_id: Option<Uuid>,
+}
+
 /// Writes the order and all that goes with it in one statement; see the module comment.
-pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<(), PlaceError> {
+pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<Placed, PlaceError> {
     let args = Json(PlaceArgs::new(&p));
-    let short: Option<Json<Vec<Shortage>>> = sqlx::query_scalar("SELECT till_place_order($1)")
+    let out: Json<Value> = sqlx::query_scalar("SELECT till_place_order($1)")
         .bind(args)
         .fetch_one(pool)
         .await?;
-    match short {
-        None => Ok(()),
-        Some(Json(lines)) => Err(PlaceError::Insufficient(lines)),
+    let bad =
+        |e: serde_json::Error| PlaceError::Db(DbError::Other(sqlx::Error::Decode(Box::new(e))));
+    match out.0 {
+        // Short lines come back as an array, a placed order as an object.
+        v @ Value::Array(_) => Err(PlaceError::Insufficient(
+            serde_json::from_value(v).map_err(bad)?,
+        )),
+        v => serde_json::from_value(v).map_err(bad),
     }
 }

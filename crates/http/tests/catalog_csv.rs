@@ -109,6 +109,13 @@ async fn export_then_import_of_1000_products_changes_nothing() {
         "versions, stock and movements are untouched"
     );
 
+    // Compressed, the stream still ends cleanly (it is polled once more after its end).
+    for encoding in ["gzip", "br"] {
+        let r = mgr.get(EXPORT).header("accept-encoding", encoding).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("content-encoding"), encoding);
+    }
+
     // Only managers export.
     app.as_cashier()
         .await

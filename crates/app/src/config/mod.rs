@@ -142,6 +142,8 @@ section! {
         store_tax_id: Option<String> = ("STORE_TAX_ID", "-", "The shop's tax registration number, printed on receipts when set."),
         order_unpaid_ttl: Duration = ("ORDER_UNPAID_TTL_MINUTES", "30", "An online order not fully paid and still pending after this many minutes is cancelled by the worker (its stock returned); one with money on it is only reported, for a manager to refund."),
         online_open_orders_per_customer: u32 = ("ONLINE_OPEN_ORDERS_PER_CUSTOMER", "3", "Pending, not fully paid online orders one customer may hold at once; one more is refused (409)."),
+        shifts_required: bool = ("SHIFTS_REQUIRED", "false", "`true` (`1`, `yes`): a cash payment or cash refund needs an open register shift (else 409 `no_open_shift`), and the till asks to open one before selling."),
+        shift_max_difference_cents: i64 = ("SHIFT_MAX_DIFFERENCE_CENTS", "500", "Largest cash difference (counted − expected, either way, in cents) a cashier may close a shift with; beyond it a manager must close (403 for a cashier)."),
     }
 }
 

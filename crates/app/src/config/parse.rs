@@ -305,6 +305,11 @@ fn shop(
         order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
         online_open_orders_per_customer: u32::try_from(num("ONLINE_OPEN_ORDERS_PER_CUSTOMER", 3)?)
             .map_err(|_| ConfigError("ONLINE_OPEN_ORDERS_PER_CUSTOMER is too large".into()))?,
+        shifts_required: flag(get, "SHIFTS_REQUIRED", false)?,
+        shift_max_difference_cents: i64::try_from(num("SHIFT_MAX_DIFFERENCE_CENTS", 500)?)
+            .ok()
+            .filter(|n| *n <= 1_000_000_000_000)
+            .ok_or_else(|| ConfigError("SHIFT_MAX_DIFFERENCE_CENTS is too large".into()))?,
     })
 }
 
@@ -386,6 +391,8 @@ mod tests {
         .unwrap();
         assert!(!format!("{mine:?}").contains("hush-hush-42"));
         assert_eq!(mine.shop.online_open_orders_per_customer, 3);
+        assert!(!mine.shop.shifts_required);
+        assert_eq!(mine.shop.shift_max_difference_cents, 500);
     }
 
     #[test]

@@ -66,6 +66,10 @@ pub enum OrderError {
     /// Cancelling an order that still holds money (`paid − refunded > 0`): refund it first.
     #[error("the order holds {refundable_cents} that must be refunded before it is cancelled")]
     MoneyOnOrder { refundable_cents: i64 },
+    /// A cash payment or refund with no open register shift to land in, while
+    /// `SHIFTS_REQUIRED` is set.
+    #[error("no open register shift")]
+    NoOpenShift,
     /// The customer already holds `limit` pending, not fully paid online orders.
     #[error("at most {limit} open online orders per customer")]
     OpenOrdersCap { limit: u32 },
@@ -120,6 +124,8 @@ pub struct OrderView<'a> {
     pub delivery_address: &'a Option<String>,
     #[schema(value_type = String)]
     pub currency: &'a str,
+    pub register_id: Option<Uuid>,
+    pub shift_id: Option<Uuid>,
     pub version: i64,
     #[schema(value_type = Vec<StatusChange>)]
     pub status_history: &'a [StatusChange],
@@ -154,6 +160,8 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             note: &o.note,
             delivery_address: &o.delivery_address,
             currency: &o.currency,
+            register_id: o.register_id,
+            shift_id: o.shift_id,
             version: o.version,
             status_history: &o.status_history,
             created_at: o.created_at,

@@ -37,6 +37,9 @@ pub struct PlaceInput {
     pub discount: Option<Discount>,
     pub note: Option<String>,
     pub delivery_address: Option<String>,
+    /// The till's register (POS orders). Absent: the register of the open shift the caller is
+    /// on, if any.
+    pub register_id: Option<Uuid>,
 }
 
 /// One line as asked for.
@@ -105,6 +108,8 @@ pub async fn place(
         note: note.map(str::to_owned),
         delivery_address: address.map(str::to_owned),
         currency: app.config.shop.currency.clone(),
+        register_id: body.register_id,
+        shift_id: None,
         version: 1,
         created_at: prep.now,
         updated_at: prep.now,
@@ -118,7 +123,7 @@ pub async fn place(
         }],
         receipt_count: 0,
     };
-    let answer = render(&order);
+    let mut answer = render(&order);
     let placed = checkout::place(
         &app.db.write,
         Placement {
@@ -140,8 +145,13 @@ pub async fn place(
     )
     .await;
     match placed {
-        Ok(()) => {
+        Ok(placed) => {
             app.after_commit(true);
+            // The function resolved the register and shift and stored them in its answer.
+            if let Some(body) = answer.body.as_object_mut() {
+                body.insert("register_id".into(), json!(placed.register_id));
+                body.insert("shift_id".into(), json!(placed.shift_id));
+            }
             Ok(answer)
         }
         Err(PlaceError::Insufficient(lines)) => Err(OrderError::InsufficientStock { lines }),
@@ -149,6 +159,10 @@ pub async fn place(
         Err(PlaceError::OpenOrdersCap) => Err(OrderError::OpenOrdersCap {
             limit: app.config.shop.online_open_orders_per_customer,
         }),
+        Err(PlaceError::UnknownRegister) => Err(OrderError::field(
+            "register_id",
+            "no such register, or it is inactive",
+        )),
         Err(PlaceError::KeyTaken) => idempotency::answer_taken(app, caller.user_id, key).await,
         Err(PlaceError::Db(e)) => Err(e.into()),
     }
@@ -209,6 +223,9 @@ fn check_body(
                 "appears on more than one line; use one line with the total quantity",
             );
         }
+    }
+    if channel == Channel::Online && body.register_id.is_some() {
+        errs.add("register_id", "is only for till (POS) orders");
     }
     if channel == Channel::Online && body.fulfilment == Fulfilment::InStore {
         errs.add(

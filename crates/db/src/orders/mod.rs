@@ -18,7 +18,9 @@ use crate::DbError;
 mod money;
 mod read;
 
-pub use money::{add_payment, add_refund, returnable, NewPayment, Returnable};
+pub use money::{
+    add_payment, add_refund, first_payment_method, returnable, NewPayment, NewRefund, Returnable,
+};
 pub use read::{
     board, customer_exists, decode_cursor, expired_open, expired_with_money, list, Board, Filter,
     ListCursor, BOARD_COLUMNS,
@@ -56,6 +58,9 @@ pub struct Payment {
     /// provider); absent for payments taken by staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent_id: Option<Uuid>,
+    /// The register shift it landed in, if any.
+    #[serde(default)]
+    pub shift_id: Option<Uuid>,
 }
 
 /// One restocked product of a refund.
@@ -68,11 +73,17 @@ pub struct Restock {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refund {
     pub id: Uuid,
+    /// The tender the money went back in (null only on refunds older than tender methods).
+    #[serde(default)]
+    pub method: Option<PaymentMethod>,
     pub amount_cents: i64,
     pub reason: String,
     pub restock: Vec<Restock>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The register shift it landed in, if any.
+    #[serde(default)]
+    pub shift_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,6 +113,8 @@ struct OrderRow {
     note: Option<String>,
     delivery_address: Option<String>,
     currency: String,
+    register_id: Option<Uuid>,
+    shift_id: Option<Uuid>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -132,6 +145,10 @@ pub struct Order {
     pub note: Option<String>,
     pub delivery_address: Option<String>,
     pub currency: String,
+    /// The register of a POS order (named, or that of its creator's open shift).
+    pub register_id: Option<Uuid>,
+    /// The register shift that was open when it was placed.
+    pub shift_id: Option<Uuid>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -172,6 +189,8 @@ impl TryFrom<OrderRow> for Order {
             note: r.note,
             delivery_address: r.delivery_address,
             currency: r.currency,
+            register_id: r.register_id,
+            shift_id: r.shift_id,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -190,7 +209,7 @@ fn into_orders(rows: Vec<OrderRow>) -> Result<Vec<Order>, DbError> {
 
 const HEAD_COLS: &str = "o.id, o.number, o.channel, o.status, o.fulfilment, o.customer_id, \
     o.created_by, o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents, o.paid_cents, \
-    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.version, \
+    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.register_id, o.shift_id, o.version, \
     o.created_at, o.updated_at, o.receipt_count";
 
 /// Every column of [`OrderRow`] for rows aliased `o`.
@@ -245,6 +264,7 @@ pub struct Head {
     pub paid_cents: i64,
     pub refunded_cents: i64,
     pub version: i64,
+    pub register_id: Option<Uuid>,
 }
 
 impl Head {
@@ -259,7 +279,8 @@ impl Head {
 /// Locks the order row for the rest of the transaction and returns its head, or `NotFound`.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Head, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, status, fulfilment, customer_id, total_cents, paid_cents, refunded_cents, version
+        "SELECT id, status, fulfilment, customer_id, total_cents, paid_cents, refunded_cents, version,
+                register_id
          FROM orders WHERE id = $1 FOR NO KEY UPDATE",
     )
     .bind(id)

@@ -12,7 +12,9 @@ pub mod payments;
 pub mod product_csv;
 pub mod product_media;
 pub mod products;
+pub mod registers;
 pub mod reports;
+pub mod shifts;
 pub mod users;
 pub mod webhooks;
 
@@ -40,6 +42,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
+        .merge(registers::router())
+        .merge(shifts::router())
         .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }

@@ -72,9 +72,10 @@ async fn export(State(state): State<AppState>, _who: Authed<ManagerPlus>) -> Api
         }
         let _ = send.send(Ok(csv.take())).await;
     });
-    let body = Body::from_stream(futures::stream::unfold(recv, |mut recv| async move {
-        recv.recv().await.map(|chunk| (chunk, recv))
-    }));
+    // `poll_fn` over the receiver, not `stream::unfold`: the body may be polled again after it
+    // ended (the compression layer does), and a closed receiver keeps answering `None`.
+    let mut recv = recv;
+    let body = Body::from_stream(futures::stream::poll_fn(move |cx| recv.poll_recv(cx)));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(

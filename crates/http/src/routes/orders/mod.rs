@@ -5,7 +5,7 @@
 mod board;
 mod create;
 mod payments;
-mod read;
+pub(crate) mod read;
 mod receipt;
 mod refunds;
 mod transitions;
