@@ -60,6 +60,9 @@ export ADMIN_EMAIL=admin@till.local
 export ADMIN_PASSWORD=till-admin-pass
 export JWT_SECRET=till-e2e-only-jwt-secret-not-for-production-use
 export STATIC_DIR="$root/web"
+# Product photos uploaded by the tests: a fresh directory each run.
+export MEDIA_DIR="$root/e2e/.run/media"
+rm -rf "$MEDIA_DIR"
 export BIND_ADDR="127.0.0.1:$port"
 export APP_ENV=development
 export LOG_FORMAT=json

@@ -538,10 +538,27 @@ function showReceipt(sale, offline) {
     receipt,
     h('div.row', { style: { marginTop: '1rem' } },
       newSale,
-      h('button#print.btn.big', { type: 'button', onclick: () => window.print() }, 'Print receipt'))),
+      h('button#print.btn.big', { type: 'button', onclick: () => printReceipt(o) }, 'Print receipt'))),
   { onClose: () => els.scan.focus() });
   newSale.focus();
   return d;
+}
+
+/** Prints the server's receipt (the same layout as the text one for ESC/POS printers; a
+ *  reprint says COPY) in a hidden frame. Offline, or before the order exists, the local copy
+ *  above is printed instead. */
+function printReceipt(o) {
+  if (!o || !navigator.onLine) { window.print(); return; }
+  let frame = $('#receipt-frame');
+  if (!frame) {
+    frame = h('iframe#receipt-frame', { title: 'Receipt for printing', 'aria-hidden': 'true', tabIndex: -1 });
+    Object.assign(frame.style, { position: 'fixed', width: '0', height: '0', border: '0', right: '0', bottom: '0' });
+    document.body.append(frame);
+  }
+  frame.onload = () => {
+    try { frame.contentWindow.focus(); frame.contentWindow.print(); } catch { window.print(); }
+  };
+  frame.src = `/api/v1/orders/${o.id}/receipt?format=html&width=80`;
 }
 
 // ---- queue panel ----

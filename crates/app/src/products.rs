@@ -75,19 +75,20 @@ pub struct NewProductInput {
 
 /// Checked product fields shared by create and update.
 #[derive(Default)]
-struct Checked {
-    sku: Option<Sku>,
-    barcode: Option<Option<Barcode>>,
-    name: Option<ProductName>,
-    description: Option<String>,
-    price_cents: Option<PriceCents>,
-    tax_rate_bp: Option<TaxRateBp>,
-    low_stock_threshold: Option<i64>,
+pub(crate) struct Checked {
+    pub sku: Option<Sku>,
+    pub barcode: Option<Option<Barcode>>,
+    pub name: Option<ProductName>,
+    pub description: Option<String>,
+    pub price_cents: Option<PriceCents>,
+    pub tax_rate_bp: Option<TaxRateBp>,
+    pub low_stock_threshold: Option<i64>,
 }
 
-/// Parses whichever fields are present, recording every problem in `errs`.
+/// Parses whichever fields are present, recording every problem in `errs` (the CSV import
+/// checks its rows with this too).
 #[allow(clippy::too_many_arguments)]
-fn check_fields(
+pub(crate) fn check_fields(
     errs: &mut FieldErrors,
     sku: Option<&str>,
     barcode: Option<Option<&str>>,

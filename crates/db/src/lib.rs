@@ -14,6 +14,8 @@ pub mod jobs;
 pub mod orders;
 pub mod outbox;
 pub mod payment_intents;
+pub mod product_images;
+pub mod product_import;
 pub mod products;
 pub mod registers;
 pub mod reports;

@@ -48,7 +48,7 @@ enum Command {
         password: String,
     },
     /// Print a ready load-balancer configuration for several `till serve` instances.
-    LbConfig(lb_config::LbArgs),
+    LbConfig(Box<lb_config::LbArgs>),
 }
 
 fn init_logging(cfg: &Config) {

@@ -93,6 +93,12 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
         payments: PaymentsConfig {
             webhook_secret: webhook_secret(get, app_env)?,
         },
+        media: MediaConfig {
+            media_dir: PathBuf::from(get("MEDIA_DIR").unwrap_or_else(|| "media".into())),
+            max_image_bytes: num("MAX_IMAGE_BYTES", 10 * 1024 * 1024)?.max(1024) as usize,
+            max_import_bytes: num("MAX_IMPORT_BYTES", 64 * 1024 * 1024)?.max(1024) as usize,
+            image_workers: num("IMAGE_WORKERS", 2)?.clamp(1, 64) as usize,
+        },
         webhooks: WebhookConfig {
             timeout: Duration::from_secs(num("WEBHOOK_TIMEOUT_SECONDS", 10)?.clamp(1, 300)),
             max_attempts: num("WEBHOOK_MAX_ATTEMPTS", 12)?.clamp(1, 100) as i32,
@@ -293,6 +299,9 @@ fn shop(
         currency,
         default_calling_code,
         store_timezone,
+        store_name: get("STORE_NAME").unwrap_or_else(|| "Till".into()),
+        store_address: get("STORE_ADDRESS").unwrap_or_default(),
+        store_tax_id: get("STORE_TAX_ID"),
         order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
         online_open_orders_per_customer: u32::try_from(num("ONLINE_OPEN_ORDERS_PER_CUSTOMER", 3)?)
             .map_err(|_| ConfigError("ONLINE_OPEN_ORDERS_PER_CUSTOMER is too large".into()))?,

@@ -131,6 +131,8 @@ pub struct OrderView<'a> {
     pub status_history: &'a [StatusChange],
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Receipts issued so far (`GET /orders/{id}/receipt`); each after the first says COPY.
+    pub receipt_count: i32,
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
@@ -164,6 +166,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             status_history: &o.status_history,
             created_at: o.created_at,
             updated_at: o.updated_at,
+            receipt_count: o.receipt_count,
         }
     }
 }

@@ -121,6 +121,7 @@ pub async fn place(
             at: prep.now,
             by: Some(caller.user_id),
         }],
+        receipt_count: 0,
     };
     let mut answer = render(&order);
     let placed = checkout::place(

@@ -122,6 +122,7 @@ struct OrderRow {
     payments: Json<Vec<Payment>>,
     refunds: Json<Vec<Refund>>,
     status_history: Json<Vec<StatusChange>>,
+    receipt_count: i32,
 }
 
 /// A whole order.
@@ -155,6 +156,8 @@ pub struct Order {
     pub payments: Vec<Payment>,
     pub refunds: Vec<Refund>,
     pub status_history: Vec<StatusChange>,
+    /// Receipts issued so far; each after the first is a copy.
+    pub receipt_count: i32,
 }
 
 fn parse<T: std::str::FromStr>(col: &str, v: &str) -> Result<T, DbError> {
@@ -195,6 +198,7 @@ impl TryFrom<OrderRow> for Order {
             payments: r.payments.0,
             refunds: r.refunds.0,
             status_history: r.status_history.0,
+            receipt_count: r.receipt_count,
         })
     }
 }
@@ -206,7 +210,7 @@ fn into_orders(rows: Vec<OrderRow>) -> Result<Vec<Order>, DbError> {
 const HEAD_COLS: &str = "o.id, o.number, o.channel, o.status, o.fulfilment, o.customer_id, \
     o.created_by, o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents, o.paid_cents, \
     o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.register_id, o.shift_id, o.version, \
-    o.created_at, o.updated_at";
+    o.created_at, o.updated_at, o.receipt_count";
 
 /// Every column of [`OrderRow`] for rows aliased `o`.
 fn select_whole() -> String {
@@ -236,6 +240,17 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Order, DbError> {
     let sql = format!("{} FROM orders o WHERE o.id = $1", select_whole());
     let row: OrderRow = sqlx::query_as(&sql).bind(id).fetch_one(conn).await?;
     row.try_into()
+}
+
+/// Counts one more receipt for the order (not a change of the order: its version stays) and
+/// returns how many there have been, this one included.
+pub async fn count_receipt(conn: &mut PgConnection, id: Uuid) -> Result<i32, DbError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE orders SET receipt_count = receipt_count + 1 WHERE id = $1 RETURNING receipt_count",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The money and state columns a write decides on.

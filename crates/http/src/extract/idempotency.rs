@@ -102,6 +102,16 @@ async fn keyed<T: DeserializeOwned, S: Send + Sync>(
     })
 }
 
+/// The key of a request whose body is not JSON (an upload, a CSV import), or `None` when no
+/// `Idempotency-Key` was sent; the caller fingerprints the body itself ([`request_hash`]).
+pub fn optional_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    if headers.contains_key(HEADER) {
+        key_of(headers).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 fn key_of(headers: &HeaderMap) -> ApiResult<String> {
     let required = || {
         ApiError::new(

@@ -9,6 +9,8 @@ pub mod inventory;
 pub mod jobs;
 pub mod orders;
 pub mod payments;
+pub mod product_csv;
+pub mod product_media;
 pub mod products;
 pub mod registers;
 pub mod reports;
@@ -30,6 +32,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(categories::router())
         .merge(products::router())
+        .merge(product_media::router())
+        .merge(product_csv::router())
         .merge(inventory::router())
         .merge(customers::router())
         .merge(jobs::router())
