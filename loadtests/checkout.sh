@@ -161,7 +161,7 @@ else
   echo "== 5 webhook endpoints (the last answers after $SLOW_MS ms) and a till worker"
   "$sink_bin" --ports 5 --slow-ms "$SLOW_MS" >"$work/sink.out" 2>&1 &
   extra_pids="$extra_pids $!"
-  for _ in $(seq 1 50); do grep -q '^PORTS ' "$work/sink.out" && break; sleep 0.1; done
+  for _ in $(seq 1 50); do grep -q '^PORTS ' "$work/sink.out" 2>/dev/null && break; sleep 0.1; done
   IFS=, read -r -a sink_ports <<<"$(sed -n 's/^PORTS //p' "$work/sink.out")"
   env REDIS_URL="$REDIS" REDIS_NAMESPACE="bench$$" WORKER_HEALTH_ADDR=127.0.0.1:0 \
     DATABASE_MAX_CONNECTIONS=4 LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}" "$TILL" worker >"$work/worker.log" 2>&1 &
@@ -170,7 +170,7 @@ else
   for port in "${sink_ports[@]}"; do
     endpoint_ids+=("$(curl -fsS -H 'content-type: application/json' -H "authorization: Bearer $admin_token" \
       -d "{\"url\":\"http://127.0.0.1:$port/hook\",\"events\":[\"order.created\",\"order.updated\",\"order.paid\"]}" \
-      "$base/api/v1/webhooks" | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')")
+      "$base/api/v1/webhooks" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')")
   done
   set_endpoints() { # true|false
     for id in "${endpoint_ids[@]}"; do

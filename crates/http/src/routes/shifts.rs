@@ -137,6 +137,7 @@ fn parse_filter(p: &ListParams, tz: chrono_tz::Tz) -> ApiResult<ListFilter> {
     security(("bearer" = [])),
     params(ListParams, PageParams),
     responses(
+        (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "A page of shifts", body = Page<Shift>),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     )
@@ -175,6 +176,7 @@ pub struct CurrentParams {
     security(("bearer" = [])),
     params(CurrentParams),
     responses(
+        (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "The open shift", body = Shift, headers(("ETag" = String))),
         (status = 404, description = "`not_found`: no open shift", body = ErrorBody),
     )
@@ -196,6 +198,7 @@ async fn current(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Shift id")),
     responses(
+        (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "The shift", body = Shift, headers(("ETag" = String))),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -217,6 +220,7 @@ async fn read(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Shift id")),
     responses(
+        (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "The shift with the caller on it", body = Shift),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`conflict`: the caller is on another open shift; `invalid_transition`: the shift is closed", body = ErrorBody),
@@ -333,6 +337,7 @@ async fn close(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Shift id")),
     responses(
+        (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "The report", body = Report),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
