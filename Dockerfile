@@ -50,7 +50,9 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 till; \
     useradd --system --uid 10001 --gid till --home-dir /nonexistent --no-create-home \
-        --shell /usr/sbin/nologin till
+        --shell /usr/sbin/nologin till; \
+    # MEDIA_DIR: a named volume mounted here starts with this owner, so Till can write it.
+    install -d -o till -g till /var/lib/till/media
 
 COPY --from=builder /usr/local/bin/till /usr/local/bin/till
 # Migrations are embedded in the binary; the copy is for operators who want to read them.
@@ -59,6 +61,7 @@ COPY web /srv/till/web
 
 ENV BIND_ADDR=0.0.0.0:8080 \
     STATIC_DIR=/srv/till/web \
+    MEDIA_DIR=/var/lib/till/media \
     APP_ENV=production \
     LOG_FORMAT=json
 USER till:till

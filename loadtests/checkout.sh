@@ -29,6 +29,12 @@
 #     2026-11-22 (5 runs each): pool 32 → 1060 orders/s, p99 53 ms; pool 8 → 931/s, p99 50 ms.
 #   BENCH_DB [till_bench]  PGBENCH_DB [till_pgbench]  RUST_LOG [warn]  KEEP_DB [0]
 #   MODE [sequential] | concurrent
+#   BASELINE [pgbench] | webhooks
+#     webhooks: instead of pgbench, each run measures checkout twice: with 5 webhook endpoints
+#     paused, then active (all order.* events fanned out by a `till worker` to
+#     crates/server/examples/webhook_sink, whose last endpoint answers after SLOW_MS [100] ms);
+#     between runs it waits until every delivery is done. Prints both rates, their ratio
+#     (target >= 0.9), every event's delivery, and the delivery lag p50/p99 per endpoint.
 #   CARGO_TARGET_DIR  build directory                        ($HOME/.cache/till-target)
 #   TILL_BIN        a till binary to measure instead of the one built here (implies --no-build)
 set -euo pipefail
@@ -57,6 +63,9 @@ PGBENCH_SCALE="${PGBENCH_SCALE:-1}"
 BENCH_DB="${BENCH_DB:-till_bench}"
 PGBENCH_DB="${PGBENCH_DB:-till_pgbench}"
 MODE="${MODE:-sequential}"
+BASELINE="${BASELINE:-pgbench}"
+SLOW_MS="${SLOW_MS:-100}"
+case "$BASELINE" in pgbench | webhooks) ;; *) echo "checkout.sh: BASELINE must be pgbench or webhooks" >&2; exit 2 ;; esac
 case "$MODE" in sequential | concurrent) ;; *) echo "checkout.sh: MODE must be sequential or concurrent" >&2; exit 2 ;; esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
 
@@ -77,14 +86,16 @@ fi
 if [ "$build" = 1 ]; then
   echo "== cargo build --release -p till-server"
   cargo build --release -p till-server
+  if [ "$BASELINE" = webhooks ]; then cargo build --release -p till-server --example webhook_sink; fi
 fi
 TILL="${TILL_BIN:-$CARGO_TARGET_DIR/release/till}"
 [ -x "$TILL" ] || { echo "checkout.sh: $TILL not built (drop --no-build)" >&2; exit 1; }
 
 work="$(mktemp -d)"
 server_pid=""
+extra_pids=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  for pid in $server_pid $extra_pids; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   if [ "${KEEP_DB:-0}" != 1 ]; then
     psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" >/dev/null 2>&1 || true
   fi
@@ -140,9 +151,41 @@ export TILL_TOKEN
 TILL_TOKEN="$(login bench-cashier@till.local bench-cashier-password)"
 export TILL_PRODUCTS_FILE="$work/products.txt"
 
-echo "== pgbench -i -s $PGBENCH_SCALE (database $PGBENCH_DB)"
-psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
-pgbench -i -q -s "$PGBENCH_SCALE" "$PG_URL/$PGBENCH_DB" >/dev/null 2>&1
+if [ "$BASELINE" = pgbench ]; then
+  echo "== pgbench -i -s $PGBENCH_SCALE (database $PGBENCH_DB)"
+  psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
+  pgbench -i -q -s "$PGBENCH_SCALE" "$PG_URL/$PGBENCH_DB" >/dev/null 2>&1
+else
+  sink_bin="$(dirname "$TILL")/examples/webhook_sink"
+  [ -x "$sink_bin" ] || { echo "checkout.sh: $sink_bin not built (drop --no-build)" >&2; exit 1; }
+  echo "== 5 webhook endpoints (the last answers after $SLOW_MS ms) and a till worker"
+  "$sink_bin" --ports 5 --slow-ms "$SLOW_MS" >"$work/sink.out" 2>&1 &
+  extra_pids="$extra_pids $!"
+  for _ in $(seq 1 50); do grep -q '^PORTS ' "$work/sink.out" 2>/dev/null && break; sleep 0.1; done
+  IFS=, read -r -a sink_ports <<<"$(sed -n 's/^PORTS //p' "$work/sink.out")"
+  env REDIS_URL="$REDIS" REDIS_NAMESPACE="bench$$" WORKER_HEALTH_ADDR=127.0.0.1:0 \
+    DATABASE_MAX_CONNECTIONS=4 LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}" "$TILL" worker >"$work/worker.log" 2>&1 &
+  extra_pids="$extra_pids $!"
+  endpoint_ids=()
+  for port in "${sink_ports[@]}"; do
+    endpoint_ids+=("$(curl -fsS -H 'content-type: application/json' -H "authorization: Bearer $admin_token" \
+      -d "{\"url\":\"http://127.0.0.1:$port/hook\",\"events\":[\"order.created\",\"order.updated\",\"order.paid\"]}" \
+      "$base/api/v1/webhooks" | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')")
+  done
+  set_endpoints() { # true|false
+    for id in "${endpoint_ids[@]}"; do
+      curl -fsS -o /dev/null -X PATCH -H 'content-type: application/json' -H "authorization: Bearer $admin_token" \
+        -d "{\"active\":$1}" "$base/api/v1/webhooks/$id"
+    done
+  }
+  pending() { psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"; }
+  drain() { # waits until every queued delivery is done; prints the seconds it took
+    local t0=$SECONDS
+    sleep 1
+    while [ "$(pending)" != 0 ]; do sleep 0.5; done
+    echo $((SECONDS - t0))
+  }
+fi
 
 run_wrk() { # duration tag
   TILL_RUN="$2" wrk -t "$THREADS" -c "$CONNECTIONS" -d "$1" --timeout 10s -s loadtests/checkout.lua "$base/api/v1/orders" |
@@ -154,9 +197,18 @@ echo "== warm-up (5 s)"
 run_wrk 5s "warm$$" >/dev/null
 
 declare -a tps_all rps_all p99_all ratio_all
-printf '\n%-4s %12s %12s %10s %10s %8s\n' run pgbench_tps orders_per_s p99_ms p50_ms ratio
+baseline_label=pgbench_tps
+[ "$BASELINE" = webhooks ] && baseline_label=no_hooks_ops
+printf '\n%-4s %12s %12s %10s %10s %8s\n' run "$baseline_label" orders_per_s p99_ms p50_ms ratio
 for i in $(seq 1 "$RUNS"); do
-  if [ "$MODE" = concurrent ]; then
+  if [ "$BASELINE" = webhooks ]; then
+    set_endpoints false
+    base_line="$(run_wrk "${DURATION}s" "base$$-$i")"
+    set_endpoints true
+    line="$(run_wrk "${DURATION}s" "run$$-$i")"
+    echo "     deliveries drained $(drain) s after the run"
+    echo "tps = $(echo "$base_line" | field rps)" >"$work/pgbench.out"
+  elif [ "$MODE" = concurrent ]; then
     pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" &
     pgbench_pid=$!
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
@@ -190,6 +242,31 @@ m_ratio="$(median "${ratio_all[@]}")"
 orders="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM orders")"
 errors5="$(grep -c '"level":"ERROR"' "$work/server.log" || true)"
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo PASS; else echo FAIL; fi; }
+if [ "$BASELINE" = webhooks ]; then
+  events="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM webhook_deliveries")"
+  failed="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM webhook_deliveries WHERE status <> 'succeeded'")"
+  echo
+  echo "webhooks: $events deliveries queued while endpoints were active, $failed not succeeded"
+  printf '%-10s %10s %10s %10s %10s %10s\n' endpoint received distinct lag_p50_ms lag_p99_ms lag_max_ms
+  n=0
+  for port in "${sink_ports[@]}"; do
+    n=$((n + 1))
+    st="$(curl -fsS "http://127.0.0.1:$port/stats")"
+    num() { echo "$st" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+    label="fast-$n"; [ "$n" = "${#sink_ports[@]}" ] && label="slow"
+    printf '%-10s %10s %10s %10s %10s %10s\n' "$label" "$(num received)" "$(num distinct)" "$(num p50)" "$(num p99)" "$(num max)"
+  done
+  cat <<EOF
+
+median of ${#tps_all[@]} of $RUNS runs ($CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs):
+  checkout orders/s, webhooks paused   $(median "${tps_all[@]}")
+  checkout orders/s, 5 endpoints       $(median "${rps_all[@]}")
+  ratio                                $(median "${ratio_all[@]}")      (target >= 0.9: $(verdict "$(median "${ratio_all[@]}")" 0.9 '>='))
+  checkout p99 with webhooks           $(median "${p99_all[@]}") ms
+  errors logged by the server          $(grep -c '"level":"ERROR"' "$work/server.log" || true)
+EOF
+  exit 0
+fi
 cat <<EOF
 
 median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${DURATION}s, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)):

@@ -25,7 +25,8 @@
 --    their `transfer_id` or `count_id`.
 -- 5. Transfers (`transfers`, `transfer_lines`, `transfer_receipts`) and stock counts
 --    (`stock_counts`, `stock_count_lines`).
--- 6. `till_place_order(args jsonb)` takes stock at the order's location; see its comment.
+-- 6. Registers belong to a location; `till_place_order(args jsonb)` takes stock at the order's
+--    location; see its comment.
 
 CREATE TABLE locations (
     id              UUID PRIMARY KEY,
@@ -218,13 +219,20 @@ CREATE TABLE stock_count_lines (
     PRIMARY KEY (count_id, product_id)
 );
 
--- Same as migrations/20261130200000_payment_intents.sql, with stock taken at the order's
--- location (marked "Locations" below). The location is the one the order names (it must be
--- active, and pickup-enabled when `args.pickup_location_only`: else TL423 and nothing is
--- written), else the default location. Shortages read that location's stock under the
--- product lock, and name it. The location is added to the
--- stored answer and returned as `{"location_id"}`; short lines are still returned as an array.
--- At the default location this is the old statement plus one empty index probe per line.
+-- Registers belong to a location (null: the default location). The table is small: the
+-- foreign key is checked here.
+ALTER TABLE registers ADD CONSTRAINT registers_location_id_fkey
+    FOREIGN KEY (location_id) REFERENCES locations (id);
+
+-- Same as migrations/20261201100000_register_shifts.sql, with stock taken at the order's
+-- location (marked "Locations" below). The register and shift are resolved first (moved up from
+-- after the stock check, since the register decides the location). The location is the one the
+-- order names (it must be active, and pickup-enabled when `args.pickup_location_only`: else
+-- TL423 and nothing is written), else the register's location for a POS order, else the default
+-- location. Shortages read that location's stock under the product lock, and name it. The
+-- location is added to the stored answer and returned beside the register and shift; short
+-- lines are still returned as an array. At the default location this is the old statement plus
+-- one empty index probe per line: its stock is the total less the other locations' rows.
 CREATE OR REPLACE FUNCTION till_place_order(args jsonb) RETURNS json
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
@@ -250,6 +258,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(till_idempotency_lock_id(v_key.scope, v_key.key)) THEN
         RAISE EXCEPTION 'idempotency key in use' USING ERRCODE = 'TL409';
     END IF;
+    -- The open-orders cap: one customer's orders are counted one request at a time.
     IF v_cap IS NOT NULL AND v_order.customer_id IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('till.open_orders' || chr(31)
                                                        || v_order.customer_id::text, 0));
@@ -260,7 +269,33 @@ BEGIN
             RAISE EXCEPTION 'open orders cap' USING ERRCODE = 'TL429';
         END IF;
     END IF;
+    -- Register shifts: a POS order belongs to the register it names (which must be active:
+    -- else TL422), or to the register of the open shift its creator is on; and to that
+    -- register's open shift, taken FOR SHARE so a close waits for this order (and a close that
+    -- won leaves the order without a shift).
+    v_order.shift_id := NULL;
+    IF v_order.channel = 'pos' THEN
+        IF v_order.register_id IS NOT NULL THEN
+            PERFORM 1 FROM registers WHERE id = v_order.register_id AND active;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'no such register' USING ERRCODE = 'TL422';
+            END IF;
+            SELECT s.id INTO v_order.shift_id FROM shifts s
+            WHERE s.register_id = v_order.register_id AND s.status = 'open' FOR SHARE;
+        ELSE
+            SELECT s.register_id, s.id INTO v_order.register_id, v_order.shift_id
+            FROM shift_users su JOIN shifts s ON s.id = su.shift_id
+            WHERE su.user_id = v_order.created_by AND su.on_shift AND s.status = 'open'
+            FOR SHARE OF s;
+        END IF;
+    ELSE
+        v_order.register_id := NULL;
+    END IF;
     -- Locations (new): the order's stock location.
+    IF v_order.location_id IS NULL AND v_order.register_id IS NOT NULL THEN
+        SELECT r.location_id INTO v_order.location_id FROM registers r
+        WHERE r.id = v_order.register_id;
+    END IF;
     IF v_order.location_id IS NOT NULL THEN
         SELECT is_default INTO v_default FROM locations
         WHERE id = v_order.location_id AND active
@@ -295,18 +330,19 @@ BEGIN
         RETURN v_short;
     END IF;
     v_key.response_body := v_key.response_body
-        || jsonb_build_object('location_id', v_order.location_id);
+        || jsonb_build_object('register_id', v_order.register_id, 'shift_id', v_order.shift_id,
+                              'location_id', v_order.location_id);
     WITH ins_order AS (
         INSERT INTO orders (id, number, channel, status, fulfilment, customer_id, created_by,
             subtotal_cents, discount_cents, tax_cents, total_cents, discount, note,
             delivery_address, currency, created_at, updated_at,
-            location_id) -- Locations (new)
+            register_id, shift_id, location_id)
         VALUES (v_order.id, v_order.number, v_order.channel, v_order.status, v_order.fulfilment,
             v_order.customer_id, v_order.created_by, v_order.subtotal_cents,
             v_order.discount_cents, v_order.tax_cents, v_order.total_cents, v_order.discount,
             v_order.note, v_order.delivery_address, v_order.currency, v_order.created_at,
             v_order.updated_at,
-            v_order.location_id) -- Locations (new)
+            v_order.register_id, v_order.shift_id, v_order.location_id)
     ), ins_lines AS (
         INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price_cents,
             quantity, tax_rate_bp, track_stock, subtotal_cents, discount_cents, tax_cents,
@@ -348,6 +384,7 @@ BEGIN
         (scope, key, request_hash, response_status, response_body, response_headers)
     VALUES (v_key.scope, v_key.key, v_key.request_hash, v_key.response_status,
             v_key.response_body, v_key.response_headers);
-    RETURN json_build_object('location_id', v_order.location_id);
+    RETURN json_build_object('register_id', v_order.register_id, 'shift_id', v_order.shift_id,
+                             'location_id', v_order.location_id);
 END
 $$;

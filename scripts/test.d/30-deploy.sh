@@ -274,6 +274,33 @@ else
   note "no python3 with PyYAML: the compose file's shape is not checked"
 fi
 
+# Product images: one volume, written by every web instance at MEDIA_DIR and served by nginx at
+# /media/ straight from disk with the year-long immutable cache Till itself sends.
+if [ -n "$py" ]; then
+  check "docker-compose.yml + nginx.conf: the media volume shared by web (MEDIA_DIR) and nginx (/media/)" \
+    "$py" - docker-compose.yml nginx/nginx.conf .env.example Dockerfile <<'PY'
+import re, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]
+assert "media" in c["volumes"], c["volumes"]
+web = s["web"].get("volumes", [])
+assert "media:/var/lib/till/media" in web, web
+assert "media:/srv/till/media:ro" in s["nginx"]["volumes"], s["nginx"]["volumes"]
+conf = open(sys.argv[2]).read()
+m = re.search(r"location /media/ \{(.*?)\n        \}", conf, re.S)
+assert m, "nginx.conf has no location /media/"
+body = m.group(1)
+assert "alias /srv/till/media/;" in body and "try_files $uri =404;" in body, body
+assert 'add_header Cache-Control "public, max-age=31536000, immutable";' in body, body
+assert "proxy_pass" not in body, "media must be served from disk, not proxied"
+assert re.search(r"location = /api/v1/products/import \{[^}]*client_max_body_size 64m;", conf), "import body limit"
+assert re.search(r"location ~ \^/api/v1/products/\[\^/\]\+/images\$ \{[^}]*client_max_body_size 10m;", conf), "image body limit"
+env = open(sys.argv[3]).read()
+assert "MEDIA_DIR=/var/lib/till/media" in env and "MAX_IMAGE_BYTES=10485760" in env and "MAX_IMPORT_BYTES=67108864" in env
+assert "install -d -o till -g till /var/lib/till/media" in open(sys.argv[4]).read()
+PY
+fi
+
 if ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
   deploy_without_engine() {
     local out

@@ -41,11 +41,12 @@ db="till_e2e_$(date +%s)_$$"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
   shuf -i 20000-60000 -n 1)
 server_pid=''
+worker_pid=''
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  for pid in $server_pid $worker_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   psql -w -X -d "$TILL_PG_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -59,6 +60,9 @@ export ADMIN_EMAIL=admin@till.local
 export ADMIN_PASSWORD=till-admin-pass
 export JWT_SECRET=till-e2e-only-jwt-secret-not-for-production-use
 export STATIC_DIR="$root/web"
+# Product photos uploaded by the tests: a fresh directory each run.
+export MEDIA_DIR="$root/e2e/.run/media"
+rm -rf "$MEDIA_DIR"
 export BIND_ADDR="127.0.0.1:$port"
 export APP_ENV=development
 export LOG_FORMAT=json
@@ -81,6 +85,10 @@ for _ in $(seq 1 100); do
   fi
   sleep 0.1
 done
+
+# The worker delivers webhooks (the back office's test ping reaches a receiver the test runs).
+WORKER_HEALTH_ADDR=127.0.0.1:0 WEBHOOK_RETRY_BASE_MS=500 "$till" worker >e2e/.run/worker.log 2>&1 &
+worker_pid=$!
 
 export BASE_URL="http://127.0.0.1:$port"
 cd e2e

@@ -7,6 +7,9 @@ import {
 import {
   h, fill, $, say, requireUser, userBox, errorBox, showError, markFields, field, busy, modal, reloginOn401,
 } from '../assets/ui.js';
+import { imagesCard, pageImport } from './catalog.js';
+import { pageShifts } from './shifts.js';
+import { pageWebhooks } from './webhooks.js';
 
 const main = $('#main');
 let user = null;
@@ -14,7 +17,7 @@ let categories = [];
 const CONFLICT = 'Someone else changed this product; reload to see their changes';
 
 function tabs(current) {
-  const items = [['products', 'Products'], ['stock', 'Stock'], ['sales', 'Sales'], ...(user.role === 'admin' ? [['staff', 'Staff']] : [])];
+  const items = [['products', 'Products'], ['import', 'Import'], ['stock', 'Stock'], ['sales', 'Sales'], ['shifts', 'Shifts'], ...(user.role === 'admin' ? [['staff', 'Staff'], ['webhooks', 'Webhooks']] : [])];
   return h('nav.tabs', { 'aria-label': 'Back office sections' },
     items.map(([k, label]) => h('a', { href: `#/${k}`, 'aria-current': k === current ? 'page' : null }, label)));
 }
@@ -54,6 +57,8 @@ async function pageProducts() {
     h('div.row', { style: { justifyContent: 'space-between', marginBottom: '.75rem' } },
       h('h1', 'Products'),
       h('div.row',
+        h('a#export-csv.btn', { href: '/api/v1/products/export.csv', download: 'products.csv' }, 'Export CSV'),
+        h('a#import-csv.btn', { href: '#/import' }, 'Import CSV'),
         h('button.btn', { type: 'button', onclick: newCategory }, 'New category'),
         h('a#new-product.btn.primary', { href: '#/products/new' }, 'New product'))),
     h('div.card',
@@ -231,10 +236,14 @@ async function pageProduct(id) {
         } catch (ex) { showError(err, ex); }
       }),
     }, 'Stop selling') : null));
+  // Photo changes bump the product's version: keep it, so the next save is not a false conflict.
+  const photos = isNew ? null : imagesCard(p, async () => {
+    try { p = { ...p, version: (await get(`/products/${p.id}`)).version }; stockLine(); } catch { /* shown on save */ }
+  });
   fill(main, tabs('products'),
     h('p', h('a', { href: '#/products' }, '← Products')),
     h('h1', isNew ? 'New product' : p.name),
-    stockInfo, form);
+    stockInfo, form, photos);
   inputs.name.focus();
 }
 
@@ -510,9 +519,12 @@ async function route() {
   const [, a, b] = (location.hash || '#/products').split('/');
   try {
     if (a === 'products' && b) await pageProduct(b);
+    else if (a === 'import') pageImport(main, tabs);
     else if (a === 'stock') await pageStock(b);
     else if (a === 'sales') await pageSales();
+    else if (a === 'shifts') await pageShifts(main, tabs('shifts'), user);
     else if (a === 'staff') await pageStaff();
+    else if (a === 'webhooks') await pageWebhooks(main, tabs, b);
     else await pageProducts();
   } catch (e) {
     fill(main, tabs(a || 'products'), h('p.form-error', { role: 'alert' }, e.message));

@@ -133,7 +133,8 @@ export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
 /**
  * Calls the API. Returns the parsed JSON body (or null for 204).
- * opts: {body, idempotencyKey, ifMatch, query, raw (return {data, status, headers, replayed})}
+ * opts: {body, form (FormData), file + contentType (a raw upload), idempotencyKey, ifMatch, query,
+ *        raw (return {data, status, headers, replayed})}
  */
 export async function api(method, path, opts = {}) {
   const headers = { Accept: 'application/json' };
@@ -141,6 +142,11 @@ export async function api(method, path, opts = {}) {
   if (opts.body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(opts.body);
+  } else if (opts.form !== undefined) {
+    init.body = opts.form; // FormData: the browser sets multipart/form-data and its boundary
+  } else if (opts.file !== undefined) {
+    headers['Content-Type'] = opts.contentType || 'application/octet-stream';
+    init.body = opts.file; // a File or Blob, sent as it is (e.g. text/csv)
   }
   if (UNSAFE.has(method) && session.csrf) headers['X-CSRF-Token'] = session.csrf;
   if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;

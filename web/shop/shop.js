@@ -40,7 +40,18 @@ function addToCart(p, qty = 1) {
 }
 
 // ---- helpers ----
-function thumb(p) {
+/** The product's first photo (thumb, with the medium variant for wider slots), lazy-loaded;
+ *  a coloured tile with initials when it has none. */
+function thumb(p, { big = false } = {}) {
+  const img = p.images && p.images[0];
+  if (img) {
+    return h('img.thumb.photo', {
+      src: img.urls.thumb,
+      srcset: `${img.urls.thumb} 256w, ${img.urls.medium} 800w`,
+      sizes: big ? '(max-width: 700px) 100vw, 50vw' : '(max-width: 500px) 50vw, 200px',
+      alt: p.name, loading: big ? 'eager' : 'lazy', decoding: 'async',
+    });
+  }
   let hash = 0;
   for (const ch of p.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   const hue = hash % 360;
@@ -100,7 +111,7 @@ async function pageProduct(id) {
   fill(main,
     h('p', h('a', { href: cat ? `#/c/${cat.id}` : '#/' }, `← ${cat ? cat.name : 'All products'}`)),
     h('article.product-page.card',
-      thumb(p),
+      thumb(p, { big: true }),
       h('div.stack',
         h('h1', p.name),
         h('p.price#product-price', money(p.price_cents)),

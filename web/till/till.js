@@ -9,6 +9,7 @@ import {
   h, fill, $, say, requireUser, userBox, modal, errorBox, showError, field, busy, reloginOn401,
 } from '../assets/ui.js';
 import { SaleQueue } from './queue.js';
+import { initShift, saleRegister, askToOpen } from './shift.js';
 
 const ROLES = ['cashier', 'manager', 'admin'];
 const main = $('#main');
@@ -416,6 +417,7 @@ function buildSale(p, tenders) {
   const lines = cart.lines.map((l) => ({ product_id: l.product.id, quantity: l.quantity }));
   const body = { fulfilment: 'in_store', lines };
   if (cart.discount) body.discount = cart.discount;
+  if (saleRegister()) body.register_id = saleRegister();
   return {
     id: uuid(),
     created_at: new Date().toISOString(),
@@ -458,6 +460,7 @@ async function submitSale(sale) {
     saleRefused(now);
   } else if (now.state === 'failed') {
     say(`Order ${now.order.number} was created but a payment was refused: ${now.error}`, 'error', 0);
+    if (now.error_code === 'no_open_shift') askToOpen();
   } else {
     showReceipt(now, true);
   }
@@ -535,10 +538,27 @@ function showReceipt(sale, offline) {
     receipt,
     h('div.row', { style: { marginTop: '1rem' } },
       newSale,
-      h('button#print.btn.big', { type: 'button', onclick: () => window.print() }, 'Print receipt'))),
+      h('button#print.btn.big', { type: 'button', onclick: () => printReceipt(o) }, 'Print receipt'))),
   { onClose: () => els.scan.focus() });
   newSale.focus();
   return d;
+}
+
+/** Prints the server's receipt (the same layout as the text one for ESC/POS printers; a
+ *  reprint says COPY) in a hidden frame. Offline, or before the order exists, the local copy
+ *  above is printed instead. */
+function printReceipt(o) {
+  if (!o || !navigator.onLine) { window.print(); return; }
+  let frame = $('#receipt-frame');
+  if (!frame) {
+    frame = h('iframe#receipt-frame', { title: 'Receipt for printing', 'aria-hidden': 'true', tabIndex: -1 });
+    Object.assign(frame.style, { position: 'fixed', width: '0', height: '0', border: '0', right: '0', bottom: '0' });
+    document.body.append(frame);
+  }
+  frame.onload = () => {
+    try { frame.contentWindow.focus(); frame.contentWindow.print(); } catch { window.print(); }
+  };
+  frame.src = `/api/v1/orders/${o.id}/receipt?format=html&width=80`;
 }
 
 // ---- queue panel ----
@@ -606,6 +626,7 @@ async function start() {
   window.addEventListener('offline', netStatus);
   document.addEventListener('keydown', onKey);
   queue.flush();
+  initShift($('#shift-bar')).catch((e) => say(e.message || String(e), 'error'));
   // Keep a cashier's hands on the scanner: clicks on empty space give focus back to the scan box.
   main.addEventListener('click', (e) => {
     if (e.target === main || e.target.classList.contains('till-grid')) els.scan.focus();

@@ -12,12 +12,18 @@ pub mod counts;
 pub mod customers;
 pub mod idempotency;
 pub mod locations;
+pub mod media;
 pub mod orders;
 pub mod password;
 pub mod payments;
+pub mod product_csv;
 pub mod products;
+pub mod receipts;
+pub mod registers;
+pub mod shifts;
 pub mod stock;
 pub mod transfers;
+pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -50,6 +56,8 @@ pub struct Inner {
     /// Woken after a commit that wrote outbox rows, so this instance's event publisher
     /// publishes them now instead of at its next poll.
     pub outbox_written: Notify,
+    /// Decoding slots for product images (`IMAGE_WORKERS`): see [`media`].
+    pub image_slots: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for App {
@@ -94,6 +102,7 @@ impl App {
             _ => store.clone(),
         };
         let catalog = TieredCache::new(cache_store, "catalog", TieredOptions::default());
+        let image_slots = tokio::sync::Semaphore::new(config.media.image_workers);
         Ok(App(Arc::new(Inner {
             config,
             db,
@@ -101,6 +110,7 @@ impl App {
             catalog,
             catalog_stale: AtomicBool::new(false),
             outbox_written: Notify::new(),
+            image_slots,
         })))
     }
 

@@ -207,6 +207,8 @@ async fn apply(
                     reference,
                     created_by,
                     intent_id: Some(intent.id),
+                    // Online card payments confirmed by the provider belong to no register.
+                    shift_id: None,
                 },
             )
             .await?;

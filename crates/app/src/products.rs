@@ -75,19 +75,20 @@ pub struct NewProductInput {
 
 /// Checked product fields shared by create and update.
 #[derive(Default)]
-struct Checked {
-    sku: Option<Sku>,
-    barcode: Option<Option<Barcode>>,
-    name: Option<ProductName>,
-    description: Option<String>,
-    price_cents: Option<PriceCents>,
-    tax_rate_bp: Option<TaxRateBp>,
-    low_stock_threshold: Option<i64>,
+pub(crate) struct Checked {
+    pub sku: Option<Sku>,
+    pub barcode: Option<Option<Barcode>>,
+    pub name: Option<ProductName>,
+    pub description: Option<String>,
+    pub price_cents: Option<PriceCents>,
+    pub tax_rate_bp: Option<TaxRateBp>,
+    pub low_stock_threshold: Option<i64>,
 }
 
-/// Parses whichever fields are present, recording every problem in `errs`.
+/// Parses whichever fields are present, recording every problem in `errs` (the CSV import
+/// checks its rows with this too).
 #[allow(clippy::too_many_arguments)]
-fn check_fields(
+pub(crate) fn check_fields(
     errs: &mut FieldErrors,
     sku: Option<&str>,
     barcode: Option<Option<&str>>,
@@ -212,7 +213,9 @@ pub async fn create(
                "tax_rate_bp": product.tax_rate_bp}),
     )
     .await?;
+    record_event(tx, &product).await?;
     let answer = run.finish::<ProductError>(render(&product)).await?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(answer)
 }
@@ -301,7 +304,9 @@ pub async fn update(
         json!({ "changes": changes(&before, &after), "version": after.version }),
     )
     .await?;
+    record_event(&mut tx, &after).await?;
     tx.commit().await.map_err(DbError::from)?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(after)
 }
@@ -355,8 +360,23 @@ pub async fn deactivate(
             json!({ "sku": after.sku, "version": after.version }),
         )
         .await?;
+        record_event(&mut tx, &after).await?;
         tx.commit().await.map_err(DbError::from)?;
+        app.after_commit(false);
         app.invalidate_catalog().await;
     }
+    Ok(())
+}
+
+/// `product.updated` (created, changed or deactivated) for webhooks, in the caller's
+/// transaction; live clients are not sent it (they re-read the cached catalog).
+pub async fn record_event(conn: &mut PgConnection, product: &ProductRow) -> Result<(), DbError> {
+    let payload = json!({
+        "type": "product.updated",
+        "at": chrono::Utc::now(),
+        "audience": "none",
+        "data": product,
+    });
+    till_db::outbox::enqueue(conn, "product.updated", &payload).await?;
     Ok(())
 }

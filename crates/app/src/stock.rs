@@ -142,9 +142,19 @@ pub async fn adjust(
                "location_id": movement.location_id}),
     )
     .await?;
+    // For webhooks only: live clients learn about stock through `stock.low`.
+    let event = json!({
+        "type": "inventory.adjusted",
+        "at": chrono::Utc::now(),
+        "audience": "none",
+        "data": {"movement": &movement, "product_id": product.id, "sku": &product.sku,
+                 "stock_on_hand": product.stock_on_hand},
+    });
+    till_db::outbox::enqueue(tx, "inventory.adjusted", &event).await?;
     let answer = run
         .finish::<StockError>(render(&movement, &product))
         .await?;
+    app.after_commit(false);
     app.invalidate_catalog().await;
     Ok(answer)
 }

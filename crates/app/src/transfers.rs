@@ -65,7 +65,8 @@ pub struct ReceiptLineInput {
     pub damaged: i64,
 }
 
-/// The live event of a changed transfer (staff only).
+/// The event of a changed transfer: a summary for the live feed (staff only), and the whole
+/// transfer as `data` for webhooks (stripped from live frames).
 fn event(t: &Transfer) -> Value {
     json!({
         "type": "transfer.updated",
@@ -76,6 +77,7 @@ fn event(t: &Transfer) -> Value {
             "version": t.version, "updated_at": t.updated_at,
         },
         "audience": "staff",
+        "data": t,
     })
 }
 

@@ -146,6 +146,8 @@ pub enum PlaceError {
     /// The location the order names is unknown, inactive, or not a pickup location when it
     /// had to be one.
     UnknownLocation,
+    /// The register the order names does not exist or is inactive.
+    UnknownRegister,
     Db(DbError),
 }
 
@@ -155,6 +157,8 @@ const KEY_IN_USE: &str = "TL409";
 const OPEN_ORDERS_CAP: &str = "TL429";
 /// The SQLSTATE `till_place_order` raises when the order's location cannot take it.
 const UNKNOWN_LOCATION: &str = "TL423";
+/// The SQLSTATE `till_place_order` raises when the named register is unknown or inactive.
+const UNKNOWN_REGISTER: &str = "TL422";
 
 impl From<sqlx::Error> for PlaceError {
     fn from(e: sqlx::Error) -> Self {
@@ -163,6 +167,7 @@ impl From<sqlx::Error> for PlaceError {
                 Some(KEY_IN_USE) => return PlaceError::KeyInUse,
                 Some(OPEN_ORDERS_CAP) => return PlaceError::OpenOrdersCap,
                 Some(UNKNOWN_LOCATION) => return PlaceError::UnknownLocation,
+                Some(UNKNOWN_REGISTER) => return PlaceError::UnknownRegister,
                 _ => {}
             }
         }
@@ -175,7 +180,8 @@ impl From<sqlx::Error> for PlaceError {
 
 /// The one argument of `till_place_order`
 /// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql,
-/// 20261201400000_locations.sql): every key is the column it fills, read
+/// 20261201100000_register_shifts.sql, 20261201400000_locations.sql): every key is the column it
+/// fills, read
 /// there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
@@ -215,6 +221,9 @@ struct OrderRow<'a> {
     updated_at: DateTime<Utc>,
     /// The location named by the request; the function resolves it when absent.
     location_id: Option<Uuid>,
+    /// migrations/20261201100000_register_shifts.sql: the register a POS order names (the
+    /// function resolves it, and the shift, when absent).
+    register_id: Option<Uuid>,
 }
 
 /// An `order_lines` row (its `order_id` is the order's).
@@ -297,6 +306,7 @@ impl<'a> PlaceArgs<'a> {
                 created_at: o.created_at,
                 updated_at: o.updated_at,
                 location_id: o.location_id,
+                register_id: o.register_id,
             },
             lines: o
                 .lines
@@ -361,11 +371,14 @@ impl<'a> PlaceArgs<'a> {
     }
 }
 
-/// Where a placed order landed: the location its stock was taken from. The stored answer
-/// already carries it; the caller adds it to its own copy.
+/// Where a placed order landed: the location its stock was taken from, its register and
+/// register shift (both null for online orders, and for POS orders placed with no register and
+/// no open shift). The stored answer already carries them; the caller adds them to its own copy.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct Placed {
     pub location_id: Option<Uuid>,
+    pub register_id: Option<Uuid>,
+    pub shift_id: Option<Uuid>,
 }
 
 /// Writes the order and all that goes with it in one statement; see the module comment.

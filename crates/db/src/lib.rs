@@ -17,12 +17,17 @@ pub mod locations;
 pub mod orders;
 pub mod outbox;
 pub mod payment_intents;
+pub mod product_images;
+pub mod product_import;
 pub mod products;
+pub mod registers;
 pub mod reports;
 pub mod sessions;
+pub mod shifts;
 pub mod stock;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};

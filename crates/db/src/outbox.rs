@@ -17,6 +17,8 @@ pub struct EventRow {
     pub topic: String,
     pub payload: Value,
     pub created_at: DateTime<Utc>,
+    /// What webhook receivers dedupe by; the same on every delivery of the event.
+    pub event_id: uuid::Uuid,
 }
 
 /// Records an event; call inside the transaction of the change.
@@ -45,13 +47,21 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
     if !locked {
         return Ok(None);
     }
+    // `seq` comes from a one-row counter moved in this transaction, not from a sequence: a
+    // round that rolls back (Redis refused the publish) gives its numbers back, so the
+    // published `seq`s have no holes and a receiver can tell a missed event from none.
     let mut rows: Vec<EventRow> = sqlx::query_as(
         "WITH pending AS (
-             SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE
+             SELECT id, row_number() OVER (ORDER BY id) AS n
+             FROM (SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE) p
+         ), counter AS (
+             UPDATE outbox_counter SET last_seq = last_seq + (SELECT count(*) FROM pending)
+             WHERE id = 1 AND EXISTS (SELECT 1 FROM pending)
+             RETURNING last_seq - (SELECT count(*) FROM pending) AS base
          )
-         UPDATE outbox o SET seq = nextval('outbox_seq'), published_at = now()
-         FROM pending WHERE o.id = pending.id
-         RETURNING o.id, o.seq, o.topic, o.payload, o.created_at",
+         UPDATE outbox o SET seq = counter.base + pending.n, published_at = now()
+         FROM pending, counter WHERE o.id = pending.id
+         RETURNING o.id, o.seq, o.topic, o.payload, o.created_at, o.event_id",
     )
     .bind(limit)
     .fetch_all(conn)
@@ -63,7 +73,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
 /// Published events after `seq`, oldest first (catch-up for subscribers and clients).
 pub async fn after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, seq, topic, payload, created_at FROM outbox
+        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox
          WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(seq)
@@ -81,13 +91,45 @@ pub async fn last_seq(pool: &PgPool) -> Result<i64, DbError> {
     )
 }
 
-/// Deletes published events older than `hours` (they stay a while for catch-up).
+/// Deletes published events older than `hours` (they stay a while for catch-up and for
+/// `GET /events`), never one the webhook fan-out has not reached yet.
 pub async fn purge_published(pool: &PgPool, hours: i64) -> Result<u64, DbError> {
     Ok(sqlx::query(
-        "DELETE FROM outbox WHERE seq IS NOT NULL AND published_at < now() - make_interval(hours => $1::int)",
+        "DELETE FROM outbox WHERE seq IS NOT NULL
+           AND published_at < now() - make_interval(hours => $1::int)
+           AND seq <= (SELECT last_seq FROM webhook_fanout WHERE id = 1)",
     )
     .bind(hours)
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// Published events after `seq` (optionally of one type), oldest first: what `GET /events`
+/// gives a webhook receiver reconciling what it may have missed.
+pub async fn published_after(
+    pool: &PgPool,
+    seq: i64,
+    topic: Option<&str>,
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox
+         WHERE seq > $1 AND ($2::text IS NULL OR topic = $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(seq)
+    .bind(topic)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The published events with these `seq`s (a webhook delivery batch's bodies).
+pub async fn by_seqs(pool: &PgPool, seqs: &[i64]) -> Result<Vec<EventRow>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox WHERE seq = ANY($1)",
+    )
+    .bind(seqs)
+    .fetch_all(pool)
+    .await?)
 }

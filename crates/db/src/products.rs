@@ -3,11 +3,13 @@
 //! [`crate::inventory::apply_movement`].
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::cursor::{self, Page};
+use crate::product_images::ImageUrls;
 use crate::DbError;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
@@ -28,10 +30,34 @@ pub struct ProductRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The product's pictures in order.
+    #[schema(value_type = Vec<ProductImageRef>)]
+    pub images: Json<Vec<ProductImageRef>>,
+    /// The first image's thumbnail URL, or null.
+    pub thumb_url: Option<String>,
 }
 
-pub(crate) const COLS: &str = "id, sku, barcode, name, description, category_id, price_cents, \
-    tax_rate_bp, active, track_stock, stock_on_hand, low_stock_threshold, version, created_at, updated_at";
+/// A product's image as listed with the product.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ProductImageRef {
+    pub id: Uuid,
+    pub position: i32,
+    pub urls: ImageUrls,
+}
+
+/// Every column of [`ProductRow`], for statements on `products` (unaliased): the images come
+/// from correlated subqueries on `product_images (product_id, position, id)`.
+pub(crate) const COLS: &str = concat!(
+    "id, sku, barcode, name, description, category_id, price_cents, tax_rate_bp, active, ",
+    "track_stock, stock_on_hand, low_stock_threshold, version, created_at, updated_at, ",
+    "(SELECT COALESCE(json_agg(json_build_object('id', i.id, 'position', i.position, 'urls', ",
+    "json_build_object('thumb', '/media/' || i.file_key || '-thumb.webp', ",
+    "'medium', '/media/' || i.file_key || '-medium.webp', ",
+    "'original', '/media/' || i.file_key || '.webp')) ORDER BY i.position, i.id), '[]') ",
+    "FROM product_images i WHERE i.product_id = products.id) AS images, ",
+    "(SELECT '/media/' || i.file_key || '-thumb.webp' FROM product_images i ",
+    "WHERE i.product_id = products.id ORDER BY i.position, i.id LIMIT 1) AS thumb_url"
+);
 
 /// A product as created through the API; stock starts at 0 and arrives through movements.
 pub struct NewProduct<'a> {

@@ -47,6 +47,7 @@ pub mod order;
 pub mod phone;
 pub mod pricing;
 pub mod roles;
+pub mod shift;
 pub mod validation;
 pub mod values;
 
@@ -60,6 +61,7 @@ pub use pricing::{
     discount_needs_manager, price_order, Discount, LineInput, PricedLine, PricedOrder, PricingError,
 };
 pub use roles::Role;
+pub use shift::{difference_needs_manager, expected_opening, CashFlows, CashMovementType};
 pub use validation::{FieldErrors, UnknownValue};
 pub use values::{
     slugify, Barcode, Email, Password, PriceCents, ProductName, Quantity, Sku, TaxRateBp,

@@ -94,10 +94,11 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    // A handler may set its own framing policy (the printable receipt is framed by the till).
+    h.entry("x-frame-options")
+        .or_insert(HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
+    h.entry("content-security-policy").or_insert(
         HeaderValue::from_static(
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
              connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
@@ -112,11 +113,22 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     resp
 }
 
-/// A request that runs past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503.
+const IMPORT_PATH: &str = "/api/v1/products/import";
+/// A CSV import may carry 64 MiB over a slow link and write 100,000 rows: it gets this long
+/// (or `REQUEST_TIMEOUT_SECONDS`, if longer) instead. Its transaction rolls back if it runs out.
+const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A request that runs past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503 (a CSV import: past
+/// [`IMPORT_TIMEOUT`]).
 pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
     // WebSocket upgrades live for hours; the timeout applies to the handshake only, which the
     // handler answers at once, so no exception is needed here.
-    match tokio::time::timeout(state.config.http.request_timeout, next.run(req)).await {
+    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == IMPORT_PATH {
+        state.config.http.request_timeout.max(IMPORT_TIMEOUT)
+    } else {
+        state.config.http.request_timeout
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::unavailable("The request took too long; try again.").into_response(),
     }
@@ -130,6 +142,55 @@ pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<
         .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
     ApiError::internal(format!("panic: {msg}")).into_response()
+}
+
+/// `/media/` files are named by their content's hash, so a name always means the same bytes:
+/// browsers and proxies may keep them for a year without asking again. Errors (a missing
+/// file) are not cached.
+pub async fn immutable_cache(mut resp: Response) -> Response {
+    if resp.status().is_success() {
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    resp
+}
+
+/// The largest body a request may send: `MAX_IMAGE_BYTES` for an image upload,
+/// `MAX_IMPORT_BYTES` for a CSV import, `MAX_BODY_BYTES` for everything else.
+pub fn body_limit_for(state: &AppState, method: &axum::http::Method, path: &str) -> usize {
+    if method == axum::http::Method::POST {
+        if let Some(rest) = path.strip_prefix("/api/v1/products/") {
+            if path == IMPORT_PATH {
+                return state.config.media.max_import_bytes;
+            }
+            if rest
+                .strip_suffix("/images")
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+            {
+                return state.config.media.max_image_bytes;
+            }
+        }
+    }
+    state.config.http.max_body_bytes
+}
+
+/// Refuses a declared `Content-Length` over the route's limit at once (413), and caps the body
+/// actually read at that limit, so a chunked upload cannot exceed it either: extractors then
+/// answer 413 when they hit the cap.
+pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = body_limit_for(&state, req.method(), req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    }
+    let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(req).await
 }
 
 /// While migrations are behind, the API refuses work rather than run against an old schema.

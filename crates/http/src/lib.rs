@@ -23,7 +23,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeDir;
 
 pub use error::{ApiError, ApiResult};
@@ -71,9 +70,15 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         }
         None => app.fallback(layers::not_found),
     };
+    // Product images, served from the shared MEDIA_DIR. Their names are content hashes, so a
+    // name never changes meaning and browsers may keep them for good.
+    let media = Router::new()
+        .fallback_service(ServeDir::new(&state.config.media.media_dir))
+        .layer(axum::middleware::map_response(layers::immutable_cache));
+    app = app.nest("/media", media);
     let max_body = state.config.http.max_body_bytes;
     app.layer(DefaultBodyLimit::max(max_body))
-        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(from_fn_with_state(state.clone(), layers::body_limit))
         .layer(from_fn_with_state(state.clone(), layers::timeout))
         .layer(CatchPanicLayer::custom(layers::panic_response))
         // The envelope runs inside the security headers so rewritten errors carry them too.

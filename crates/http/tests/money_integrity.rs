@@ -116,11 +116,12 @@ async fn a_customer_pays_an_online_order_through_a_confirmed_intent() {
     assert_eq!(replay["payment"]["id"], payment["id"]);
     assert_eq!(payments_of(&app, &id).await, 1);
 
-    // Same event stream and figures as a staff payment: an order.updated event, and the sales
-    // report counts it as card money.
+    // Same event stream and figures as a staff payment: an order.paid event (an order.updated
+    // to live clients), and the sales report counts it as card money.
     let paid_events = count(
         &app,
-        "SELECT count(*) FROM outbox WHERE topic = 'order.updated'
+        "SELECT count(*) FROM outbox WHERE topic = 'order.paid'
+         AND payload->>'type' = 'order.updated'
          AND payload->'order'->>'id' = $1 AND payload->'order'->>'payment_status' = 'paid'",
         &id,
     )

@@ -11,8 +11,6 @@ use till_db::{jobs::JobRow, outbox};
 
 use crate::worker::{Worker, WorkerConfig};
 
-/// Delivered events stay this long so reconnecting clients can replay them.
-const OUTBOX_KEEP_HOURS: i64 = 24;
 const DONE_JOBS_KEEP_HOURS: i64 = 72;
 /// docs/api.md: idempotency keys are kept at least 24 h.
 const IDEMPOTENCY_KEEP_HOURS: i64 = 24;
@@ -51,8 +49,12 @@ async fn stock_low_alert(app: &App, job: &JobRow) -> anyhow::Result<()> {
 pub fn production_worker(app: App, config: WorkerConfig) -> Worker {
     let mut w = Worker::new(app, config);
     w.register("outbox.purge", |app, _job| async move {
-        let n = outbox::purge_published(&app.db.write, OUTBOX_KEEP_HOURS).await?;
-        tracing::info!(deleted = n, "purged delivered events");
+        // Published events stay EVENT_RETENTION_DAYS for `GET /events` and live replay, and
+        // their webhook deliveries as long.
+        let hours = (app.config.webhooks.event_retention.as_secs() / 3600) as i64;
+        let n = outbox::purge_published(&app.db.write, hours).await?;
+        let d = till_db::webhooks::purge(&app.db.write, hours / 24).await?;
+        tracing::info!(deleted = n, deliveries = d, "purged old events");
         Ok(())
     })
     .every("outbox.purge", Duration::from_secs(3600));

@@ -42,6 +42,10 @@ pub struct LbArgs {
     /// instances serve it (STATIC_DIR).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+    /// Serve product images (`/media/`) from this directory at the balancer (nginx): the volume
+    /// the instances write as MEDIA_DIR, seen read-only. Without it the instances serve them.
+    #[arg(long)]
+    pub media_dir: Option<PathBuf>,
     /// DNS server that upstream host names are re-resolved with every few seconds, so instances
     /// added or removed (`docker compose up --scale web=N`) are followed; 127.0.0.11 under Docker.
     /// nginx needs 1.27.3 or later (or NGINX Plus) for this.
@@ -64,6 +68,14 @@ pub struct LbArgs {
     /// Largest accepted request body in bytes; keep it equal to Till's MAX_BODY_BYTES.
     #[arg(long, default_value_t = 1_048_576)]
     pub max_body_bytes: u64,
+    /// Largest image upload (`POST /api/v1/products/{id}/images`); keep it equal to Till's
+    /// MAX_IMAGE_BYTES (nginx).
+    #[arg(long, default_value_t = 10_485_760)]
+    pub max_image_bytes: u64,
+    /// Largest CSV import (`POST /api/v1/products/import`); keep it equal to Till's
+    /// MAX_IMPORT_BYTES (nginx).
+    #[arg(long, default_value_t = 67_108_864)]
+    pub max_import_bytes: u64,
     /// Login attempts per minute per client IP let through by the balancer (nginx, haproxy): a
     /// flood guard only. It counts every attempt, so it stays above Till's own limits, which
     /// count failed attempts only (RATE_LIMIT_LOGIN_PER_MIN per email, RATE_LIMIT_LOGIN_IP_PER_MIN
@@ -201,6 +213,11 @@ struct Context {
     resolver: Option<String>,
     /// Quoted for a config file when needed.
     static_dir: Option<String>,
+    /// Quoted, with a trailing `/` (nginx's `alias`).
+    media_dir: Option<String>,
+    /// In nginx's size syntax.
+    max_image_nginx: String,
+    max_import_nginx: String,
     /// As given; the `file` filter joins a name to it and quotes the result.
     runtime_dir: Option<String>,
     max_body_bytes: u64,
@@ -287,6 +304,9 @@ impl Context {
                 IpAddr::V4(v4) => v4.to_string(),
             }),
             static_dir: a.static_dir.as_deref().map(quoted_path),
+            media_dir: a.media_dir.as_deref().map(|d| quoted_path(&d.join(""))),
+            max_image_nginx: nginx_size(a.max_image_bytes),
+            max_import_nginx: nginx_size(a.max_import_bytes),
             runtime_dir: a.runtime_dir.as_ref().map(|d| d.display().to_string()),
             max_body_bytes: a.max_body_bytes,
             max_body_nginx: nginx_size(a.max_body_bytes),
@@ -394,6 +414,9 @@ fn command_line(args: &LbArgs) -> String {
     if let Some(d) = &args.static_dir {
         let _ = write!(c, " --static-dir {}", d.display());
     }
+    if let Some(d) = &args.media_dir {
+        let _ = write!(c, " --media-dir {}", d.display());
+    }
     if let Some(r) = &args.resolver {
         let _ = write!(c, " --resolver {r}");
     }
@@ -413,6 +436,12 @@ fn command_line(args: &LbArgs) -> String {
     }
     if args.max_body_bytes != 1_048_576 {
         let _ = write!(c, " --max-body-bytes {}", args.max_body_bytes);
+    }
+    if args.max_image_bytes != 10_485_760 {
+        let _ = write!(c, " --max-image-bytes {}", args.max_image_bytes);
+    }
+    if args.max_import_bytes != 67_108_864 {
+        let _ = write!(c, " --max-import-bytes {}", args.max_import_bytes);
     }
     if args.login_per_min != 120 {
         let _ = write!(c, " --login-per-min {}", args.login_per_min);
@@ -482,6 +511,8 @@ mod tests {
         "127.0.0.11",
         "--static-dir",
         "/srv/till/web",
+        "--media-dir",
+        "/srv/till/media",
         "--tls-cert",
         "/etc/nginx/tls/cert.pem",
         "--tls-key",
@@ -587,6 +618,13 @@ mod tests {
         assert!(c.contains("map $http_upgrade $connection_upgrade"));
         assert!(c.contains("proxy_set_header Connection $connection_upgrade;"));
         assert!(c.contains("client_max_body_size 1m;"));
+        // Uploads and imports pass with their own, larger limits.
+        assert!(c.contains(
+            "location ~ ^/api/v1/products/[^/]+/images$ {\n            client_max_body_size 10m;"
+        ));
+        assert!(c.contains(
+            "location = /api/v1/products/import {\n            client_max_body_size 64m;"
+        ));
         assert!(c.contains("limit_req zone=till_login burst=40 nodelay;"));
         assert!(c.contains("rate=120r/m;"));
         assert!(c.contains("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"));
@@ -602,7 +640,9 @@ mod tests {
             count(&c, "proxy_pass http://till;"),
             count(&c, "proxy_set_header X-Request-Id")
         );
-        assert_eq!(count(&c, "proxy_pass http://till;"), 6);
+        assert_eq!(count(&c, "proxy_pass http://till;"), 8);
+        // Without --media-dir, images are Till's to serve.
+        assert!(!c.contains("location /media/"));
     }
 
     #[test]
@@ -639,7 +679,7 @@ mod tests {
     }
 
     /// `nginx/nginx.conf` is generated; if this fails, regenerate it with
-    /// `cargo run -q --bin till -- lb-config nginx --upstream web:8080 --resolver 127.0.0.11 --static-dir /srv/till/web --tls-cert /etc/nginx/tls/cert.pem --tls-key /etc/nginx/tls/key.pem -o nginx/nginx.conf`.
+    /// `cargo run -q --bin till -- lb-config nginx --upstream web:8080 --resolver 127.0.0.11 --static-dir /srv/till/web --media-dir /srv/till/media --tls-cert /etc/nginx/tls/cert.pem --tls-key /etc/nginx/tls/key.pem -o nginx/nginx.conf`.
     #[test]
     fn repository_nginx_conf_is_the_generated_one() {
         let committed = include_str!("../../../nginx/nginx.conf");

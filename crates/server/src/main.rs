@@ -48,7 +48,7 @@ enum Command {
         password: String,
     },
     /// Print a ready load-balancer configuration for several `till serve` instances.
-    LbConfig(lb_config::LbArgs),
+    LbConfig(Box<lb_config::LbArgs>),
 }
 
 fn init_logging(cfg: &Config) {
@@ -121,7 +121,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tracing::warn!("database unreachable or migrations pending; waiting");
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
-            worker.run(shutdown_signal()).await
+            // One shutdown for both halves: the job loops and the webhook deliveries.
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            let webhooks = till_server::webhooks::Dispatcher::new(app.clone(), worker.id())?;
+            let deliveries = tokio::spawn(webhooks.run(stop_rx.clone()));
+            let mut stopped = stop_rx;
+            let jobs = worker.run(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            });
+            let result = jobs.await;
+            let _ = deliveries.await;
+            result
         }
         Command::Migrate => {
             let app = App::new(config)?;

@@ -162,7 +162,8 @@ async fn expired_online_orders_not_fully_paid_are_cancelled_unless_they_hold_mon
         .unwrap();
         assert_eq!(movements, 1);
     }
-    let updates = outbox_events(&app, "order.updated").await;
+    // `order.cancelled` for webhooks; live clients see it as an `order.updated`.
+    let updates = outbox_events(&app, "order.cancelled").await;
     assert!(updates
         .iter()
         .any(|e| e["order"]["id"] == stale["id"] && e["order"]["status"] == "cancelled"));

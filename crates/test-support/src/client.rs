@@ -214,6 +214,24 @@ impl Req {
         Req(self.0.body(text.to_owned()))
     }
 
+    /// A raw binary body with its content type.
+    pub fn bytes(self, content_type: &str, bytes: Vec<u8>) -> Req {
+        Req(self.0.header("content-type", content_type).body(bytes))
+    }
+
+    /// A `multipart/form-data` body with one file part named `field`.
+    pub fn file_part(self, field: &str, filename: &str, content_type: &str, bytes: &[u8]) -> Req {
+        let boundary = format!("till-{}", uuid::Uuid::new_v4().simple());
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; \
+             filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.bytes(&format!("multipart/form-data; boundary={boundary}"), body)
+    }
+
     pub fn query<T: Serialize + ?Sized>(self, query: &T) -> Req {
         Req(self.0.query(query))
     }

@@ -137,8 +137,23 @@ section! {
         currency: String = ("CURRENCY", "USD", "ISO 4217 code of the deployment's one currency."),
         default_calling_code: String = ("DEFAULT_CALLING_CODE", "1", "Calling code (1 to 3 digits, `+` optional) for phone numbers entered without `+`."),
         store_timezone: chrono_tz::Tz = ("STORE_TIMEZONE", "UTC", "IANA time zone report days are counted in."),
+        store_name: String = ("STORE_NAME", "Till", "The shop's name, printed at the top of every receipt."),
+        store_address: String = ("STORE_ADDRESS", "-", "The shop's address on receipts; `|` starts a new line."),
+        store_tax_id: Option<String> = ("STORE_TAX_ID", "-", "The shop's tax registration number, printed on receipts when set."),
         order_unpaid_ttl: Duration = ("ORDER_UNPAID_TTL_MINUTES", "30", "An online order not fully paid and still pending after this many minutes is cancelled by the worker (its stock returned); one with money on it is only reported, for a manager to refund."),
         online_open_orders_per_customer: u32 = ("ONLINE_OPEN_ORDERS_PER_CUSTOMER", "3", "Pending, not fully paid online orders one customer may hold at once; one more is refused (409)."),
+        shifts_required: bool = ("SHIFTS_REQUIRED", "false", "`true` (`1`, `yes`): a cash payment or cash refund needs an open register shift (else 409 `no_open_shift`), and the till asks to open one before selling."),
+        shift_max_difference_cents: i64 = ("SHIFT_MAX_DIFFERENCE_CENTS", "500", "Largest cash difference (counted − expected, either way, in cents) a cashier may close a shift with; beyond it a manager must close (403 for a cashier)."),
+    }
+}
+
+section! {
+    /// Product images and bulk catalog import.
+    pub struct MediaConfig {
+        media_dir: PathBuf = ("MEDIA_DIR", "media", "Directory holding product images (served at `/media/`); every instance must see the same one (a shared volume)."),
+        max_image_bytes: usize = ("MAX_IMAGE_BYTES", "10485760", "Largest image upload in bytes (`POST /products/{id}/images`, instead of MAX_BODY_BYTES)."),
+        max_import_bytes: usize = ("MAX_IMPORT_BYTES", "67108864", "Largest CSV import in bytes (`POST /products/import`, instead of MAX_BODY_BYTES)."),
+        image_workers: usize = ("IMAGE_WORKERS", "2", "Images one instance decodes and resizes at once (each on a blocking thread); further uploads wait their turn."),
     }
 }
 
@@ -159,6 +174,19 @@ section! {
         backoff_cap: Duration = ("WORKER_BACKOFF_CAP_MS", "600000", "Longest retry delay (ms)."),
         shutdown_grace: Duration = ("WORKER_SHUTDOWN_GRACE_SECONDS", "25", "After SIGTERM, how long running jobs may take before they are released unfinished."),
         health_addr: SocketAddr = ("WORKER_HEALTH_ADDR", "0.0.0.0:9091", "Address (host:port) where `till worker` answers `GET /health` (its container health check) and `GET /metrics` (Prometheus)."),
+    }
+}
+
+section! {
+    /// Webhooks, delivered by `till worker`.
+    pub struct WebhookConfig {
+        timeout: Duration = ("WEBHOOK_TIMEOUT_SECONDS", "10", "How long one delivery attempt may take (connect, send, answer) before it counts as failed and is retried."),
+        max_attempts: i32 = ("WEBHOOK_MAX_ATTEMPTS", "12", "Attempts per event and endpoint before the delivery is marked failed (with the default backoff, about a day)."),
+        disable_after: i32 = ("WEBHOOK_DISABLE_AFTER", "50", "Consecutive failed attempts after which an endpoint is disabled (with a `disabled_reason`)."),
+        allow_private: bool = ("WEBHOOK_ALLOW_PRIVATE", "false", "Allow `http` URLs and loopback, private, link-local and metadata targets in production (development always allows them)."),
+        retry_base: Duration = ("WEBHOOK_RETRY_BASE_MS", "30000", "Delay (ms) before the first retry; doubles with each further attempt (capped at 6 h), with ±20 % jitter."),
+        concurrency: usize = ("WEBHOOK_CONCURRENCY", "8", "Delivery loops per worker process; each sends one endpoint's batch at a time, so a slow endpoint holds one loop."),
+        event_retention: Duration = ("EVENT_RETENTION_DAYS", "30", "Days published events are kept for `GET /api/v1/events` (and live replay)."),
     }
 }
 
@@ -205,6 +233,8 @@ pub struct Config {
     pub shop: ShopConfig,
     pub worker: WorkerConfig,
     pub payments: PaymentsConfig,
+    pub media: MediaConfig,
+    pub webhooks: WebhookConfig,
 }
 
 impl Config {
@@ -221,6 +251,8 @@ impl Config {
             ShopConfig::SETTINGS,
             WorkerConfig::SETTINGS,
             PaymentsConfig::SETTINGS,
+            MediaConfig::SETTINGS,
+            WebhookConfig::SETTINGS,
         ]
         .into_iter()
         .flatten()

@@ -93,8 +93,40 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
         payments: PaymentsConfig {
             webhook_secret: webhook_secret(get, app_env)?,
         },
+        media: MediaConfig {
+            media_dir: PathBuf::from(get("MEDIA_DIR").unwrap_or_else(|| "media".into())),
+            max_image_bytes: num("MAX_IMAGE_BYTES", 10 * 1024 * 1024)?.max(1024) as usize,
+            max_import_bytes: num("MAX_IMPORT_BYTES", 64 * 1024 * 1024)?.max(1024) as usize,
+            image_workers: num("IMAGE_WORKERS", 2)?.clamp(1, 64) as usize,
+        },
+        webhooks: WebhookConfig {
+            timeout: Duration::from_secs(num("WEBHOOK_TIMEOUT_SECONDS", 10)?.clamp(1, 300)),
+            max_attempts: num("WEBHOOK_MAX_ATTEMPTS", 12)?.clamp(1, 100) as i32,
+            disable_after: num("WEBHOOK_DISABLE_AFTER", 50)?.clamp(1, 100_000) as i32,
+            allow_private: flag(get, "WEBHOOK_ALLOW_PRIVATE", false)?,
+            retry_base: Duration::from_millis(num("WEBHOOK_RETRY_BASE_MS", 30_000)?.max(1)),
+            concurrency: num("WEBHOOK_CONCURRENCY", 8)?.clamp(1, 256) as usize,
+            event_retention: Duration::from_secs(
+                86_400 * num("EVENT_RETENTION_DAYS", 30)?.clamp(1, 3650),
+            ),
+        },
         runtime,
     })
+}
+
+fn flag(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError(format!(
+            "{name} must be true or false, not {other:?}"
+        ))),
+    }
 }
 
 fn runtime(get: &dyn Fn(&str) -> Option<String>) -> Result<RuntimeConfig, ConfigError> {
@@ -267,9 +299,17 @@ fn shop(
         currency,
         default_calling_code,
         store_timezone,
+        store_name: get("STORE_NAME").unwrap_or_else(|| "Till".into()),
+        store_address: get("STORE_ADDRESS").unwrap_or_default(),
+        store_tax_id: get("STORE_TAX_ID"),
         order_unpaid_ttl: Duration::from_secs(60 * num("ORDER_UNPAID_TTL_MINUTES", 30)?),
         online_open_orders_per_customer: u32::try_from(num("ONLINE_OPEN_ORDERS_PER_CUSTOMER", 3)?)
             .map_err(|_| ConfigError("ONLINE_OPEN_ORDERS_PER_CUSTOMER is too large".into()))?,
+        shifts_required: flag(get, "SHIFTS_REQUIRED", false)?,
+        shift_max_difference_cents: i64::try_from(num("SHIFT_MAX_DIFFERENCE_CENTS", 500)?)
+            .ok()
+            .filter(|n| *n <= 1_000_000_000_000)
+            .ok_or_else(|| ConfigError("SHIFT_MAX_DIFFERENCE_CENTS is too large".into()))?,
     })
 }
 
@@ -351,6 +391,8 @@ mod tests {
         .unwrap();
         assert!(!format!("{mine:?}").contains("hush-hush-42"));
         assert_eq!(mine.shop.online_open_orders_per_customer, 3);
+        assert!(!mine.shop.shifts_required);
+        assert_eq!(mine.shop.shift_max_difference_cents, 500);
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub async fn cancel_expired_unpaid(app: &App) -> Result<usize, DbError> {
             return_stock(&mut tx, id, None).await?;
             orders::set_status(&mut tx, id, OrderStatus::Cancelled, None).await?;
             let order = orders::get(&mut tx, id).await?;
-            record_event(&mut tx, "order.updated", &order).await?;
+            record_event(&mut tx, "order.cancelled", &order).await?;
             tx.commit().await?;
             app.after_commit(false);
             cancelled += 1;

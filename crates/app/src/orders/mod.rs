@@ -68,6 +68,10 @@ pub enum OrderError {
     /// Cancelling an order that still holds money (`paid − refunded > 0`): refund it first.
     #[error("the order holds {refundable_cents} that must be refunded before it is cancelled")]
     MoneyOnOrder { refundable_cents: i64 },
+    /// A cash payment or refund with no open register shift to land in, while
+    /// `SHIFTS_REQUIRED` is set.
+    #[error("no open register shift")]
+    NoOpenShift,
     /// The customer already holds `limit` pending, not fully paid online orders.
     #[error("at most {limit} open online orders per customer")]
     OpenOrdersCap { limit: u32 },
@@ -124,11 +128,15 @@ pub struct OrderView<'a> {
     pub currency: &'a str,
     /// Where the order's stock was taken.
     pub location_id: Option<Uuid>,
+    pub register_id: Option<Uuid>,
+    pub shift_id: Option<Uuid>,
     pub version: i64,
     #[schema(value_type = Vec<StatusChange>)]
     pub status_history: &'a [StatusChange],
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Receipts issued so far (`GET /orders/{id}/receipt`); each after the first says COPY.
+    pub receipt_count: i32,
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
@@ -157,10 +165,13 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             delivery_address: &o.delivery_address,
             currency: &o.currency,
             location_id: o.location_id,
+            register_id: o.register_id,
+            shift_id: o.shift_id,
             version: o.version,
             status_history: &o.status_history,
             created_at: o.created_at,
             updated_at: o.updated_at,
+            receipt_count: o.receipt_count,
         }
     }
 }
@@ -170,16 +181,28 @@ pub fn order_json(o: &Order) -> Value {
     serde_json::to_value(OrderView::from(o)).unwrap_or(Value::Null)
 }
 
-/// Writes the live event for `o` to the outbox in the caller's transaction; after the commit,
-/// [`crate::App::after_commit`] wakes the publisher.
-pub async fn record_event(conn: &mut PgConnection, kind: &str, o: &Order) -> Result<(), DbError> {
-    till_db::outbox::enqueue(conn, kind, &event_payload(kind, o)).await?;
+/// Writes the event `topic` for `o` to the outbox in the caller's transaction; after the
+/// commit, [`crate::App::after_commit`] wakes the publisher.
+pub async fn record_event(conn: &mut PgConnection, topic: &str, o: &Order) -> Result<(), DbError> {
+    till_db::outbox::enqueue(conn, topic, &event_payload(topic, o)).await?;
     Ok(())
 }
 
-/// The live event of kind `kind` for `o`: a summary of the order, not the whole of it. The
-/// customer id routes the event to its customer (it is not sent).
-pub fn event_payload(kind: &str, o: &Order) -> Value {
+/// What live clients are told for an event `topic`: they know `order.created` and
+/// `order.updated`; webhooks get the finer topics (`order.paid`, `order.refunded`,
+/// `order.cancelled`), which are updates to a live client.
+fn live_type(topic: &str) -> &'static str {
+    if topic == "order.created" {
+        "order.created"
+    } else {
+        "order.updated"
+    }
+}
+
+/// The outbox payload of event `topic` for `o`: for live clients a summary of the order
+/// (`order`), for webhooks the whole order as `GET` returns it (`data`, stripped from live
+/// frames). The customer id routes the event to its customer (it is not sent).
+pub fn event_payload(topic: &str, o: &Order) -> Value {
     let full = order_json(o);
     let mut summary = serde_json::Map::new();
     for k in [
@@ -195,9 +218,10 @@ pub fn event_payload(kind: &str, o: &Order) -> Value {
         summary.insert(k.into(), full.get(k).cloned().unwrap_or(Value::Null));
     }
     serde_json::json!({
-        "type": kind,
+        "type": live_type(topic),
         "at": chrono::Utc::now(),
         "order": summary,
         "customer_id": o.customer_id,
+        "data": full,
     })
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 use till_db::audit::{self, Actor};
 use till_db::orders::{self, Head, NewPayment, Order, Payment};
+use till_db::shifts;
 use till_db::PgConnection;
 use till_domain::{
     balance_due, completes_on_full_payment, limits, payment_status, FieldErrors, OrderStatus,
@@ -31,6 +32,8 @@ pub struct PaymentInput {
     /// Cash handed over (cash only; absent means exact cash).
     pub tendered_cents: Option<i64>,
     pub reference: Option<String>,
+    /// The till's register; absent: the order's register.
+    pub register_id: Option<Uuid>,
 }
 
 /// Pays `input` on order `id` under idempotency `key`; `render` shapes the answer that is
@@ -61,6 +64,15 @@ pub async fn pay(
     if !caller.can_see(head.customer_id) {
         return Err(OrderError::NotFound);
     }
+    let shift_id = landing_shift(
+        app,
+        &mut run.tx,
+        input.register_id,
+        head.register_id,
+        caller.user_id,
+        input.method,
+    )
+    .await?;
     let (payment, order) = record_payment(
         &mut run.tx,
         &head,
@@ -72,14 +84,42 @@ pub async fn pay(
             reference,
             created_by: Some(caller.user_id),
             intent_id: None,
+            shift_id,
         },
     )
     .await?;
-    let data = json!({"payment_id": payment.id, "method": input.method, "amount_cents": input.amount_cents});
+    let data = json!({"payment_id": payment.id, "method": input.method, "amount_cents": input.amount_cents, "shift_id": shift_id});
     audit::record(&mut run.tx, actor, "order.payment", "order", id, data).await?;
     let answer = run.finish::<OrderError>(render(&payment, &order)).await?;
     app.after_commit(false);
     Ok(answer)
+}
+
+/// The register shift money lands in, locked `FOR SHARE` until the caller's transaction ends
+/// (see `till_db::shifts`): the open shift of the register named (`asked`, which must be an
+/// active register) or else of the order's register; failing that, the open shift the caller
+/// is on; else none, which `SHIFTS_REQUIRED` refuses for cash (409 `no_open_shift`).
+pub(crate) async fn landing_shift(
+    app: &App,
+    conn: &mut PgConnection,
+    asked: Option<Uuid>,
+    order_register: Option<Uuid>,
+    caller: Uuid,
+    method: PaymentMethod,
+) -> Result<Option<Uuid>, OrderError> {
+    if let Some(r) = asked {
+        if !shifts::register_active(conn, r).await? {
+            return Err(OrderError::field(
+                "register_id",
+                "no such register, or it is inactive",
+            ));
+        }
+    }
+    let shift = shifts::lock_open_for_money(conn, asked.or(order_register), Some(caller)).await?;
+    if shift.is_none() && method == PaymentMethod::Cash && app.config.shop.shifts_required {
+        return Err(OrderError::NoOpenShift);
+    }
+    Ok(shift)
 }
 
 /// Records payment `p` on the order whose row the caller has locked (`head`), in the caller's
@@ -112,7 +152,13 @@ pub(crate) async fn record_payment(
     );
     let payment = orders::add_payment(conn, head.id, p, complete).await?;
     let order = orders::get(conn, head.id).await?;
-    record_event(conn, "order.updated", &order).await?;
+    // `order.paid` once the balance is settled by this payment; a part payment is an update.
+    let topic = if head.paid_cents < head.total_cents && paid >= head.total_cents {
+        "order.paid"
+    } else {
+        "order.updated"
+    };
+    record_event(conn, topic, &order).await?;
     Ok((payment, order))
 }
 

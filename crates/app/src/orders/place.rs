@@ -41,6 +41,9 @@ pub struct PlaceInput {
     /// pickup-enabled location); staff may name any active location. Absent: the register's
     /// location for a till order, else the default location.
     pub location_id: Option<Uuid>,
+    /// The till's register (POS orders). Absent: the register of the open shift the caller is
+    /// on, if any.
+    pub register_id: Option<Uuid>,
 }
 
 /// One line as asked for.
@@ -110,6 +113,8 @@ pub async fn place(
         delivery_address: address.map(str::to_owned),
         currency: app.config.shop.currency.clone(),
         location_id: body.location_id,
+        register_id: body.register_id,
+        shift_id: None,
         version: 1,
         created_at: prep.now,
         updated_at: prep.now,
@@ -121,6 +126,7 @@ pub async fn place(
             at: prep.now,
             by: Some(caller.user_id),
         }],
+        receipt_count: 0,
     };
     let mut answer = render(&order);
     let placed = checkout::place(
@@ -147,9 +153,12 @@ pub async fn place(
     match placed {
         Ok(placed) => {
             app.after_commit(true);
-            // The function resolved the location and stored it in its answer.
+            // The function resolved the location, register and shift and stored them in its
+            // answer.
             if let Some(body) = answer.body.as_object_mut() {
                 body.insert("location_id".into(), json!(placed.location_id));
+                body.insert("register_id".into(), json!(placed.register_id));
+                body.insert("shift_id".into(), json!(placed.shift_id));
             }
             Ok(answer)
         }
@@ -171,6 +180,10 @@ pub async fn place(
         Err(PlaceError::OpenOrdersCap) => Err(OrderError::OpenOrdersCap {
             limit: app.config.shop.online_open_orders_per_customer,
         }),
+        Err(PlaceError::UnknownRegister) => Err(OrderError::field(
+            "register_id",
+            "no such register, or it is inactive",
+        )),
         Err(PlaceError::KeyTaken) => idempotency::answer_taken(app, caller.user_id, key).await,
         Err(PlaceError::Db(e)) => Err(e.into()),
     }
@@ -237,6 +250,9 @@ fn check_body(
         && body.fulfilment != Fulfilment::Pickup
     {
         errs.add("location_id", "is only for pickup orders");
+    }
+    if channel == Channel::Online && body.register_id.is_some() {
+        errs.add("register_id", "is only for till (POS) orders");
     }
     if channel == Channel::Online && body.fulfilment == Fulfilment::InStore {
         errs.add(

@@ -7,12 +7,13 @@ use std::collections::{HashMap, HashSet};
 use serde::Deserialize;
 use serde_json::json;
 use till_db::audit::{self, Actor};
-use till_db::orders::{self, Order, Refund, Restock};
+use till_db::orders::{self, NewRefund, Order, Refund, Restock};
 use till_db::stock::{self, MovementContext};
 use till_db::PgConnection;
-use till_domain::{FieldErrors, MovementReason};
+use till_domain::{FieldErrors, MovementReason, PaymentMethod};
 use uuid::Uuid;
 
+use super::pay::landing_shift;
 use super::{record_event, Caller, OrderError};
 use crate::idempotency::{self, Answer, Begun, IdempotencyKey};
 use crate::App;
@@ -28,6 +29,10 @@ pub struct RefundInput {
     /// Goods coming back to stock.
     #[serde(default)]
     pub restock: Vec<Restock>,
+    /// The tender the money goes back in; absent: the method of the order's first payment.
+    pub method: Option<PaymentMethod>,
+    /// The till's register; absent: the order's register.
+    pub register_id: Option<Uuid>,
 }
 
 /// Refunds `input` on order `id` under idempotency `key` (the caller has checked the role);
@@ -54,20 +59,39 @@ pub async fn refund(
             amount_cents: input.amount_cents,
         });
     }
+    let method = match input.method {
+        Some(m) => m,
+        None => orders::first_payment_method(&mut run.tx, id)
+            .await?
+            .unwrap_or(PaymentMethod::Cash),
+    };
+    let shift_id = landing_shift(
+        app,
+        &mut run.tx,
+        input.register_id,
+        head.register_id,
+        caller.user_id,
+        method,
+    )
+    .await?;
     restock(&mut run.tx, id, &input.restock, caller.user_id).await?;
     let refund = orders::add_refund(
         &mut run.tx,
         id,
-        input.amount_cents,
-        reason,
-        &input.restock,
-        caller.user_id,
+        NewRefund {
+            amount_cents: input.amount_cents,
+            method,
+            reason,
+            restock: &input.restock,
+            by: caller.user_id,
+            shift_id,
+        },
     )
     .await?;
-    let data = json!({"refund_id": refund.id, "amount_cents": input.amount_cents, "reason": reason, "restock": input.restock});
+    let data = json!({"refund_id": refund.id, "amount_cents": input.amount_cents, "method": method, "reason": reason, "restock": input.restock, "shift_id": shift_id});
     audit::record(&mut run.tx, actor, "order.refund", "order", id, data).await?;
     let order = orders::get(&mut run.tx, id).await?;
-    record_event(&mut run.tx, "order.updated", &order).await?;
+    record_event(&mut run.tx, "order.refunded", &order).await?;
     let answer = run.finish::<OrderError>(render(&refund, &order)).await?;
     app.after_commit(!input.restock.is_empty());
     Ok(answer)

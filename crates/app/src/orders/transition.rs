@@ -67,7 +67,12 @@ pub async fn transition(
         .await?;
     }
     let order = orders::get(tx, id).await?;
-    record_event(tx, "order.updated", &order).await?;
+    let topic = if to == OrderStatus::Cancelled {
+        "order.cancelled"
+    } else {
+        "order.updated"
+    };
+    record_event(tx, topic, &order).await?;
     let answer = run.finish::<OrderError>(render(&order)).await?;
     app.after_commit(to == OrderStatus::Cancelled);
     Ok(answer)

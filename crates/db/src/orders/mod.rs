@@ -18,7 +18,9 @@ use crate::DbError;
 mod money;
 mod read;
 
-pub use money::{add_payment, add_refund, returnable, NewPayment, Returnable};
+pub use money::{
+    add_payment, add_refund, first_payment_method, returnable, NewPayment, NewRefund, Returnable,
+};
 pub use read::{
     board, customer_exists, decode_cursor, expired_open, expired_with_money, list, Board, Filter,
     ListCursor, BOARD_COLUMNS,
@@ -56,6 +58,9 @@ pub struct Payment {
     /// provider); absent for payments taken by staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent_id: Option<Uuid>,
+    /// The register shift it landed in, if any.
+    #[serde(default)]
+    pub shift_id: Option<Uuid>,
 }
 
 /// One restocked product of a refund.
@@ -68,11 +73,17 @@ pub struct Restock {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refund {
     pub id: Uuid,
+    /// The tender the money went back in (null only on refunds older than tender methods).
+    #[serde(default)]
+    pub method: Option<PaymentMethod>,
     pub amount_cents: i64,
     pub reason: String,
     pub restock: Vec<Restock>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// The register shift it landed in, if any.
+    #[serde(default)]
+    pub shift_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -103,6 +114,8 @@ struct OrderRow {
     delivery_address: Option<String>,
     currency: String,
     location_id: Uuid,
+    register_id: Option<Uuid>,
+    shift_id: Option<Uuid>,
     version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -110,6 +123,7 @@ struct OrderRow {
     payments: Json<Vec<Payment>>,
     refunds: Json<Vec<Refund>>,
     status_history: Json<Vec<StatusChange>>,
+    receipt_count: i32,
 }
 
 /// A whole order.
@@ -136,6 +150,10 @@ pub struct Order {
     /// pickup location, or the default one. `None` only before the order is written, when the
     /// database resolves it.
     pub location_id: Option<Uuid>,
+    /// The register of a POS order (named, or that of its creator's open shift).
+    pub register_id: Option<Uuid>,
+    /// The register shift that was open when it was placed.
+    pub shift_id: Option<Uuid>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -143,6 +161,8 @@ pub struct Order {
     pub payments: Vec<Payment>,
     pub refunds: Vec<Refund>,
     pub status_history: Vec<StatusChange>,
+    /// Receipts issued so far; each after the first is a copy.
+    pub receipt_count: i32,
 }
 
 fn parse<T: std::str::FromStr>(col: &str, v: &str) -> Result<T, DbError> {
@@ -175,6 +195,8 @@ impl TryFrom<OrderRow> for Order {
             delivery_address: r.delivery_address,
             currency: r.currency,
             location_id: Some(r.location_id),
+            register_id: r.register_id,
+            shift_id: r.shift_id,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -182,6 +204,7 @@ impl TryFrom<OrderRow> for Order {
             payments: r.payments.0,
             refunds: r.refunds.0,
             status_history: r.status_history.0,
+            receipt_count: r.receipt_count,
         })
     }
 }
@@ -192,8 +215,8 @@ fn into_orders(rows: Vec<OrderRow>) -> Result<Vec<Order>, DbError> {
 
 const HEAD_COLS: &str = "o.id, o.number, o.channel, o.status, o.fulfilment, o.customer_id, \
     o.created_by, o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents, o.paid_cents, \
-    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.location_id, o.version, \
-    o.created_at, o.updated_at";
+    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.location_id, o.register_id, o.shift_id, o.version, \
+    o.created_at, o.updated_at, o.receipt_count";
 
 /// Every column of [`OrderRow`] for rows aliased `o`.
 fn select_whole() -> String {
@@ -225,6 +248,17 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Order, DbError> {
     row.try_into()
 }
 
+/// Counts one more receipt for the order (not a change of the order: its version stays) and
+/// returns how many there have been, this one included.
+pub async fn count_receipt(conn: &mut PgConnection, id: Uuid) -> Result<i32, DbError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE orders SET receipt_count = receipt_count + 1 WHERE id = $1 RETURNING receipt_count",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
+}
+
 /// The money and state columns a write decides on.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Head {
@@ -236,6 +270,7 @@ pub struct Head {
     pub paid_cents: i64,
     pub refunded_cents: i64,
     pub version: i64,
+    pub register_id: Option<Uuid>,
 }
 
 impl Head {
@@ -250,7 +285,8 @@ impl Head {
 /// Locks the order row for the rest of the transaction and returns its head, or `NotFound`.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Head, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, status, fulfilment, customer_id, total_cents, paid_cents, refunded_cents, version
+        "SELECT id, status, fulfilment, customer_id, total_cents, paid_cents, refunded_cents, version,
+                register_id
          FROM orders WHERE id = $1 FOR NO KEY UPDATE",
     )
     .bind(id)

@@ -19,6 +19,8 @@ pub struct NewPayment<'a> {
     pub created_by: Option<Uuid>,
     /// The payment intent it settles (at most one payment per intent: a unique index).
     pub intent_id: Option<Uuid>,
+    /// The register shift it lands in (locked `FOR SHARE` by the caller), if any.
+    pub shift_id: Option<Uuid>,
 }
 
 /// Records a payment on a locked order: adds it to `paid_cents`, bumps the version and, when
@@ -37,8 +39,8 @@ pub async fn add_payment(
     let row: Row = sqlx::query_as(
         "WITH pay AS (
              INSERT INTO payments (id, order_id, method, amount_cents, tendered_cents, change_cents,
-                                   reference, created_by, intent_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10)
+                                   reference, created_by, intent_id, shift_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, $11)
              RETURNING id, created_at
          ), u AS (
              UPDATE orders SET paid_cents = paid_cents + $4, version = version + 1, updated_at = now(),
@@ -62,6 +64,7 @@ pub async fn add_payment(
     .bind(p.created_by)
     .bind(complete)
     .bind(p.intent_id)
+    .bind(p.shift_id)
     .fetch_one(conn)
     .await?;
     Ok(Payment {
@@ -74,18 +77,35 @@ pub async fn add_payment(
         created_by: p.created_by,
         created_at: row.created_at,
         intent_id: p.intent_id,
+        shift_id: p.shift_id,
     })
+}
+
+/// A refund to record.
+pub struct NewRefund<'a> {
+    pub amount_cents: i64,
+    pub method: PaymentMethod,
+    pub reason: &'a str,
+    pub restock: &'a [Restock],
+    pub by: Uuid,
+    /// The register shift it lands in (locked `FOR SHARE` by the caller), if any.
+    pub shift_id: Option<Uuid>,
 }
 
 /// Records a refund on a locked order and adds it to `refunded_cents`. Stock is the caller's.
 pub async fn add_refund(
     conn: &mut PgConnection,
     order_id: Uuid,
-    amount_cents: i64,
-    reason: &str,
-    restock: &[Restock],
-    by: Uuid,
+    r: NewRefund<'_>,
 ) -> Result<Refund, DbError> {
+    let NewRefund {
+        amount_cents,
+        method,
+        reason,
+        restock,
+        by,
+        shift_id,
+    } = r;
     #[derive(sqlx::FromRow)]
     struct Row {
         id: Uuid,
@@ -93,8 +113,9 @@ pub async fn add_refund(
     }
     let row: Row = sqlx::query_as(
         "WITH r AS (
-             INSERT INTO refunds (id, order_id, amount_cents, reason, restock, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at
+             INSERT INTO refunds (id, order_id, amount_cents, reason, restock, created_by,
+                                  method, shift_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id, created_at
          ), u AS (
              UPDATE orders SET refunded_cents = refunded_cents + $3, version = version + 1,
                  updated_at = now()
@@ -108,16 +129,34 @@ pub async fn add_refund(
     .bind(reason)
     .bind(Json(restock))
     .bind(by)
+    .bind(method.as_str())
+    .bind(shift_id)
     .fetch_one(conn)
     .await?;
     Ok(Refund {
         id: row.id,
+        method: Some(method),
         amount_cents,
         reason: reason.to_owned(),
         restock: restock.to_vec(),
         created_by: Some(by),
         created_at: row.created_at,
+        shift_id,
     })
+}
+
+/// The method of the order's first payment (a refund's default tender).
+pub async fn first_payment_method(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Option<PaymentMethod>, DbError> {
+    let m: Option<String> = sqlx::query_scalar(
+        "SELECT method FROM payments WHERE order_id = $1 ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(m.and_then(|m| m.parse().ok()))
 }
 
 /// Per product line of an order: what was sold and what has come back since (cancel/return).

@@ -10,7 +10,9 @@ use till_app::orders::OrderError;
 use till_app::password::HashError;
 use till_app::payments::SignatureError;
 use till_app::products::ProductError;
+use till_app::shifts::ShiftError;
 use till_app::stock::StockError;
+use till_app::webhooks::WebhookError;
 
 use super::ApiError;
 
@@ -62,6 +64,10 @@ impl From<OrderError> for ApiError {
                 ),
             )
             .with_details(json!({ "limit": limit })),
+            OrderError::NoOpenShift => ApiError::conflict(
+                "no_open_shift",
+                "Cash needs an open register shift: open one (or join one) first.",
+            ),
             OrderError::Validation(errs) => ApiError::validation(errs),
             OrderError::Idempotency(e) => e.into(),
             OrderError::Db(e) => e.into(),
@@ -168,9 +174,61 @@ impl From<ProductError> for ApiError {
     }
 }
 
+impl From<ShiftError> for ApiError {
+    fn from(e: ShiftError) -> Self {
+        match e {
+            ShiftError::NotFound => ApiError::not_found(),
+            ShiftError::Forbidden(None) => ApiError::forbidden(),
+            ShiftError::Forbidden(Some(msg)) => ApiError::forbidden_msg(msg),
+            ShiftError::DifferenceNeedsManager { difference_cents } => ApiError::forbidden_msg(
+                "The counted cash differs from the expected by more than a cashier may close with; a manager must close this shift.",
+            )
+            .with_details(json!({ "difference_cents": difference_cents })),
+            ShiftError::Conflict {
+                message,
+                open_shift_id,
+            } => ApiError::conflict("conflict", message)
+                .with_details(json!({ "open_shift_id": open_shift_id })),
+            ShiftError::Closed => ApiError::conflict(
+                "invalid_transition",
+                "This shift is closed; it can no longer change.",
+            )
+            .with_details(json!({"from": "closed"})),
+            ShiftError::NotEnoughCash {
+                expected_cash_cents,
+            } => {
+                let e = ApiError::conflict(
+                    "conflict",
+                    "The drawer does not hold that much cash.",
+                );
+                match expected_cash_cents {
+                    Some(c) => e.with_details(json!({ "expected_cash_cents": c })),
+                    None => e,
+                }
+            }
+            ShiftError::PreconditionFailed { current_version } => ApiError::precondition_failed()
+                .with_details(json!({ "current_version": current_version })),
+            ShiftError::Validation(errs) => ApiError::validation(errs),
+            ShiftError::Idempotency(e) => e.into(),
+            ShiftError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         ApiError::internal(e)
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Validation(errs) => ApiError::validation(errs),
+            WebhookError::VersionMismatch => ApiError::precondition_failed(),
+            WebhookError::Idempotency(e) => e.into(),
+            WebhookError::Db(e) => e.into(),
+        }
     }
 }
 
@@ -233,6 +291,7 @@ mod tests {
                 (409, "conflict"),
             ),
             (OrderError::OpenOrdersCap { limit: 3 }, (409, "conflict")),
+            (OrderError::NoOpenShift, (409, "no_open_shift")),
             (
                 OrderError::Validation(FieldErrors::default()),
                 (422, "validation_failed"),
@@ -294,6 +353,50 @@ mod tests {
             answer(StockError::Db(DbError::NotFound)),
             (404, "not_found")
         );
+    }
+
+    #[test]
+    fn every_shift_error_has_its_status_and_code() {
+        let table: Vec<(ShiftError, (u16, &str))> = vec![
+            (ShiftError::NotFound, (404, "not_found")),
+            (ShiftError::Forbidden(None), (403, "forbidden")),
+            (
+                ShiftError::DifferenceNeedsManager {
+                    difference_cents: -700,
+                },
+                (403, "forbidden"),
+            ),
+            (
+                ShiftError::Conflict {
+                    message: "open",
+                    open_shift_id: None,
+                },
+                (409, "conflict"),
+            ),
+            (ShiftError::Closed, (409, "invalid_transition")),
+            (
+                ShiftError::NotEnoughCash {
+                    expected_cash_cents: None,
+                },
+                (409, "conflict"),
+            ),
+            (
+                ShiftError::PreconditionFailed { current_version: 2 },
+                (412, "precondition_failed"),
+            ),
+            (
+                ShiftError::Validation(FieldErrors::default()),
+                (422, "validation_failed"),
+            ),
+        ];
+        for (e, want) in table {
+            let shown = format!("{e:?}");
+            assert_eq!(answer(e), want, "{shown}");
+        }
+        let e = ApiError::from(ShiftError::DifferenceNeedsManager {
+            difference_cents: -700,
+        });
+        assert_eq!(e.details.unwrap()["difference_cents"], -700);
     }
 
     #[test]

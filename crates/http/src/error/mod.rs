@@ -13,6 +13,7 @@ use crate::request_id;
 
 mod from_app;
 mod from_locations;
+mod from_media;
 
 #[derive(Debug)]
 pub struct ApiError {

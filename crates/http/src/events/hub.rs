@@ -62,6 +62,9 @@ impl Hub {
         if self.last_seq.fetch_max(ev.seq, Ordering::SeqCst) >= ev.seq {
             return;
         }
+        if ev.audience == Audience::Nobody {
+            return;
+        }
         let ev = Arc::new(ev);
         if let Audience::StaffAndCustomer(Some(c)) = ev.audience {
             if let Some(tx) = lock(&self.customers).get(&c) {

@@ -33,6 +33,8 @@ pub enum Audience {
     Staff,
     /// Staff-side roles, and the customer the event is about.
     StaffAndCustomer(Option<Uuid>),
+    /// No live client: events only webhooks carry (`product.updated`, `ping`, …).
+    Nobody,
 }
 
 /// One event as held by the hub: routing facts plus the JSON text sent to clients, encoded once
@@ -53,19 +55,22 @@ impl Event {
             .get("customer_id")
             .and_then(|v| v.as_str())
             .and_then(|s| s.parse::<Uuid>().ok());
-        let staff_only = frame.get("audience").and_then(|v| v.as_str()) == Some("staff");
+        let audience = frame.get("audience").and_then(|v| v.as_str());
+        let audience = match audience {
+            Some("staff") => Audience::Staff,
+            Some("none") => Audience::Nobody,
+            _ => Audience::StaffAndCustomer(customer_id),
+        };
         if let Some(obj) = frame.as_object_mut() {
             obj.remove("customer_id");
             obj.remove("audience");
+            // The whole changed object is for webhooks; live clients get the summary.
+            obj.remove("data");
             obj.insert("seq".into(), json!(seq));
         }
         Event {
             seq,
-            audience: if staff_only {
-                Audience::Staff
-            } else {
-                Audience::StaffAndCustomer(customer_id)
-            },
+            audience,
             frame: frame.to_string().into(),
         }
     }
@@ -82,6 +87,7 @@ impl Event {
     /// Staff-side roles see everything; a customer only events about their own orders.
     pub fn visible_to(&self, staff_side: bool, customer_id: Option<Uuid>) -> bool {
         match self.audience {
+            Audience::Nobody => false,
             _ if staff_side => true,
             Audience::Staff => false,
             Audience::StaffAndCustomer(owner) => owner.is_some() && owner == customer_id,

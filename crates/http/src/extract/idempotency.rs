@@ -9,7 +9,8 @@
 //! case a `render` that builds the answer with [`answer`], and send what comes back with
 //! [`respond`].
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -63,6 +64,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeIdempotent<T> 
     }
 }
 
+/// The optional `Idempotency-Key` of a POST without a body: the request is its method and path.
+pub struct BodilessKey(pub Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for BodilessKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(HEADER) {
+            return Ok(BodilessKey(None));
+        }
+        let key = key_of(&parts.headers)?;
+        Ok(BodilessKey(Some(IdempotencyKey {
+            key,
+            request_hash: request_hash(parts.method.as_str(), parts.uri.path(), ""),
+        })))
+    }
+}
+
 async fn keyed<T: DeserializeOwned, S: Send + Sync>(
     req: Request,
     state: &S,
@@ -81,6 +100,16 @@ async fn keyed<T: DeserializeOwned, S: Send + Sync>(
             request_hash: request_hash(&method, &path, &canonical),
         },
     })
+}
+
+/// The key of a request whose body is not JSON (an upload, a CSV import), or `None` when no
+/// `Idempotency-Key` was sent; the caller fingerprints the body itself ([`request_hash`]).
+pub fn optional_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    if headers.contains_key(HEADER) {
+        key_of(headers).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 fn key_of(headers: &HeaderMap) -> ApiResult<String> {

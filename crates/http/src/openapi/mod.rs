@@ -55,9 +55,11 @@ pub const DOCS_PATH: &str = "/api/docs";
         (name = "inventory", description = "The stock ledger"),
         (name = "customers", description = "Customer records"),
         (name = "orders", description = "Orders, their lifecycle, payments and refunds"),
+        (name = "shifts", description = "Registers and their cash drawer shifts, X and Z reports"),
         (name = "live", description = "Live order events over WebSocket"),
         (name = "reports", description = "Sales reports and the audit log"),
         (name = "admin", description = "Background jobs"),
+        (name = "webhooks", description = "Webhook endpoints, deliveries and the event log (admin)"),
         (name = "meta", description = "This description"),
         (name = "health", description = "Health, readiness and metrics (no /api/v1 prefix)"),
     )

@@ -11,10 +11,15 @@ pub mod jobs;
 pub mod locations;
 pub mod orders;
 pub mod payments;
+pub mod product_csv;
+pub mod product_media;
 pub mod products;
+pub mod registers;
 pub mod reports;
+pub mod shifts;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,6 +35,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(categories::router())
         .merge(products::router())
+        .merge(product_media::router())
+        .merge(product_csv::router())
         .merge(inventory::router())
         .merge(locations::router())
         .merge(transfers::router())
@@ -41,5 +48,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(payments::router())
         .merge(audit::router())
         .merge(reports::router())
+        .merge(registers::router())
+        .merge(shifts::router())
+        .merge(webhooks::router())
         .routes(routes!(crate::openapi::serve_document))
 }

@@ -5,7 +5,8 @@
 mod board;
 mod create;
 mod payments;
-mod read;
+pub(crate) mod read;
+mod receipt;
 mod refunds;
 mod transitions;
 
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(payments::pay))
         .routes(routes!(refunds::refund))
         .routes(routes!(read::customer_orders))
+        .routes(routes!(receipt::receipt))
 }
 
 pub use till_app::orders::{event_payload, order_json, record_event, OrderView};

@@ -167,7 +167,7 @@ fn parse_filter(p: &ListParams, tz: chrono_tz::Tz) -> ApiResult<Filter> {
 
 /// A lower bound (`end = false`) or an exclusive upper bound (`end = true`) for `s`, which must
 /// name a time in the years 2000..=9999.
-fn instant(s: &str, tz: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>, ValueError> {
+pub(crate) fn instant(s: &str, tz: chrono_tz::Tz, end: bool) -> Result<DateTime<Utc>, ValueError> {
     const SHAPE: ValueError = ValueError("must be an RFC 3339 time or YYYY-MM-DD");
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         let t = limits::check_timestamp(t.with_timezone(&Utc))?;
