@@ -251,3 +251,29 @@ pub async fn stock_by_location(
     .await?;
     Ok(rows.into_iter().map(|(id, j)| (id, j.0)).collect())
 }
+
+/// Units of an active, tracked product at each active pickup location (what a customer choosing
+/// a pickup store sees). Empty for an unknown, inactive or untracked product.
+pub async fn pickup_availability(
+    pool: &PgPool,
+    product_id: Uuid,
+) -> Result<Vec<LocationStock>, DbError> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
+        "SELECT l.id, COALESCE(sl.on_hand, 0)::bigint
+         FROM locations l
+         JOIN products p ON p.id = $1 AND p.active AND p.track_stock
+         LEFT JOIN {ALL_LEVELS} sl ON sl.product_id = p.id AND sl.location_id = l.id
+         WHERE l.active AND l.pickup_enabled
+         ORDER BY l.is_default DESC, l.name, l.id"
+    ))
+    .bind(product_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(location_id, on_hand)| LocationStock {
+            location_id,
+            on_hand,
+        })
+        .collect())
+}

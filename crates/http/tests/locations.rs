@@ -160,6 +160,16 @@ async fn a_default_location_holds_the_stock_and_admins_manage_locations() {
         .await
         .expect_json(200);
     assert!(anon.get("stock_by_location").is_none());
+    // The shop's store picker: per pickup location, for anyone (the warehouse is not one).
+    let avail = app
+        .anon()
+        .get(&format!("/api/v1/inventory/availability?product_id={a}"))
+        .await
+        .expect_json(200);
+    assert_eq!(
+        avail["items"],
+        json!([{"location_id": main, "on_hand": 10}, {"location_id": store, "on_hand": 2}])
+    );
 }
 
 #[tokio::test]
@@ -236,16 +246,42 @@ async fn orders_take_stock_at_their_location_and_shortages_name_it() {
     assert_eq!(on_hand(&manager, &a, &pickup).await, 3);
     assert_eq!(on_hand(&manager, &a, &main).await, 0);
     assert_eq!(stock_of(&app, &a).await, 3);
+    // A till order on a register sells from the register's location.
+    let register = admin
+        .post(
+            "/api/v1/registers",
+            json!({"name": "Pickup till", "location_id": pickup}),
+        )
+        .await
+        .expect_json(201);
+    assert_eq!(register["location_id"], json!(pickup));
+    let on_register = cashier
+        .post_order(
+            &OrderBuilder::pos()
+                .line(&a, 1)
+                .set("register_id", register["id"].clone()),
+        )
+        .await
+        .expect_json(201);
+    assert_eq!(on_register["location_id"], json!(pickup));
+    assert_eq!(on_hand(&manager, &a, &pickup).await, 2);
+    admin
+        .post(
+            "/api/v1/registers",
+            json!({"name": "Nowhere", "location_id": uuid::Uuid::nil()}),
+        )
+        .await
+        .expect_invalid(&["location_id"]);
     // An adjustment may name its location; a shortage there names it.
     let adj = manager
         .post(
             "/api/v1/inventory/adjustments",
-            json!({"product_id": a, "delta": -4, "reason": "damage", "location_id": pickup}),
+            json!({"product_id": a, "delta": -3, "reason": "damage", "location_id": pickup}),
         )
         .await
         .expect_error(409, "insufficient_stock");
     assert_eq!(adj["error"]["details"]["location_id"], json!(pickup));
-    assert_eq!(adj["error"]["details"]["available"], 3);
+    assert_eq!(adj["error"]["details"]["available"], 2);
 }
 
 fn count_lines(lines: &[(&str, i64)]) -> Value {

@@ -84,6 +84,11 @@ pub struct LocationList {
     pub items: Vec<till_db::locations::LocationRow>,
 }
 
+#[derive(ToSchema)]
+pub struct AvailabilityList {
+    pub items: Vec<till_db::locations::LocationStock>,
+}
+
 /// One transfer receipt: the units it recorded.
 #[derive(ToSchema)]
 pub struct TransferReceipt {

@@ -16,7 +16,7 @@ use crate::extract::{
     Admin, Authed, CashierPlus, IfMatch, Json, MaybeIdempotent, MaybeUser, PageQuery, Query,
     RequestMeta,
 };
-use crate::openapi::schemas::{ErrorBody, LocationList, PageParams};
+use crate::openapi::schemas::{AvailabilityList, ErrorBody, LocationList, PageParams};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(update))
         .routes(routes!(levels))
+        .routes(routes!(availability))
 }
 
 /// Locations: staff see every one; anonymous callers and customers the active pickup ones.
@@ -146,4 +147,33 @@ async fn levels(
     )
     .await?;
     Ok(Json(state.cursors.sign_page(rows)).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AvailabilityParams {
+    #[param(required = true)]
+    product_id: Option<Uuid>,
+}
+
+/// Units of a product at each active pickup location (anyone: the shop's store picker).
+#[utoipa::path(
+    get,
+    path = "/inventory/availability",
+    tag = "inventory",
+    security((), ("bearer" = [])),
+    params(AvailabilityParams),
+    responses(
+        (status = 200, description = "One entry per pickup location (empty for an unknown, inactive or untracked product)", body = AvailabilityList),
+    )
+)]
+async fn availability(
+    State(state): State<AppState>,
+    Query(params): Query<AvailabilityParams>,
+) -> ApiResult<Response> {
+    let Some(product_id) = params.product_id else {
+        return Err(crate::error::ApiError::field("product_id", "is required"));
+    };
+    let items = locations::pickup_availability(&state.db.write, product_id).await?;
+    Ok(Json(json!({ "items": items })).into_response())
 }
