@@ -5,11 +5,14 @@
 --    publisher becomes gap-free: it is taken from the one-row counter `outbox_counter` inside the
 --    publisher's transaction instead of a sequence (a sequence keeps the numbers a rolled-back
 --    round drew, which left holes a receiver could not tell from lost events).
--- 2. `webhook_fanout` is the fan-out cursor: the last `seq` turned into deliveries. One worker
---    at a time moves it (row lock, SKIP LOCKED), in the transaction that inserts the deliveries,
---    so each (endpoint, event) gets exactly one delivery row (also a unique index).
--- 3. A delivery is leased by a worker (`locked_until`) while its HTTP request runs; a worker
---    killed mid-delivery loses the lease and another sends the same event again.
+-- 2. Each endpoint keeps a cursor (`cursor_seq`, the last event it was sent). A worker leases the
+--    endpoint (`lease_until`), reads the events after its cursor, sends those it subscribed to,
+--    and in one statement records them (one `webhook_deliveries` row each, written in its final
+--    state) and moves the cursor. A worker killed mid-batch loses the lease; the next one starts
+--    from the same cursor and sends the same events again (same id, same body).
+-- 3. A failed first attempt leaves its delivery `pending` with `next_attempt_at`; retries lease
+--    single deliveries (`locked_until`). Only pending rows are in the partial indexes, so the
+--    happy path writes one row and touches two indexes.
 
 ALTER TABLE outbox ADD COLUMN event_id UUID NOT NULL DEFAULT gen_random_uuid();
 CREATE UNIQUE INDEX outbox_event_id_key ON outbox (event_id);
@@ -32,19 +35,14 @@ CREATE TABLE webhook_endpoints (
     previous_secret       TEXT,
     previous_valid_until  TIMESTAMPTZ,
     consecutive_failures  INT NOT NULL DEFAULT 0,
+    cursor_seq            BIGINT NOT NULL,
+    lease_until           TIMESTAMPTZ,
+    lease_owner           TEXT,
     created_by            UUID,
     created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
     updated_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
     version               BIGINT NOT NULL DEFAULT 1
 );
-CREATE INDEX webhook_endpoints_events_idx ON webhook_endpoints USING gin (events) WHERE active;
-
-CREATE TABLE webhook_fanout (
-    id        INT PRIMARY KEY CHECK (id = 1),
-    last_seq  BIGINT NOT NULL
-);
-INSERT INTO webhook_fanout (id, last_seq)
-SELECT 1, last_seq FROM outbox_counter;
 
 CREATE TABLE webhook_deliveries (
     id                UUID PRIMARY KEY,
@@ -61,6 +59,10 @@ CREATE TABLE webhook_deliveries (
     locked_by         TEXT,
     last_status_code  INT,
     last_error        TEXT,
+    -- The last attempt's duration and the start of its answer (a first-try success has no
+    -- row in webhook_attempts: this is its record).
+    last_duration_ms  INT,
+    last_excerpt      TEXT,
     delivered_at      TIMESTAMPTZ,
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
     UNIQUE (endpoint_id, event_seq)
@@ -69,7 +71,6 @@ CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_inflight_idx ON webhook_deliveries (endpoint_id, locked_until)
     WHERE status = 'pending';
-CREATE INDEX webhook_deliveries_list_idx ON webhook_deliveries (endpoint_id, created_at DESC, id DESC);
 
 CREATE TABLE webhook_attempts (
     delivery_id       UUID NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,

@@ -91,8 +91,6 @@ pub const CONSTRAINTS: &[Constraint] = &[
     c("outbox_counter_pkey", Unique, "id"),
     c("outbox_counter_id_check", Check, "id"),
     c("webhook_endpoints_pkey", Unique, "id"),
-    c("webhook_fanout_pkey", Unique, "id"),
-    c("webhook_fanout_id_check", Check, "id"),
     c("webhook_deliveries_pkey", Unique, "id"),
     c(
         "webhook_deliveries_endpoint_id_event_seq_key",

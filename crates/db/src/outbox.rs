@@ -10,6 +10,9 @@ use crate::DbError;
 /// Advisory-lock key held by the active publisher; one publisher keeps `seq` in delivery order.
 const PUBLISHER_LOCK: i64 = 0x7469_6c6c_6f75_7462; // "tilloutb"
 
+/// The PostgreSQL NOTIFY channel a publishing round signals on commit.
+pub const PUBLISHED_CHANNEL: &str = "till_outbox_published";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
@@ -64,8 +67,15 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
          RETURNING o.id, o.seq, o.topic, o.payload, o.created_at, o.event_id",
     )
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
+    if !rows.is_empty() {
+        // Wakes webhook deliverers (LISTEN in `till worker`) when this round commits.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(PUBLISHED_CHANNEL)
+            .execute(&mut *conn)
+            .await?;
+    }
     rows.sort_by_key(|r| r.seq);
     Ok(Some(rows))
 }
@@ -92,12 +102,12 @@ pub async fn last_seq(pool: &PgPool) -> Result<i64, DbError> {
 }
 
 /// Deletes published events older than `hours` (they stay a while for catch-up and for
-/// `GET /events`), never one the webhook fan-out has not reached yet.
+/// `GET /events`), never one an active webhook endpoint has not been sent yet.
 pub async fn purge_published(pool: &PgPool, hours: i64) -> Result<u64, DbError> {
     Ok(sqlx::query(
         "DELETE FROM outbox WHERE seq IS NOT NULL
            AND published_at < now() - make_interval(hours => $1::int)
-           AND seq <= (SELECT last_seq FROM webhook_fanout WHERE id = 1)",
+           AND seq <= COALESCE((SELECT min(cursor_seq) FROM webhook_endpoints WHERE active), seq)",
     )
     .bind(hours)
     .execute(pool)

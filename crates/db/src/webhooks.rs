@@ -1,9 +1,9 @@
 //! Webhook endpoints, their deliveries and every attempt.
 //!
-//! Flow: the outbox publisher stamps a gap-free `seq` on each committed event → the worker's
-//! fan-out ([`fan_out`]) turns events past its cursor into one delivery per subscribed endpoint,
-//! moving the cursor in the same transaction → delivery loops lease due deliveries
-//! ([`claim`]), send them, and record the outcome ([`settle`]).
+//! Flow: the outbox publisher stamps a gap-free `seq` on each committed event → a worker leases
+//! an endpoint that is behind ([`lease_endpoint`]), sends the events after its cursor, and
+//! records them and moves the cursor in one statement ([`record_batch`]) → first attempts that
+//! failed are retried from the delivery rows ([`claim`], [`settle`]).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,7 +14,8 @@ use crate::cursor::{self, Page};
 use crate::DbError;
 
 const ENDPOINT_COLS: &str = "id, url, events, description, active, disabled_reason, secret, \
-     previous_secret, previous_valid_until, consecutive_failures, created_at, updated_at, version";
+     previous_secret, previous_valid_until, consecutive_failures, cursor_seq, created_at, \
+     updated_at, version";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRow {
@@ -28,6 +29,8 @@ pub struct EndpointRow {
     pub previous_secret: Option<String>,
     pub previous_valid_until: Option<DateTime<Utc>>,
     pub consecutive_failures: i32,
+    /// The last event this endpoint was sent (or skipped as not subscribed).
+    pub cursor_seq: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -56,10 +59,13 @@ pub struct NewEndpoint<'a> {
     pub created_by: Uuid,
 }
 
+/// A new endpoint receives the events published from now on.
 pub async fn insert(conn: &mut PgConnection, e: NewEndpoint<'_>) -> Result<EndpointRow, DbError> {
     let sql = format!(
-        "INSERT INTO webhook_endpoints (id, url, events, description, secret, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ENDPOINT_COLS}"
+        "INSERT INTO webhook_endpoints (id, url, events, description, secret, created_by,
+                                        cursor_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, (SELECT last_seq FROM outbox_counter WHERE id = 1))
+         RETURNING {ENDPOINT_COLS}"
     );
     Ok(sqlx::query_as(&sql)
         .bind(e.id)
@@ -133,6 +139,10 @@ pub async fn update(
              description = COALESCE($4, description), active = COALESCE($5, active),
              disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
              consecutive_failures = CASE WHEN $5 THEN 0 ELSE consecutive_failures END,
+             -- Re-enabled: events from now on (those raised meanwhile are in GET /events).
+             cursor_seq = CASE WHEN $5 AND NOT active
+                               THEN (SELECT last_seq FROM outbox_counter WHERE id = 1)
+                               ELSE cursor_seq END,
              updated_at = now(), version = version + 1
          WHERE id = $1 RETURNING {ENDPOINT_COLS}"
     );
@@ -194,12 +204,16 @@ pub struct DeliveryRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub last_duration_ms: Option<i32>,
+    #[serde(skip)]
+    pub last_excerpt: Option<String>,
 }
 
 const DELIVERY_COLS: &str = "id, endpoint_id, event_id, event_seq AS event_sequence, event_type, \
      status, attempts, last_status_code, last_error, \
      CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at, delivered_at, \
-     created_at";
+     created_at, last_duration_ms, last_excerpt";
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 #[schema(as = WebhookAttempt)]
@@ -213,29 +227,32 @@ pub struct AttemptRow {
     pub response_excerpt: Option<String>,
 }
 
-/// Newest first.
+/// Newest event first.
 pub async fn deliveries(
     pool: &PgPool,
     endpoint_id: Uuid,
     status: Option<&str>,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    before_seq: Option<i64>,
     limit: usize,
 ) -> Result<Page<DeliveryRow>, DbError> {
     let sql = format!(
         "SELECT {DELIVERY_COLS} FROM webhook_deliveries
          WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2)
-           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
-         ORDER BY created_at DESC, id DESC LIMIT $5"
+           AND ($3::bigint IS NULL OR event_seq < $3)
+         ORDER BY event_seq DESC LIMIT $4"
     );
     let rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
         .bind(endpoint_id)
         .bind(status)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
+        .bind(before_seq)
         .bind(limit as i64 + 1)
         .fetch_all(pool)
         .await?;
-    Ok(Page::from_rows(rows, limit, |d| (d.created_at, d.id)))
+    Ok(Page::from_rows(rows, limit, |d| d.event_sequence))
+}
+
+pub fn decode_delivery_cursor(c: &str) -> Option<i64> {
+    cursor::decode(c)
 }
 
 pub async fn delivery(pool: &PgPool, id: Uuid) -> Result<DeliveryRow, DbError> {
@@ -271,42 +288,152 @@ pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<DeliveryRow, DbE
         .ok_or(DbError::NotFound)
 }
 
-/// Turns up to `limit` published events past the fan-out cursor into deliveries (one per active
-/// endpoint subscribed to the event's type; a `ping` only to the endpoint it names) and moves the
-/// cursor past them, in one statement. `None` when another worker is fanning out right now.
-/// Returns (events, deliveries).
-pub async fn fan_out(
+/// Leases one active endpoint whose cursor is behind the last published event (the one served
+/// longest ago first) for `lease_ms`. Concurrent workers lease different endpoints.
+pub async fn lease_endpoint(
     pool: &PgPool,
-    limit: i64,
+    worker: &str,
+    lease_ms: i64,
+) -> Result<Option<EndpointRow>, DbError> {
+    let sql = format!(
+        "UPDATE webhook_endpoints SET lease_owner = $1,
+             lease_until = now() + make_interval(secs => $2::double precision / 1000)
+         WHERE id = (
+             SELECT id FROM webhook_endpoints
+             WHERE active AND (lease_until IS NULL OR lease_until <= now())
+               AND cursor_seq < (SELECT last_seq FROM outbox_counter WHERE id = 1)
+             ORDER BY lease_until NULLS FIRST LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+         RETURNING {ENDPOINT_COLS}"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(worker)
+        .bind(lease_ms)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// One first attempt of an event sent from an endpoint's cursor.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub event_seq: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub outcome: Outcome,
+}
+
+/// Records a batch sent from an endpoint's cursor and moves the cursor to `scanned_to` (every
+/// event up to it was either sent or not subscribed to), in one statement; the endpoint's run of
+/// failures and its disabling as in [`settle`]. Nothing happens if this worker's lease was lost
+/// (another worker is sending the same events again). Returns whether the lease was still held.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_batch(
+    pool: &PgPool,
+    worker: &str,
+    endpoint_id: Uuid,
+    scanned_to: i64,
+    sent: &[Sent],
     max_attempts: i32,
-) -> Result<Option<(i64, i64)>, DbError> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "WITH cur AS (
-             SELECT last_seq FROM webhook_fanout WHERE id = 1 FOR UPDATE SKIP LOCKED
-         ), ev AS (
-             SELECT o.seq, o.event_id, o.topic, o.payload FROM outbox o, cur
-             WHERE o.seq > cur.last_seq ORDER BY o.seq LIMIT $1
+    disable_after: i32,
+    disable_reason: Option<&str>,
+) -> Result<bool, DbError> {
+    let seq: Vec<i64> = sent.iter().map(|s| s.event_seq).collect();
+    let event_id: Vec<Uuid> = sent.iter().map(|s| s.event_id).collect();
+    let kind: Vec<&str> = sent.iter().map(|s| s.event_type.as_str()).collect();
+    let o: Vec<&Outcome> = sent.iter().map(|s| &s.outcome).collect();
+    let id: Vec<Uuid> = o.iter().map(|o| o.delivery_id).collect();
+    let started: Vec<DateTime<Utc>> = o.iter().map(|o| o.started_at).collect();
+    let duration: Vec<i32> = o.iter().map(|o| o.duration_ms).collect();
+    let code: Vec<Option<i32>> = o.iter().map(|o| o.status_code).collect();
+    let error: Vec<Option<String>> = o.iter().map(|o| o.error.clone()).collect();
+    let excerpt: Vec<Option<String>> = o.iter().map(|o| o.excerpt.clone()).collect();
+    let status: Vec<&str> = o.iter().map(|o| o.status).collect();
+    let retry_at: Vec<Option<DateTime<Utc>>> = o.iter().map(|o| o.retry_at).collect();
+    let (tail, any_success) = failure_run(o.iter().map(|o| o.status));
+    let held: Option<bool> = sqlx::query_scalar(
+        "WITH ep AS (
+             SELECT id FROM webhook_endpoints WHERE id = $1 AND lease_owner = $2 FOR UPDATE
+         ), o AS (
+             SELECT * FROM unnest($3::uuid[], $4::bigint[], $5::uuid[], $6::text[],
+                                  $7::timestamptz[], $8::int[], $9::int[], $10::text[],
+                                  $11::text[], $12::text[], $13::timestamptz[])
+                 AS o(id, seq, event_id, kind, started_at, duration_ms, code, error, excerpt,
+                      status, retry_at)
+             WHERE EXISTS (SELECT 1 FROM ep)
          ), ins AS (
              INSERT INTO webhook_deliveries (id, endpoint_id, event_seq, event_id, event_type,
-                                             max_attempts)
-             SELECT gen_random_uuid(), e.id, ev.seq, ev.event_id, ev.topic, $2
-             FROM ev JOIN webhook_endpoints e ON e.active
-              AND CASE WHEN ev.topic = 'ping' THEN ev.payload ->> 'endpoint_id' = e.id::text
-                       ELSE ev.topic = ANY (e.events) END
+                 status, attempts, max_attempts, next_attempt_at, last_status_code, last_error,
+                 last_duration_ms, last_excerpt, delivered_at, created_at)
+             SELECT o.id, $1, o.seq, o.event_id, o.kind, o.status, 1, $14,
+                 COALESCE(o.retry_at, now()), o.code, o.error, o.duration_ms, o.excerpt,
+                 CASE WHEN o.status = 'succeeded' THEN now() END, o.started_at
+             FROM o
              ON CONFLICT (endpoint_id, event_seq) DO NOTHING
-             RETURNING 1
-         ), moved AS (
-             UPDATE webhook_fanout SET last_seq = (SELECT max(seq) FROM ev)
-             WHERE id = 1 AND EXISTS (SELECT 1 FROM ev)
+             RETURNING id, status
+         ), att AS (
+             -- A first-try success is recorded by its delivery row alone.
+             INSERT INTO webhook_attempts (delivery_id, attempt, started_at, duration_ms,
+                                           status_code, error, response_excerpt)
+             SELECT o.id, 1, o.started_at, o.duration_ms, o.code, o.error, o.excerpt
+             FROM o JOIN ins ON ins.id = o.id WHERE o.status <> 'succeeded'
          )
-         SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ins)
-         FROM cur",
+         UPDATE webhook_endpoints e SET
+             cursor_seq = GREATEST(cursor_seq, $15), lease_owner = NULL, lease_until = now(),
+             consecutive_failures = CASE WHEN $16 THEN $17 ELSE consecutive_failures + $17 END,
+             active = CASE WHEN $18::text IS NOT NULL
+                             OR (CASE WHEN $16 THEN $17 ELSE consecutive_failures + $17 END) >= $19
+                           THEN false ELSE active END,
+             disabled_reason = CASE
+                 WHEN NOT active THEN disabled_reason
+                 WHEN $18::text IS NOT NULL THEN $18
+                 WHEN (CASE WHEN $16 THEN $17 ELSE consecutive_failures + $17 END) >= $19
+                   THEN format('%s consecutive failed attempts', $19)
+                 ELSE disabled_reason END
+         FROM ep WHERE e.id = ep.id
+         RETURNING true",
     )
-    .bind(limit)
+    .bind(endpoint_id)
+    .bind(worker)
+    .bind(&id)
+    .bind(&seq)
+    .bind(&event_id)
+    .bind(&kind)
+    .bind(&started)
+    .bind(&duration)
+    .bind(&code)
+    .bind(&error)
+    .bind(&excerpt)
+    .bind(&status)
+    .bind(&retry_at)
     .bind(max_attempts)
+    .bind(scanned_to)
+    .bind(any_success)
+    .bind(tail)
+    .bind(disable_reason)
+    .bind(disable_after)
     .fetch_optional(pool)
     .await?;
-    Ok(row)
+    Ok(held.unwrap_or(false))
+}
+
+/// Gives an endpoint's lease back without moving its cursor (nothing could be sent).
+pub async fn release_endpoint(pool: &PgPool, worker: &str, id: Uuid) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = now()
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The failures at the end of a batch (attempts are in event order), and whether any succeeded.
+fn failure_run<'a>(statuses: impl DoubleEndedIterator<Item = &'a str> + Clone) -> (i32, bool) {
+    let total = statuses.clone().count();
+    let tail = statuses.rev().take_while(|s| *s != "succeeded").count();
+    (tail as i32, tail < total)
 }
 
 /// A delivery leased for sending.
@@ -413,6 +540,7 @@ pub async fn settle(
          )
          UPDATE webhook_deliveries d SET
              status = o.status, last_status_code = o.code, last_error = o.error,
+             last_duration_ms = o.duration_ms, last_excerpt = o.excerpt,
              next_attempt_at = COALESCE(o.retry_at, d.next_attempt_at),
              delivered_at = CASE WHEN o.status = 'succeeded' THEN now() END,
              locked_until = NULL, locked_by = NULL
@@ -430,13 +558,7 @@ pub async fn settle(
     .bind(worker)
     .execute(&mut *tx)
     .await?;
-    // The run of failures at the end of this batch (attempts are in event order).
-    let tail_failures = outcomes
-        .iter()
-        .rev()
-        .take_while(|o| o.status != "succeeded")
-        .count() as i32;
-    let any_success = tail_failures < outcomes.len() as i32;
+    let (tail_failures, any_success) = failure_run(outcomes.iter().map(|o| o.status));
     let disabled: Option<Option<String>> = sqlx::query_scalar(
         "UPDATE webhook_endpoints SET
              consecutive_failures = CASE WHEN $2 THEN $3 ELSE consecutive_failures + $3 END,

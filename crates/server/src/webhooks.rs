@@ -1,11 +1,13 @@
 //! Webhook delivery, run by `till worker` beside its job loops.
 //!
-//! - The fan-out loop turns newly published events into deliveries (one worker at a time, by
-//!   row lock on the cursor; see `till_db::webhooks::fan_out`).
-//! - `WEBHOOK_CONCURRENCY` delivery loops each lease one endpoint's due deliveries, POST them
-//!   side by side, and record every attempt. A slow endpoint holds one loop, never the others;
-//!   a worker killed mid-delivery loses its leases, and another worker sends the same events
-//!   (same id, same body) once they run out.
+//! - `WEBHOOK_CONCURRENCY` delivery loops each lease one endpoint that is behind, read the
+//!   published events after its cursor, POST those it subscribed to side by side, and record
+//!   them and move the cursor in one statement. A slow endpoint holds one loop, never the
+//!   others; a worker killed mid-batch loses its lease, and the next worker sends the same events
+//!   (same id, same body) from the same cursor.
+//! - The same loops retry first attempts that failed, from their delivery rows, with backoff.
+//! - A `LISTEN` on the publisher's channel wakes idle loops as soon as events are published;
+//!   without it (the listener reconnecting) they poll.
 //! - Targets are re-checked at every delivery: in production, a name that now resolves to a
 //!   loopback, private, link-local or metadata address is refused by the client's resolver, so
 //!   the check and the connection use the same addresses.
@@ -16,21 +18,25 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
+use futures::StreamExt;
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use till_app::config::WebhookConfig;
 use till_app::webhooks::{event_body, private_targets_allowed, public_ip, signature_header};
 use till_app::App;
 use till_db::outbox::{self, EventRow};
-use till_db::webhooks::{self, Claimed, EndpointRow, Outcome};
+use till_db::webhooks::{self, Claimed, EndpointRow, Outcome, Sent};
 use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
-/// Events turned into deliveries per fan-out round.
-const FAN_OUT_BATCH: i64 = 1000;
-/// Deliveries of one endpoint leased and sent together.
-const SEND_BATCH: i64 = 32;
-/// How often an idle loop looks for work (a fan-out that queued deliveries wakes them at once).
-const POLL: Duration = Duration::from_millis(50);
+/// Published events read after an endpoint's cursor per batch.
+const SCAN_BATCH: i64 = 256;
+/// Requests in flight to one endpoint at most.
+const IN_FLIGHT: usize = 64;
+/// Retries of one endpoint leased and sent together.
+const RETRY_BATCH: i64 = 32;
+/// How often an idle loop looks for work when no notification comes.
+const POLL: Duration = Duration::from_millis(250);
 /// How much of an answer is read (the rest is dropped) and how much of it is kept in the log.
 const READ_CAP: usize = 64 * 1024;
 const EXCERPT_CHARS: usize = 500;
@@ -56,7 +62,7 @@ impl Dispatcher {
             // A redirect could lead anywhere, past the target check: not followed.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Till-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(SEND_BATCH as usize);
+            .pool_max_idle_per_host(IN_FLIGHT);
         if !allow_private {
             client = client.dns_resolver(Arc::new(PublicOnly));
         }
@@ -70,11 +76,10 @@ impl Dispatcher {
         })
     }
 
-    /// Fans out and delivers until `stop` turns true; a batch being sent is finished first
-    /// (it takes at most `WEBHOOK_TIMEOUT_SECONDS`).
+    /// Delivers until `stop` turns true; a batch being sent is finished first.
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let me = Arc::new(self);
-        let mut loops = vec![tokio::spawn(me.clone().fan_out_loop(stop.clone()))];
+        let mut loops = vec![tokio::spawn(me.clone().listen(stop.clone()))];
         for _ in 0..me.config.concurrency {
             loops.push(tokio::spawn(me.clone().delivery_loop(stop.clone())));
         }
@@ -83,70 +88,146 @@ impl Dispatcher {
         }
     }
 
-    async fn fan_out_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let pool = &self.app.db.write;
+    /// Wakes idle loops when the publisher signals new events.
+    async fn listen(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            let round = webhooks::fan_out(pool, FAN_OUT_BATCH, self.config.max_attempts).await;
-            let pause = match round {
-                Ok(Some((events, deliveries))) => {
-                    if deliveries > 0 {
-                        self.wake.notify_waiters();
+            let mut listener =
+                match sqlx::postgres::PgListener::connect_with(&self.app.db.write).await {
+                    Ok(mut l) => match l.listen(outbox::PUBLISHED_CHANNEL).await {
+                        Ok(()) => l,
+                        Err(_) => continue,
+                    },
+                    Err(_) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = stop.changed() => return,
+                        }
                     }
-                    if events == FAN_OUT_BATCH {
-                        continue;
-                    }
-                    POLL
+                };
+            loop {
+                tokio::select! {
+                    n = listener.recv() => match n {
+                        Ok(_) => self.wake.notify_waiters(),
+                        Err(_) => break,
+                    },
+                    _ = stop.changed() => return,
                 }
-                Ok(None) => POLL,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook fan-out failed; will retry");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.changed() => {}
             }
         }
+    }
+
+    /// Time a batch may take: every round of requests may run to the timeout.
+    fn lease_ms(&self, batch: i64) -> i64 {
+        let rounds = (batch as u32).div_ceil(IN_FLIGHT as u32).max(1);
+        (self.config.timeout * rounds + Duration::from_secs(5)).as_millis() as i64
     }
 
     async fn delivery_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let lease_ms = (self.config.timeout + Duration::from_secs(5)).as_millis() as i64;
+        let pool = &self.app.db.write;
         while !*stop.borrow() {
-            let claimed = webhooks::claim(&self.app.db.write, &self.id, SEND_BATCH, lease_ms).await;
-            match claimed {
+            let mut worked = false;
+            match webhooks::lease_endpoint(pool, &self.id, self.lease_ms(SCAN_BATCH)).await {
+                Ok(Some(endpoint)) => {
+                    worked = true;
+                    if let Err(e) = self.send_new(&endpoint).await {
+                        tracing::warn!(error = %e, "webhook batch failed; will resend");
+                        let _ = webhooks::release_endpoint(pool, &self.id, endpoint.id).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "leasing a webhook endpoint failed"),
+            }
+            match webhooks::claim(pool, &self.id, RETRY_BATCH, self.lease_ms(RETRY_BATCH)).await {
                 Ok(batch) if !batch.is_empty() => {
-                    if let Err(e) = self.deliver(batch).await {
-                        tracing::warn!(error = %e, "recording webhook attempts failed");
+                    worked = true;
+                    if let Err(e) = self.retry(batch).await {
+                        tracing::warn!(error = %e, "recording webhook retries failed");
                     }
                 }
-                Ok(_) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(POLL) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming webhook deliveries failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = stop.changed() => {}
-                    }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "claiming webhook retries failed"),
+            }
+            if !worked {
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = stop.changed() => {}
                 }
             }
         }
     }
 
-    /// Sends one endpoint's batch side by side and records every attempt.
-    async fn deliver(&self, batch: Vec<Claimed>) -> anyhow::Result<()> {
+    /// Sends the events after `endpoint`'s cursor that it subscribed to, then records them and
+    /// moves the cursor.
+    async fn send_new(&self, endpoint: &EndpointRow) -> anyhow::Result<()> {
+        let pool = &self.app.db.write;
+        let events = outbox::published_after(pool, endpoint.cursor_seq, None, SCAN_BATCH).await?;
+        let Some(scanned_to) = events.last().map(|e| e.seq) else {
+            webhooks::release_endpoint(pool, &self.id, endpoint.id).await?;
+            return Ok(());
+        };
+        // Futures built first and then run IN_FLIGHT at a time (a stream of plain futures keeps
+        // the spawned loop's future `Send`).
+        let sends: Vec<_> = events
+            .iter()
+            .filter(|e| subscribed(endpoint, e))
+            .map(|e| self.first_attempt(endpoint, e))
+            .collect();
+        let results: Vec<(Sent, bool)> = futures::stream::iter(sends)
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let gone = results.iter().any(|(_, g)| *g);
+        let sent: Vec<Sent> = results.into_iter().map(|(s, _)| s).collect();
+        for s in &sent {
+            ::metrics::counter!("till_webhook_attempts_total", "outcome" => s.outcome.status)
+                .increment(1);
+        }
+        let held = webhooks::record_batch(
+            pool,
+            &self.id,
+            endpoint.id,
+            scanned_to,
+            &sent,
+            self.config.max_attempts,
+            self.config.disable_after,
+            gone.then_some(GONE),
+        )
+        .await?;
+        if !held {
+            tracing::warn!(endpoint = %endpoint.id, "lost a webhook lease mid-batch; another worker resends it");
+        }
+        Ok(())
+    }
+
+    async fn first_attempt(&self, endpoint: &EndpointRow, e: &EventRow) -> (Sent, bool) {
+        let (outcome, gone) = self
+            .attempt(
+                endpoint,
+                Uuid::now_v7(),
+                1,
+                self.config.max_attempts,
+                Some(e),
+            )
+            .await;
+        let sent = Sent {
+            event_seq: e.seq,
+            event_id: e.event_id,
+            event_type: e.topic.clone(),
+            outcome,
+        };
+        (sent, gone)
+    }
+
+    /// Sends one endpoint's due retries side by side and records every attempt.
+    async fn retry(&self, batch: Vec<Claimed>) -> anyhow::Result<()> {
         let pool = &self.app.db.write;
         let endpoint = webhooks::get(pool, batch[0].endpoint_id).await?;
         let seqs: Vec<i64> = batch.iter().map(|c| c.event_seq).collect();
         let events = outbox::by_seqs(pool, &seqs).await?;
         let sends = batch.iter().map(|c| {
             let event = events.iter().find(|e| e.seq == c.event_seq);
-            self.attempt(&endpoint, c, event)
+            self.attempt(&endpoint, c.id, c.attempts, c.max_attempts, event)
         });
         let results = join_all(sends).await;
         let gone = results.iter().any(|(_, gone)| *gone);
@@ -160,7 +241,7 @@ impl Dispatcher {
             endpoint.id,
             &outcomes,
             self.config.disable_after,
-            gone.then_some("the endpoint answered 410 Gone"),
+            gone.then_some(GONE),
         )
         .await?;
         if let Some(reason) = disabled {
@@ -175,14 +256,16 @@ impl Dispatcher {
     async fn attempt(
         &self,
         endpoint: &EndpointRow,
-        c: &Claimed,
+        delivery_id: Uuid,
+        attempt: i32,
+        max_attempts: i32,
         event: Option<&EventRow>,
     ) -> (Outcome, bool) {
         let started_at = Utc::now();
         let clock = Instant::now();
         let mut outcome = Outcome {
-            delivery_id: c.id,
-            attempt: c.attempts,
+            delivery_id,
+            attempt,
             started_at,
             duration_ms: 0,
             status_code: None,
@@ -210,7 +293,7 @@ impl Dispatcher {
                 .header("content-type", "application/json")
                 .header("till-event-id", event.event_id.to_string())
                 .header("till-event-type", &event.topic)
-                .header("till-delivery-attempt", c.attempts.to_string())
+                .header("till-delivery-attempt", attempt.to_string())
                 .header("till-signature", signature)
                 .body(body)
                 .send()
@@ -249,12 +332,23 @@ impl Dispatcher {
             }
         };
         outcome.duration_ms = clock.elapsed().as_millis().min(i32::MAX as u128) as i32;
-        if retry && c.attempts < c.max_attempts {
+        if retry && attempt < max_attempts {
             outcome.status = "pending";
-            outcome.retry_at = Some(Utc::now() + backoff(self.config.retry_base, c.attempts));
+            outcome.retry_at = Some(Utc::now() + backoff(self.config.retry_base, attempt));
         }
         (outcome, gone)
     }
+}
+
+const GONE: &str = "the endpoint answered 410 Gone";
+
+/// Whether `endpoint` receives `e`: a type it subscribed to, or a ping addressed to it.
+fn subscribed(endpoint: &EndpointRow, e: &EventRow) -> bool {
+    if e.topic == "ping" {
+        return e.payload.get("endpoint_id").and_then(|v| v.as_str())
+            == Some(endpoint.id.to_string().as_str());
+    }
+    endpoint.events.contains(&e.topic)
 }
 
 /// Delay before the attempt after `attempts`: base × 2^(attempts − 1), capped, ±20 % jitter so

@@ -656,8 +656,9 @@ async fn production_refuses_targets_inside_the_network_at_creation_and_at_delive
     let rx = Receiver::start().await;
     let sneaky = rx.url.replace("127.0.0.1", "localhost");
     sqlx::query(
-        "INSERT INTO webhook_endpoints (id, url, events, secret)
-         VALUES (gen_random_uuid(), $1, '{ping}', 'whsec_x')",
+        "INSERT INTO webhook_endpoints (id, url, events, secret, cursor_seq)
+         VALUES (gen_random_uuid(), $1, '{ping}', 'whsec_x',
+                 (SELECT last_seq FROM outbox_counter))",
     )
     .bind(&sneaky)
     .execute(&app.state.db.write)

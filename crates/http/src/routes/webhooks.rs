@@ -382,8 +382,8 @@ async fn deliveries(
         ));
     }
     webhooks::get(&state.db.write, id).await?;
-    let after = page.decode(webhooks::decode_cursor)?;
-    let rows = webhooks::deliveries(&state.db.write, id, status, after, page.limit).await?;
+    let before = page.decode(webhooks::decode_delivery_cursor)?;
+    let rows = webhooks::deliveries(&state.db.write, id, status, before, page.limit).await?;
     Ok(Json(state.cursors.sign_page(rows)))
 }
 
@@ -414,7 +414,19 @@ async fn delivery(
     Path(id): Path<Uuid>,
 ) -> ApiResult<impl IntoResponse> {
     let delivery = webhooks::delivery(&state.db.write, id).await?;
-    let attempt_log = webhooks::attempts(&state.db.write, id).await?;
+    let mut attempt_log = webhooks::attempts(&state.db.write, id).await?;
+    // A first-try success is recorded on the delivery itself (no attempt row is written for
+    // the happy path).
+    if attempt_log.is_empty() && delivery.status == "succeeded" {
+        attempt_log.push(AttemptRow {
+            attempt: 1,
+            started_at: delivery.created_at,
+            duration_ms: delivery.last_duration_ms.unwrap_or(0),
+            status_code: delivery.last_status_code,
+            error: None,
+            response_excerpt: delivery.last_excerpt.clone(),
+        });
+    }
     Ok(Json(DeliveryWithAttempts {
         delivery,
         attempt_log,
