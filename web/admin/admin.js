@@ -9,6 +9,9 @@ import {
 } from '../assets/ui.js';
 import { imagesCard, pageImport } from './catalog.js';
 import { pageShifts } from './shifts.js';
+import { pageLocations } from './locations.js';
+import { pageTransfers } from './transfers.js';
+import { pageCounts } from './counts.js';
 import { pageWebhooks } from './webhooks.js';
 
 const main = $('#main');
@@ -17,7 +20,7 @@ let categories = [];
 const CONFLICT = 'Someone else changed this product; reload to see their changes';
 
 function tabs(current) {
-  const items = [['products', 'Products'], ['import', 'Import'], ['stock', 'Stock'], ['sales', 'Sales'], ['shifts', 'Shifts'], ...(user.role === 'admin' ? [['staff', 'Staff'], ['webhooks', 'Webhooks']] : [])];
+  const items = [['products', 'Products'], ['import', 'Import'], ['stock', 'Stock'], ['sales', 'Sales'], ['shifts', 'Shifts'], ['locations', 'Locations'], ['transfers', 'Transfers'], ['counts', 'Counts'], ...(user.role === 'admin' ? [['staff', 'Staff'], ['webhooks', 'Webhooks']] : [])];
   return h('nav.tabs', { 'aria-label': 'Back office sections' },
     items.map(([k, label]) => h('a', { href: `#/${k}`, 'aria-current': k === current ? 'page' : null }, label)));
 }
@@ -523,6 +526,9 @@ async function route() {
     else if (a === 'stock') await pageStock(b);
     else if (a === 'sales') await pageSales();
     else if (a === 'shifts') await pageShifts(main, tabs('shifts'), user);
+    else if (a === 'locations') await pageLocations(main, tabs('locations'), user);
+    else if (a === 'transfers') await pageTransfers(main, tabs('transfers'), b);
+    else if (a === 'counts') await pageCounts(main, tabs('counts'), b);
     else if (a === 'staff') await pageStaff();
     else if (a === 'webhooks') await pageWebhooks(main, tabs, b);
     else await pageProducts();

@@ -6,6 +6,7 @@ import {
   api, get, money, statusWord, uuid, login, logout, currentUser, session, setCurrency,
 } from '../assets/api.js';
 import { priceOrder } from '../assets/pricing.js';
+import { pickupPicker } from './pickup.js';
 import { LiveFeed } from '../assets/ws.js';
 import { h, fill, $, say, errorBox, showError, markFields, field, busy } from '../assets/ui.js';
 
@@ -189,7 +190,8 @@ async function pageCheckout() {
   const addrField = field('Delivery address', address);
   addrField.hidden = true;
   const note = h('textarea#note', { name: 'note', rows: 2, maxLength: 500 });
-  const toggle = () => { addrField.hidden = !delivery.checked; address.required = delivery.checked; };
+  const store = await pickupPicker(c);
+  const toggle = () => { addrField.hidden = !delivery.checked; address.required = delivery.checked; if (store.el) store.el.hidden = delivery.checked; };
   pickup.addEventListener('change', toggle);
   delivery.addEventListener('change', toggle);
   const place = h('button#place-order.btn.ok.big', { type: 'submit' }, 'Place order');
@@ -208,6 +210,7 @@ async function pageCheckout() {
         body.delivery_address = address.value.trim();
       }
       if (note.value.trim()) body.note = note.value.trim();
+      if (pickup.checked && store.value()) body.location_id = store.value();
       // One key per distinct order: a double click or a retry after a dropped answer places it once.
       const sig = JSON.stringify(body);
       let key = sessionStorage.getItem('shop.checkout.key');
@@ -241,7 +244,7 @@ async function pageCheckout() {
   h('fieldset', h('legend', 'How do you want it?'),
     h('label.check', pickup, 'Pick up at the shop'),
     h('label.check', delivery, 'Deliver to me')),
-  addrField,
+  store.el, addrField,
   field('Note for the shop (optional)', note),
   err, place);
   const p = priceOrder(c.map((l) => ({ unit_price_cents: l.price_cents, quantity: l.quantity, tax_rate_bp: l.tax_rate_bp })), null);

@@ -20,6 +20,7 @@ const registerName = (id) => (registers.find((r) => r.id === id) || { name: 'Reg
 
 function renderBar() {
   if (!bar) return;
+  document.dispatchEvent(new CustomEvent('till:shift'));
   if (!shift) {
     fill(bar, h('span#shift-pill.pill.warn', 'No shift open'), ' ',
       h('button#open-shift.btn.small', { type: 'button', onclick: () => askToOpen() }, 'Open shift'));

@@ -2,9 +2,9 @@
 // Network first (so a deploy is picked up at once), the last good copy when offline. API calls are
 // never touched: sales made offline go through the till's own outbox (queue.js).
 
-const CACHE = 'till-shell-v2';
+const CACHE = 'till-shell-v3';
 const SHELL = [
-  '/till/', '/till/till.js', '/till/queue.js', '/till/shift.js', '/till/shift.css',
+  '/till/', '/till/till.js', '/till/queue.js', '/till/shift.js', '/till/location.js', '/till/shift.css',
   '/assets/app.css', '/assets/api.js', '/assets/ui.js', '/assets/pricing.js',
 ];
 

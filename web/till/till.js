@@ -10,6 +10,7 @@ import {
 } from '../assets/ui.js';
 import { SaleQueue } from './queue.js';
 import { initShift, saleRegister, askToOpen } from './shift.js';
+import { initLocation } from './location.js';
 
 const ROLES = ['cashier', 'manager', 'admin'];
 const main = $('#main');
@@ -627,6 +628,7 @@ async function start() {
   document.addEventListener('keydown', onKey);
   queue.flush();
   initShift($('#shift-bar')).catch((e) => say(e.message || String(e), 'error'));
+  initLocation($('#till-location'));
   // Keep a cashier's hands on the scanner: clicks on empty space give focus back to the scan box.
   main.addEventListener('click', (e) => {
     if (e.target === main || e.target.classList.contains('till-grid')) els.scan.focus();

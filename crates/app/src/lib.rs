@@ -8,8 +8,10 @@ pub mod accounts;
 pub mod catalog;
 pub mod categories;
 pub mod config;
+pub mod counts;
 pub mod customers;
 pub mod idempotency;
+pub mod locations;
 pub mod media;
 pub mod orders;
 pub mod password;
@@ -20,6 +22,7 @@ pub mod receipts;
 pub mod registers;
 pub mod shifts;
 pub mod stock;
+pub mod transfers;
 pub mod webhooks;
 
 use std::sync::atomic::AtomicBool;

@@ -20,7 +20,7 @@ const MAX_NAME: usize = 100;
 #[schema(as = NewRegister)]
 pub struct RegisterInput {
     pub name: String,
-    /// Reserved for locations; only null is accepted until they exist.
+    /// The active location it sells from (absent: the default location).
     pub location_id: Option<Uuid>,
 }
 
@@ -30,7 +30,7 @@ pub struct RegisterInput {
 pub struct RegisterPatch {
     pub name: Option<String>,
     pub active: Option<bool>,
-    /// Reserved for locations; only null is accepted until they exist.
+    /// Move the register to another active location.
     pub location_id: Option<Uuid>,
 }
 
@@ -42,12 +42,18 @@ fn check_name(name: &str, errs: &mut FieldErrors) {
     }
 }
 
-fn check_location(location: Option<Uuid>, errs: &mut FieldErrors) {
-    if location.is_some() {
-        errs.add(
+/// A named location must exist and be active.
+async fn check_location(
+    conn: &mut till_db::PgConnection,
+    location: Option<Uuid>,
+) -> Result<(), ShiftError> {
+    let Some(id) = location else { return Ok(()) };
+    match till_db::locations::get(conn, id).await? {
+        Some(l) if l.active => Ok(()),
+        _ => Err(ShiftError::field(
             "location_id",
-            "locations are not available yet; leave it out (or null)",
-        );
+            "no such location, or it is inactive",
+        )),
     }
 }
 
@@ -71,7 +77,6 @@ pub async fn create(
     let name = input.name.trim();
     let mut errs = FieldErrors::new();
     check_name(name, &mut errs);
-    check_location(input.location_id, &mut errs);
     if !errs.is_empty() {
         return Err(ShiftError::Validation(errs));
     }
@@ -79,10 +84,11 @@ pub async fn create(
         Begun::Replay(answer) => return Ok(answer),
         Begun::Fresh(run) => run,
     };
-    let register = registers::insert(&mut run.tx, name)
+    check_location(&mut run.tx, input.location_id).await?;
+    let register = registers::insert(&mut run.tx, name, input.location_id)
         .await
         .map_err(name_taken)?;
-    let data = json!({"name": register.name});
+    let data = json!({"name": register.name, "location_id": register.location_id});
     audit::record(
         &mut run.tx,
         actor,
@@ -107,7 +113,6 @@ pub async fn update(
     if let Some(n) = name {
         check_name(n, &mut errs);
     }
-    check_location(patch.location_id, &mut errs);
     if !errs.is_empty() {
         return Err(ShiftError::Validation(errs));
     }
@@ -129,10 +134,11 @@ pub async fn update(
             });
         }
     }
-    let after = registers::update(&mut tx, id, name, patch.active)
+    check_location(&mut tx, patch.location_id).await?;
+    let after = registers::update(&mut tx, id, name, patch.active, patch.location_id)
         .await
         .map_err(name_taken)?;
-    let data = json!({"name": name, "active": patch.active});
+    let data = json!({"name": name, "active": patch.active, "location_id": patch.location_id});
     audit::record(&mut tx, actor, "register.update", "register", id, data).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok(after)

@@ -29,6 +29,8 @@ pub struct AdjustmentInput {
     #[schema(value_type = String, required = true)]
     pub reason: Option<String>,
     pub note: Option<String>,
+    /// Where the stock moves (an active location); absent: the default location.
+    pub location_id: Option<Uuid>,
 }
 
 /// Why an adjustment was refused.
@@ -100,18 +102,32 @@ pub async fn adjust(
         Begun::Fresh(run) => run,
     };
     let tx = &mut run.tx;
-    let movement = inventory::apply_movement(tx, product_id, delta, reason, None, note, Some(by))
-        .await
-        .map_err(|e| match e {
-            // The product is named in the body, not the path: an error on the field.
-            MovementError::ProductNotFound => {
-                let mut errs = FieldErrors::default();
-                errs.add("product_id", "no product with this id");
-                StockError::Validation(errs)
-            }
-            MovementError::Insufficient(short) => StockError::Insufficient(short),
-            MovementError::Db(e) => StockError::Db(e),
-        })?;
+    let movement = inventory::apply_movement(
+        tx,
+        product_id,
+        input.location_id,
+        delta,
+        reason,
+        None,
+        note,
+        Some(by),
+    )
+    .await
+    .map_err(|e| match e {
+        // The product is named in the body, not the path: an error on the field.
+        MovementError::ProductNotFound => {
+            let mut errs = FieldErrors::default();
+            errs.add("product_id", "no product with this id");
+            StockError::Validation(errs)
+        }
+        MovementError::LocationNotFound => {
+            let mut errs = FieldErrors::default();
+            errs.add("location_id", "no such location, or it is inactive");
+            StockError::Validation(errs)
+        }
+        MovementError::Insufficient(short) => StockError::Insufficient(short),
+        MovementError::Db(e) => StockError::Db(e),
+    })?;
     let product = products::get(tx, product_id, true)
         .await?
         .ok_or(DbError::NotFound)?;
@@ -122,7 +138,8 @@ pub async fn adjust(
         "product",
         product.id,
         json!({"movement_id": movement.id, "delta": movement.delta, "reason": movement.reason,
-               "balance_after": movement.balance_after, "note": movement.note}),
+               "balance_after": movement.balance_after, "note": movement.note,
+               "location_id": movement.location_id}),
     )
     .await?;
     // For webhooks only: live clients learn about stock through `stock.low`.

@@ -14,7 +14,8 @@
 //! Why this is still exactly-once and never oversold:
 //! - Stock: the function locks the tracked product rows in ascending id order (sorted, then
 //!   locked as rows leave the sort) before it reads or writes them, so concurrent orders queue
-//!   in the same order and none can deadlock. It then reads their stock under the lock; if any
+//!   in the same order and none can deadlock. It then reads their stock at the order's location
+//!   (`stock_levels`) under the lock; if any
 //!   line is short it writes nothing and returns every short line
 //!   ([`PlaceError::Insufficient`]). `products_stock_on_hand_check` stays as the last line of
 //!   defence.
@@ -126,6 +127,8 @@ pub struct Placement<'a> {
     /// For online orders: how many pending, not fully paid online orders the customer may hold;
     /// this one is refused ([`PlaceError::OpenOrdersCap`]) when they already hold that many.
     pub open_orders_cap: Option<u32>,
+    /// The order's `location_id`, when named, must be a pickup location (a customer's pickup).
+    pub pickup_location_only: bool,
 }
 
 /// Why [`place`] wrote nothing.
@@ -140,6 +143,9 @@ pub enum PlaceError {
     /// The customer already holds `open_orders_cap` open online orders (counted under a lock
     /// per customer, so concurrent requests cannot both slip under it).
     OpenOrdersCap,
+    /// The location the order names is unknown, inactive, or not a pickup location when it
+    /// had to be one.
+    UnknownLocation,
     /// The register the order names does not exist or is inactive.
     UnknownRegister,
     Db(DbError),
@@ -149,6 +155,8 @@ pub enum PlaceError {
 const KEY_IN_USE: &str = "TL409";
 /// The SQLSTATE `till_place_order` raises when the customer is at the open-orders cap.
 const OPEN_ORDERS_CAP: &str = "TL429";
+/// The SQLSTATE `till_place_order` raises when the order's location cannot take it.
+const UNKNOWN_LOCATION: &str = "TL423";
 /// The SQLSTATE `till_place_order` raises when the named register is unknown or inactive.
 const UNKNOWN_REGISTER: &str = "TL422";
 
@@ -158,6 +166,7 @@ impl From<sqlx::Error> for PlaceError {
             match db.code().as_deref() {
                 Some(KEY_IN_USE) => return PlaceError::KeyInUse,
                 Some(OPEN_ORDERS_CAP) => return PlaceError::OpenOrdersCap,
+                Some(UNKNOWN_LOCATION) => return PlaceError::UnknownLocation,
                 Some(UNKNOWN_REGISTER) => return PlaceError::UnknownRegister,
                 _ => {}
             }
@@ -171,7 +180,8 @@ impl From<sqlx::Error> for PlaceError {
 
 /// The one argument of `till_place_order`
 /// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql,
-/// 20261201100000_register_shifts.sql): every key is the column it fills, read
+/// 20261201100000_register_shifts.sql, 20261201400000_locations.sql): every key is the column it
+/// fills, read
 /// there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
@@ -185,6 +195,8 @@ struct PlaceArgs<'a> {
     idempotency: KeyRow<'a>,
     /// migrations/20261130200000_payment_intents.sql: the open-orders cap, online orders only.
     open_orders_cap: Option<u32>,
+    /// migrations/20261201400000_locations.sql: a named location must be pickup-enabled.
+    pickup_location_only: bool,
 }
 
 /// An `orders` row.
@@ -207,6 +219,8 @@ struct OrderRow<'a> {
     currency: &'a str,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// The location named by the request; the function resolves it when absent.
+    location_id: Option<Uuid>,
     /// migrations/20261201100000_register_shifts.sql: the register a POS order names (the
     /// function resolves it, and the shift, when absent).
     register_id: Option<Uuid>,
@@ -291,6 +305,7 @@ impl<'a> PlaceArgs<'a> {
                 currency: &o.currency,
                 created_at: o.created_at,
                 updated_at: o.updated_at,
+                location_id: o.location_id,
                 register_id: o.register_id,
             },
             lines: o
@@ -351,15 +366,17 @@ impl<'a> PlaceArgs<'a> {
                 response_headers: p.answer_headers,
             },
             open_orders_cap: p.open_orders_cap,
+            pickup_location_only: p.pickup_location_only,
         }
     }
 }
 
-/// Where a placed order landed: its register and register shift (both null for online
-/// orders, and for POS orders placed with no register and no open shift). The stored answer
-/// already carries them; the caller adds them to its own copy.
+/// Where a placed order landed: the location its stock was taken from, its register and
+/// register shift (both null for online orders, and for POS orders placed with no register and
+/// no open shift). The stored answer already carries them; the caller adds them to its own copy.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct Placed {
+    pub location_id: Option<Uuid>,
     pub register_id: Option<Uuid>,
     pub shift_id: Option<Uuid>,
 }

@@ -24,16 +24,25 @@ pub struct MovementRow {
     pub note: Option<String>,
     pub user_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    /// Where the units moved; `balance_after` is the product's total over all locations.
+    pub location_id: Uuid,
+    /// The transfer a `transfer_*` (or transfer `damage`) movement belongs to.
+    pub transfer_id: Option<Uuid>,
+    /// The stock count a `count` movement applied.
+    pub count_id: Option<Uuid>,
 }
 
-const COLS: &str =
-    "id, product_id, delta, reason, balance_after, order_id, note, user_id, created_at";
+const COLS: &str = "id, product_id, delta, reason, balance_after, order_id, note, user_id, \
+    created_at, location_id, transfer_id, count_id";
 
 /// Why a movement was not applied. Nothing was written in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum MovementError {
     #[error("product not found")]
     ProductNotFound,
+    /// The location named does not exist or is inactive.
+    #[error("location not found")]
+    LocationNotFound,
     /// Taking `requested` would leave less than zero; `available` is the stock right now.
     /// This is the `details` of a 409 `insufficient_stock`.
     #[error(
@@ -45,15 +54,15 @@ pub enum MovementError {
     Db(#[from] DbError),
 }
 
-/// Moves the stock of `product_id` by `delta` (negative takes stock) and records the movement.
+/// Moves the stock of `product_id` at `location_id` (`None`: the default location) by `delta`
+/// (negative takes stock) and records the movement.
 ///
-/// * Runs on the caller's connection: pass `&mut tx` to make it part of a larger transaction
-///   (an order takes every line's stock, then commits once; on any error, roll back).
-/// * Atomic and race-free without explicit locks: one statement does a conditional
-///   `UPDATE … WHERE stock_on_hand + delta >= 0` and inserts the movement from its `RETURNING`,
-///   so concurrent sales can never take more than is on hand. The updated product row stays
-///   locked until the caller's transaction ends; callers touching several products should do
-///   them in a fixed order (e.g. by product id) to avoid deadlocks.
+/// * Runs on the caller's connection: pass `&mut tx` to make it part of a larger transaction.
+/// * Race-free: the product row is locked first (`FOR NO KEY UPDATE`, the lock every stock
+///   writer takes before touching a product's stock anywhere), then the location's stock is read
+///   in a new statement (so as last committed) and checked; the ledger's trigger applies the
+///   movement to `stock_levels`, whose `CHECK (on_hand >= 0)` stays the last line of defence.
+///   Callers touching several products should do them in ascending id order.
 /// * `delta` must not be 0 (the ledger's CHECK rejects it). `order_id` is set for
 ///   `sale`/`cancel`/`return`; `note` and `user_id` are free. Applies whether or not the product
 ///   tracks stock or is active; whether to call it for an untracked line is the caller's choice.
@@ -61,28 +70,62 @@ pub enum MovementError {
 ///   would otherwise make every price edit fail its `If-Match`); it does touch `updated_at`.
 /// * Callers must invalidate the catalog cache after commit (stock is part of the product).
 ///
-/// Returns the movement, whose `balance_after` is the new `stock_on_hand`.
+/// Returns the movement, whose `balance_after` is the new total `stock_on_hand`.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_movement(
     conn: &mut PgConnection,
     product_id: Uuid,
+    location_id: Option<Uuid>,
     delta: i64,
     reason: MovementReason,
     order_id: Option<Uuid>,
     note: Option<&str>,
     user_id: Option<Uuid>,
 ) -> Result<MovementRow, MovementError> {
-    // The ledger's trigger (`till_low_stock_alerts`) enqueues any low-stock alert.
+    let location: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM locations WHERE id = COALESCE($1, till_default_location_id()) AND active",
+    )
+    .bind(location_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(DbError::from)?;
+    let Some(location) = location else {
+        return Err(MovementError::LocationNotFound);
+    };
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM products WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(product_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(DbError::from)?;
+    if found.is_none() {
+        return Err(MovementError::ProductNotFound);
+    }
+    if delta < 0 {
+        let available = crate::locations::on_hand(&mut *conn, product_id, location).await?;
+        if available + delta < 0 {
+            return Err(MovementError::Insufficient(Shortage {
+                product_id,
+                requested: -delta,
+                available,
+                location_id,
+            }));
+        }
+    }
+    // The ledger's trigger (`till_ledger_applied`) moves the location's stock and enqueues any
+    // low-stock alert.
     let sql = format!(
         "WITH upd AS (
             UPDATE products SET stock_on_hand = stock_on_hand + $2, updated_at = now()
-            WHERE id = $1 AND stock_on_hand + $2 >= 0
+            WHERE id = $1
             RETURNING id, stock_on_hand
          )
-         INSERT INTO inventory_movements (id, product_id, delta, reason, balance_after, order_id, note, user_id)
-         SELECT $3, id, $2, $4, stock_on_hand, $5, $6, $7 FROM upd
+         INSERT INTO inventory_movements
+             (id, product_id, delta, reason, balance_after, order_id, note, user_id, location_id)
+         SELECT $3, id, $2, $4, stock_on_hand, $5, $6, $7, $8 FROM upd
          RETURNING {COLS}"
     );
-    let row: Option<MovementRow> = sqlx::query_as(&sql)
+    let row: MovementRow = sqlx::query_as(&sql)
         .bind(product_id)
         .bind(delta)
         .bind(Uuid::now_v7())
@@ -90,26 +133,11 @@ pub async fn apply_movement(
         .bind(order_id)
         .bind(note)
         .bind(user_id)
-        .fetch_optional(&mut *conn)
+        .bind(location)
+        .fetch_one(&mut *conn)
         .await
         .map_err(DbError::from)?;
-    if let Some(m) = row {
-        return Ok(m);
-    }
-    let available: Option<i64> =
-        sqlx::query_scalar("SELECT stock_on_hand FROM products WHERE id = $1")
-            .bind(product_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(DbError::from)?;
-    match available {
-        None => Err(MovementError::ProductNotFound),
-        Some(available) => Err(MovementError::Insufficient(Shortage {
-            product_id,
-            requested: -delta,
-            available,
-        })),
-    }
+    Ok(row)
 }
 
 /// Keyset cursor of the movement list: the last row's (created_at, id).

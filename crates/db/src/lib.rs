@@ -5,12 +5,15 @@
 pub mod audit;
 pub mod categories;
 pub mod checkout;
+pub mod counts;
 pub mod cursor;
 pub mod customers;
 mod error;
 pub mod idempotency;
 pub mod inventory;
 pub mod jobs;
+pub mod ledger;
+pub mod locations;
 pub mod orders;
 pub mod outbox;
 pub mod payment_intents;
@@ -22,6 +25,7 @@ pub mod reports;
 pub mod sessions;
 pub mod shifts;
 pub mod stock;
+pub mod transfers;
 pub mod users;
 pub mod webhooks;
 

@@ -13,7 +13,7 @@ use crate::DbError;
 pub struct Register {
     pub id: Uuid,
     pub name: String,
-    /// Always null until locations exist.
+    /// Where the register sells from; null: the default location.
     pub location_id: Option<Uuid>,
     pub active: bool,
     pub version: i64,
@@ -23,12 +23,17 @@ pub struct Register {
 
 const COLS: &str = "id, name, location_id, active, version, created_at, updated_at";
 
-pub async fn insert(conn: &mut PgConnection, name: &str) -> Result<Register, DbError> {
+pub async fn insert(
+    conn: &mut PgConnection,
+    name: &str,
+    location_id: Option<Uuid>,
+) -> Result<Register, DbError> {
     Ok(sqlx::query_as(&format!(
-        "INSERT INTO registers (id, name) VALUES ($1, $2) RETURNING {COLS}"
+        "INSERT INTO registers (id, name, location_id) VALUES ($1, $2, $3) RETURNING {COLS}"
     ))
     .bind(Uuid::now_v7())
     .bind(name)
+    .bind(location_id)
     .fetch_one(conn)
     .await?)
 }
@@ -58,15 +63,17 @@ pub async fn update(
     id: Uuid,
     name: Option<&str>,
     active: Option<bool>,
+    location_id: Option<Uuid>,
 ) -> Result<Register, DbError> {
     Ok(sqlx::query_as(&format!(
         "UPDATE registers SET name = COALESCE($2, name), active = COALESCE($3, active),
-             version = version + 1, updated_at = now()
+             location_id = COALESCE($4, location_id), version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING {COLS}"
     ))
     .bind(id)
     .bind(name)
     .bind(active)
+    .bind(location_id)
     .fetch_one(conn)
     .await?)
 }

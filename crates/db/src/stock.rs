@@ -1,5 +1,5 @@
 //! Stock movements made by the order flow after creation: `cancel` when an order is cancelled,
-//! `return` when a refund restocks. (The `sale` at creation is part of `checkout::place`'s
+//! `return` when a refund restocks; both put the units back at the order's location. (The `sale` at creation is part of `checkout::place`'s
 //! single statement, with the same lock order.)
 //!
 //! Every change locks the product rows first, in ascending id order, so two transactions that
@@ -23,10 +23,16 @@ use crate::DbError;
 pub struct Shortage {
     pub product_id: Uuid,
     pub requested: i64,
+    /// On hand at `location_id` (read under the product lock, so exact).
     pub available: i64,
+    /// Where the stock was looked for, when the request named a location (answers about the
+    /// default location read as they did before locations existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_id: Option<Uuid>,
 }
 
-/// Who and what a batch of movements belongs to.
+/// Who and what a batch of movements belongs to. The movements land at the order's location
+/// (`orders.location_id`), or at the default location when there is no order.
 #[derive(Debug, Clone, Copy)]
 pub struct MovementContext {
     pub reason: MovementReason,
@@ -91,8 +97,10 @@ async fn apply_locked(
              WHERE p.id = req.product_id AND p.stock_on_hand + req.delta >= 0
              RETURNING p.id, req.delta, req.movement_id, p.stock_on_hand
          ), mov AS (
-             INSERT INTO inventory_movements (id, product_id, delta, reason, balance_after, order_id, user_id)
-             SELECT movement_id, id, delta, $4, stock_on_hand, $5, $6 FROM upd
+             INSERT INTO inventory_movements (id, product_id, delta, reason, balance_after, order_id, user_id, location_id)
+             SELECT movement_id, id, delta, $4, stock_on_hand, $5, $6,
+                    COALESCE((SELECT o.location_id FROM orders o WHERE o.id = $5), till_default_location_id())
+             FROM upd
              RETURNING 1
          )
          SELECT count(*) FROM mov";

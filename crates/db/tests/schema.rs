@@ -131,6 +131,7 @@ async fn a_movement_crossing_the_threshold_queues_one_alert() {
             till_db::inventory::apply_movement(
                 conn,
                 id,
+                None,
                 delta,
                 MovementReason::Correction,
                 None,

@@ -143,6 +143,12 @@ pub enum MovementReason {
     Cancel,
     /// Returned by a refund with restock.
     Return,
+    /// Sent from a location by a dispatched transfer (in transit until received).
+    TransferOut,
+    /// Received at a location from a transfer.
+    TransferIn,
+    /// Returned to the source when an in-transit transfer is cancelled.
+    TransferReturn,
 }
 
 string_enum!(MovementReason {
@@ -153,6 +159,9 @@ string_enum!(MovementReason {
     Sale => "sale",
     Cancel => "cancel",
     Return => "return",
+    TransferOut => "transfer_out",
+    TransferIn => "transfer_in",
+    TransferReturn => "transfer_return",
 });
 
 impl MovementReason {

@@ -174,6 +174,7 @@ async fn the_document_is_served_without_auth_and_describes_the_conventions() {
                 "/api/v1/orders/{id}/payments",
                 "/api/v1/orders/{id}/payment-intents",
                 "/api/v1/orders/{id}/refunds",
+                "/api/v1/inventory/transfers/{id}/receipts",
             ]
             .contains(&path.as_str());
             assert_eq!(key["required"], required, "{path}");

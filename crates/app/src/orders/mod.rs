@@ -59,6 +59,8 @@ pub enum OrderError {
     #[error("insufficient stock")]
     InsufficientStock {
         lines: Vec<till_db::stock::Shortage>,
+        /// The location whose stock was short.
+        location_id: Option<Uuid>,
     },
     /// The order's state forbids this (e.g. paying a cancelled order).
     #[error("{0}")]
@@ -124,6 +126,8 @@ pub struct OrderView<'a> {
     pub delivery_address: &'a Option<String>,
     #[schema(value_type = String)]
     pub currency: &'a str,
+    /// Where the order's stock was taken.
+    pub location_id: Option<Uuid>,
     pub register_id: Option<Uuid>,
     pub shift_id: Option<Uuid>,
     pub version: i64,
@@ -160,6 +164,7 @@ impl<'a> From<&'a Order> for OrderView<'a> {
             note: &o.note,
             delivery_address: &o.delivery_address,
             currency: &o.currency,
+            location_id: o.location_id,
             register_id: o.register_id,
             shift_id: o.shift_id,
             version: o.version,

@@ -37,6 +37,10 @@ pub struct PlaceInput {
     pub discount: Option<Discount>,
     pub note: Option<String>,
     pub delivery_address: Option<String>,
+    /// Where the stock is taken: for a customer's pickup order, the pickup store chosen (a
+    /// pickup-enabled location); staff may name any active location. Absent: the register's
+    /// location for a till order, else the default location.
+    pub location_id: Option<Uuid>,
     /// The till's register (POS orders). Absent: the register of the open shift the caller is
     /// on, if any.
     pub register_id: Option<Uuid>,
@@ -108,6 +112,7 @@ pub async fn place(
         note: note.map(str::to_owned),
         delivery_address: address.map(str::to_owned),
         currency: app.config.shop.currency.clone(),
+        location_id: body.location_id,
         register_id: body.register_id,
         shift_id: None,
         version: 1,
@@ -141,20 +146,36 @@ pub async fn place(
             answer_headers: &answer.headers_json(),
             open_orders_cap: (channel == Channel::Online)
                 .then_some(app.config.shop.online_open_orders_per_customer),
+            pickup_location_only: channel == Channel::Online,
         },
     )
     .await;
     match placed {
         Ok(placed) => {
             app.after_commit(true);
-            // The function resolved the register and shift and stored them in its answer.
+            // The function resolved the location, register and shift and stored them in its
+            // answer.
             if let Some(body) = answer.body.as_object_mut() {
+                body.insert("location_id".into(), json!(placed.location_id));
                 body.insert("register_id".into(), json!(placed.register_id));
                 body.insert("shift_id".into(), json!(placed.shift_id));
             }
             Ok(answer)
         }
-        Err(PlaceError::Insufficient(lines)) => Err(OrderError::InsufficientStock { lines }),
+        Err(PlaceError::Insufficient(mut lines)) => {
+            // Named once, beside the lines (which keep their old shape).
+            let location_id = lines.first().and_then(|l| l.location_id);
+            lines.iter_mut().for_each(|l| l.location_id = None);
+            Err(OrderError::InsufficientStock { lines, location_id })
+        }
+        Err(PlaceError::UnknownLocation) => Err(OrderError::field(
+            "location_id",
+            if channel == Channel::Online {
+                "no such pickup location, or it is closed"
+            } else {
+                "no such location, or it is inactive"
+            },
+        )),
         Err(PlaceError::KeyInUse) => Err(IdempotencyError::InUse.into()),
         Err(PlaceError::OpenOrdersCap) => Err(OrderError::OpenOrdersCap {
             limit: app.config.shop.online_open_orders_per_customer,
@@ -223,6 +244,12 @@ fn check_body(
                 "appears on more than one line; use one line with the total quantity",
             );
         }
+    }
+    if channel == Channel::Online
+        && body.location_id.is_some()
+        && body.fulfilment != Fulfilment::Pickup
+    {
+        errs.add("location_id", "is only for pickup orders");
     }
     if channel == Channel::Online && body.register_id.is_some() {
         errs.add("register_id", "is only for till (POS) orders");

@@ -113,6 +113,7 @@ struct OrderRow {
     note: Option<String>,
     delivery_address: Option<String>,
     currency: String,
+    location_id: Uuid,
     register_id: Option<Uuid>,
     shift_id: Option<Uuid>,
     version: i64,
@@ -145,6 +146,10 @@ pub struct Order {
     pub note: Option<String>,
     pub delivery_address: Option<String>,
     pub currency: String,
+    /// Where the order's stock was taken (and goes back to): its register's location, the
+    /// pickup location, or the default one. `None` only before the order is written, when the
+    /// database resolves it.
+    pub location_id: Option<Uuid>,
     /// The register of a POS order (named, or that of its creator's open shift).
     pub register_id: Option<Uuid>,
     /// The register shift that was open when it was placed.
@@ -189,6 +194,7 @@ impl TryFrom<OrderRow> for Order {
             note: r.note,
             delivery_address: r.delivery_address,
             currency: r.currency,
+            location_id: Some(r.location_id),
             register_id: r.register_id,
             shift_id: r.shift_id,
             version: r.version,
@@ -209,7 +215,7 @@ fn into_orders(rows: Vec<OrderRow>) -> Result<Vec<Order>, DbError> {
 
 const HEAD_COLS: &str = "o.id, o.number, o.channel, o.status, o.fulfilment, o.customer_id, \
     o.created_by, o.subtotal_cents, o.discount_cents, o.tax_cents, o.total_cents, o.paid_cents, \
-    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.register_id, o.shift_id, o.version, \
+    o.refunded_cents, o.discount, o.note, o.delivery_address, o.currency, o.location_id, o.register_id, o.shift_id, o.version, \
     o.created_at, o.updated_at, o.receipt_count";
 
 /// Every column of [`OrderRow`] for rows aliased `o`.

@@ -46,11 +46,11 @@ impl From<OrderError> for ApiError {
             .with_details(
                 json!({"refundable_cents": refundable_cents, "amount_cents": amount_cents}),
             ),
-            OrderError::InsufficientStock { lines } => ApiError::conflict(
+            OrderError::InsufficientStock { lines, location_id } => ApiError::conflict(
                 "insufficient_stock",
                 "Not enough stock for some lines; nothing was ordered.",
             )
-            .with_details(json!({ "lines": lines })),
+            .with_details(json!({ "lines": lines, "location_id": location_id })),
             OrderError::Conflict(msg) => ApiError::conflict("conflict", msg),
             OrderError::MoneyOnOrder { refundable_cents } => ApiError::conflict(
                 "conflict",
@@ -277,7 +277,10 @@ mod tests {
                 (422, "over_refund"),
             ),
             (
-                OrderError::InsufficientStock { lines: Vec::new() },
+                OrderError::InsufficientStock {
+                    lines: Vec::new(),
+                    location_id: None,
+                },
                 (409, "insufficient_stock"),
             ),
             (OrderError::Conflict("cancelled"), (409, "conflict")),
@@ -343,6 +346,7 @@ mod tests {
             product_id: uuid::Uuid::nil(),
             requested: 5,
             available: 2,
+            location_id: None,
         });
         assert_eq!(answer(short), (409, "insufficient_stock"));
         assert_eq!(

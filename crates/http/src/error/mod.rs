@@ -12,6 +12,7 @@ use till_domain::FieldErrors;
 use crate::request_id;
 
 mod from_app;
+mod from_locations;
 mod from_media;
 
 #[derive(Debug)]

@@ -38,6 +38,8 @@ policy!(/// admin, manager, cashier.
     CashierPlus, |r| r.is_cashier_or_above());
 policy!(/// admin, manager.
     ManagerPlus, |r| r.is_manager_or_above());
+policy!(/// admin, manager, and staff (fulfilment): who receives transfers and counts stock.
+    ManagerOrStaff, |r| r.is_manager_or_above() || r == Role::Staff);
 policy!(/// admin only.
     Admin, |r| r == Role::Admin);
 

@@ -8,8 +8,8 @@ mod meta;
 mod pagination;
 
 pub use auth::{
-    Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerPlus, MaybeUser, Principal,
-    RolePolicy, StaffSide,
+    Admin, AnyUser, Authed, CashierPlus, Credentials, ManagerOrStaff, ManagerPlus, MaybeUser,
+    Principal, RolePolicy, StaffSide,
 };
 pub use idempotency::{IdempotencyKey, Idempotent, MaybeIdempotent};
 pub use if_match::IfMatch;

@@ -80,6 +80,39 @@ pub struct CategoryList {
 }
 
 #[derive(ToSchema)]
+pub struct LocationList {
+    pub items: Vec<till_db::locations::LocationRow>,
+}
+
+#[derive(ToSchema)]
+pub struct AvailabilityList {
+    pub items: Vec<till_db::locations::LocationStock>,
+}
+
+/// One transfer receipt: the units it recorded.
+#[derive(ToSchema)]
+pub struct TransferReceipt {
+    pub id: uuid::Uuid,
+    pub transfer_id: uuid::Uuid,
+    pub lines: Vec<ReceiptLine>,
+    pub created_by: uuid::Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(ToSchema)]
+pub struct ReceiptLine {
+    pub product_id: uuid::Uuid,
+    pub received: i64,
+    pub damaged: i64,
+}
+
+#[derive(ToSchema)]
+pub struct ReceiptResult {
+    pub receipt: TransferReceipt,
+    pub transfer: till_db::transfers::Transfer,
+}
+
+#[derive(ToSchema)]
 pub struct AdjustmentResult {
     pub movement: MovementRow,
     pub product: ProductRow,

@@ -4,9 +4,11 @@ pub mod audit;
 pub mod auth;
 pub mod catalog_cache;
 pub mod categories;
+pub mod counts;
 pub mod customers;
 pub mod inventory;
 pub mod jobs;
+pub mod locations;
 pub mod orders;
 pub mod payments;
 pub mod product_csv;
@@ -15,6 +17,7 @@ pub mod products;
 pub mod registers;
 pub mod reports;
 pub mod shifts;
+pub mod transfers;
 pub mod users;
 pub mod webhooks;
 
@@ -35,6 +38,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(product_media::router())
         .merge(product_csv::router())
         .merge(inventory::router())
+        .merge(locations::router())
+        .merge(transfers::router())
+        .merge(counts::router())
         .merge(customers::router())
         .merge(jobs::router())
         .routes(routes!(crate::events::ws::handler))

@@ -111,7 +111,8 @@ async fn list(
     .await
 }
 
-/// One product (inactive ones for managers only), with its `ETag`.
+/// One product (inactive ones for managers only), with its `ETag`. Cashiers and above also get
+/// `stock_by_location: [{location_id, on_hand}]`.
 #[utoipa::path(
     get,
     path = "/products/{id}",
@@ -130,6 +131,9 @@ async fn read(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
     let include_inactive = sees_inactive(&who);
+    if who.as_ref().is_some_and(|p| p.role.is_cashier_or_above()) {
+        return with_stock_by_location(&state, id, include_inactive).await;
+    }
     let key = format!("p:{}:{id}", vis(include_inactive));
     catalog_cache::read(&state, &key, || async {
         let mut conn = state.db.write.acquire().await.map_err(DbError::from)?;
@@ -139,6 +143,33 @@ async fn read(
         }
     })
     .await
+}
+
+/// The product for cashiers and above: with `stock_by_location` (read fresh, not cached: the
+/// cache is shared with callers who must not see it).
+async fn with_stock_by_location(
+    state: &AppState,
+    id: Uuid,
+    include_inactive: bool,
+) -> ApiResult<Response> {
+    let mut conn = state.db.write.acquire().await.map_err(DbError::from)?;
+    let Some(p) = products::get(&mut conn, id, include_inactive).await? else {
+        return Err(ApiError::not_found());
+    };
+    drop(conn);
+    let by_location = till_db::locations::stock_by_location(&state.db.write, &[id])
+        .await?
+        .pop()
+        .map(|(_, s)| s)
+        .unwrap_or_default();
+    let mut body = json!(p);
+    body["stock_by_location"] = json!(by_location);
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    Ok(json_response(
+        StatusCode::OK,
+        Some(p.version),
+        Bytes::from(bytes),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
