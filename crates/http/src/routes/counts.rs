@@ -122,6 +122,7 @@ async fn list(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Count id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -143,6 +144,7 @@ async fn read(
     params(("id" = Uuid, Path, description = "Count id")),
     request_body = CountLinesInput,
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: the count is no longer open", body = ErrorBody),
@@ -168,6 +170,7 @@ async fn put_lines(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Count id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The applied count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`insufficient_stock` or `invalid_transition`", body = ErrorBody),
@@ -191,6 +194,7 @@ async fn apply(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Count id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The cancelled count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: not open", body = ErrorBody),

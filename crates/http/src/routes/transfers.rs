@@ -133,6 +133,7 @@ async fn list(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Transfer id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The transfer", body = Transfer),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -153,6 +154,7 @@ async fn read(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Transfer id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The transfer, in transit", body = Transfer),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`insufficient_stock` (`details` {location_id, lines}) or `invalid_transition`", body = ErrorBody),
@@ -177,6 +179,7 @@ async fn dispatch(
     params(("id" = Uuid, Path, description = "Transfer id"), ("Idempotency-Key" = String, Header, description = "1..255 characters")),
     request_body = ReceiptInput,
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 201, description = "The receipt and the transfer after it", body = ReceiptResult),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: not in transit", body = ErrorBody),
@@ -218,6 +221,7 @@ async fn receive(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Transfer id")),
     responses(
+        (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The cancelled transfer", body = Transfer),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`invalid_transition`: received or cancelled already", body = ErrorBody),

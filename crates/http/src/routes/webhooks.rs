@@ -281,6 +281,7 @@ struct RotatedSecret {
     responses(
         (status = 200, description = "The new secret", body = RotatedSecret),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
 )]
@@ -319,6 +320,7 @@ async fn rotate_secret(
     responses(
         (status = 202, description = "A `ping` is queued for delivery"),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
 )]
@@ -443,6 +445,7 @@ async fn delivery(
     responses(
         (status = 202, description = "Queued for delivery", body = DeliveryRow),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
 )]
