@@ -326,6 +326,8 @@ pub struct Sent {
 /// event up to it was either sent or not subscribed to), in one statement; the endpoint's run of
 /// failures and its disabling as in [`settle`]. Nothing happens if this worker's lease was lost
 /// (another worker is sending the same events again). Returns whether the lease was still held.
+/// The endpoint is not leased again for `linger_ms` (see the dispatcher: a short batch waits for
+/// more events rather than have every published order cost a lease round of its own).
 #[allow(clippy::too_many_arguments)]
 pub async fn record_batch(
     pool: &PgPool,
@@ -336,6 +338,7 @@ pub async fn record_batch(
     max_attempts: i32,
     disable_after: i32,
     disable_reason: Option<&str>,
+    linger_ms: i64,
 ) -> Result<bool, DbError> {
     let seq: Vec<i64> = sent.iter().map(|s| s.event_seq).collect();
     let event_id: Vec<Uuid> = sent.iter().map(|s| s.event_id).collect();
@@ -378,7 +381,8 @@ pub async fn record_batch(
              FROM o JOIN ins ON ins.id = o.id WHERE o.status <> 'succeeded'
          )
          UPDATE webhook_endpoints e SET
-             cursor_seq = GREATEST(cursor_seq, $15), lease_owner = NULL, lease_until = now(),
+             cursor_seq = GREATEST(cursor_seq, $15), lease_owner = NULL,
+             lease_until = now() + make_interval(secs => $20::double precision / 1000),
              consecutive_failures = CASE WHEN $16 THEN $17 ELSE consecutive_failures + $17 END,
              active = CASE WHEN $18::text IS NOT NULL
                              OR (CASE WHEN $16 THEN $17 ELSE consecutive_failures + $17 END) >= $19
@@ -411,6 +415,7 @@ pub async fn record_batch(
     .bind(tail)
     .bind(disable_reason)
     .bind(disable_after)
+    .bind(linger_ms)
     .fetch_optional(pool)
     .await?;
     Ok(held.unwrap_or(false))

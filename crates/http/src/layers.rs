@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
@@ -17,18 +17,28 @@ use crate::error::ApiError;
 use crate::request_id;
 use crate::state::AppState;
 
-/// Request id, one log line per request, and the request metrics.
-pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The outer edge of every request: the request id, one log line, the request metrics, the
+/// error envelope (any error that is not already our JSON shape) and the security headers.
+///
+/// One middleware rather than one per concern: each `from_fn` layer clones and boxes the inner
+/// service and boxes its future on every request, and profiling the cached catalog page showed
+/// the layer plumbing costing more than the handler; the concerns stay separate functions.
+pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = request_id::accept_or_new(req.headers().get(request_id::HEADER));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, %method, %path);
+    let span = tracing::info_span!("request", request_id = %id, %method, path = %req.uri().path());
     let served = state.metrics.begin();
-    let mut resp = request_id::scope(id.clone(), next.run(req).instrument(span.clone())).await;
+    let header_id = HeaderValue::from_str(&id).ok();
+    let resp = request_id::scope(id, next.run(req).instrument(span.clone())).await;
+    let mut resp = envelope(resp);
+    // Room for the headers added below and by the rate limiter at once, instead of growing
+    // the map one rehash at a time.
+    resp.headers_mut().reserve(8);
+    security_headers(&state, resp.headers_mut());
     let status = resp.status().as_u16();
     let elapsed = served.finish(status);
-    let route = resp.extensions().get::<RouteTag>().map(|r| r.0.clone());
-    crate::metrics::record_route(&method, route.as_deref(), status, elapsed);
+    let route = resp.extensions().get::<RouteTag>().map(|r| r.0.as_str());
+    state.metrics.routes.record(&method, route, status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -36,15 +46,16 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
             "served"
         );
     });
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Some(v) = header_id {
         resp.headers_mut().insert(request_id::HEADER, v);
     }
     resp
 }
 
 /// The route template (`/api/v1/orders/{id}`) a response was produced by; set by [`tag_route`].
+/// (`MatchedPath` holds the router's shared copy of the template: cloning it allocates nothing.)
 #[derive(Clone)]
-pub struct RouteTag(pub std::sync::Arc<str>);
+pub struct RouteTag(pub axum::extract::MatchedPath);
 
 /// Route layer: tells the outer `observe` layer which route template answered, so metrics are
 /// labelled by template (bounded) and never by raw path (one series per order id).
@@ -52,7 +63,7 @@ pub async fn tag_route(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|m| RouteTag(m.as_str().into()));
+        .map(|m| RouteTag(m.clone()));
     let mut resp = next.run(req).await;
     if let Some(r) = route {
         resp.extensions_mut().insert(r);
@@ -62,8 +73,7 @@ pub async fn tag_route(req: Request, next: Next) -> Response {
 
 /// Any error response that is not already our JSON envelope (axum's 405, the body limit's 413,
 /// a static file's 404…) is rewritten into it, so clients see one error shape everywhere.
-pub async fn envelope(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+fn envelope(resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -86,53 +96,33 @@ pub async fn envelope(req: Request, next: Next) -> Response {
     fresh
 }
 
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                   connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
 /// Headers every response carries.
-pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+fn security_headers(state: &AppState, h: &mut HeaderMap) {
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     // A handler may set its own framing policy (the printable receipt is framed by the till).
-    h.entry("x-frame-options")
+    h.entry(X_FRAME_OPTIONS)
         .or_insert(HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.entry("content-security-policy").or_insert(
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
-             connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-        ),
-    );
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     if state.config.auth.cookie_secure {
         h.insert(
-            "strict-transport-security",
+            header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    resp
 }
 
 const IMPORT_PATH: &str = "/api/v1/products/import";
 /// A CSV import may carry 64 MiB over a slow link and write 100,000 rows: it gets this long
 /// (or `REQUEST_TIMEOUT_SECONDS`, if longer) instead. Its transaction rolls back if it runs out.
 const IMPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// A request that runs past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503 (a CSV import: past
-/// [`IMPORT_TIMEOUT`]).
-pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // WebSocket upgrades live for hours; the timeout applies to the handshake only, which the
-    // handler answers at once, so no exception is needed here.
-    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == IMPORT_PATH {
-        state.config.http.request_timeout.max(IMPORT_TIMEOUT)
-    } else {
-        state.config.http.request_timeout
-    };
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::unavailable("The request took too long; try again.").into_response(),
-    }
-}
 
 /// `catch_panic` handler: a bug answers 500 in the error shape; the panic text is logged only.
 pub fn panic_response(err: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
@@ -176,10 +166,12 @@ pub fn body_limit_for(state: &AppState, method: &axum::http::Method, path: &str)
     state.config.http.max_body_bytes
 }
 
-/// Refuses a declared `Content-Length` over the route's limit at once (413), and caps the body
-/// actually read at that limit, so a chunked upload cannot exceed it either: extractors then
-/// answer 413 when they hit the cap.
-pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The request's limits, in one middleware (see [`edge`] for why one): the body limit — a
+/// declared `Content-Length` over the route's limit is refused at once (413), and the body
+/// actually read is capped at that limit, so a chunked upload cannot exceed it either
+/// (extractors then answer 413 when they hit the cap) — and the time limit: a request that runs
+/// past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503 (a CSV import: past [`IMPORT_TIMEOUT`]).
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let limit = body_limit_for(&state, req.method(), req.uri().path());
     let declared = req
         .headers()
@@ -189,17 +181,62 @@ pub async fn body_limit(State(state): State<AppState>, req: Request, next: Next)
     if declared.is_some_and(|n| n > limit as u64) {
         return ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
     }
+    // WebSocket upgrades live for hours; the timeout applies to the handshake only, which the
+    // handler answers at once, so no exception is needed here.
+    let time_limit = if req.method() == axum::http::Method::POST && req.uri().path() == IMPORT_PATH
+    {
+        state.config.http.request_timeout.max(IMPORT_TIMEOUT)
+    } else {
+        state.config.http.request_timeout
+    };
     let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-    next.run(req).await
+    match tokio::time::timeout(time_limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::unavailable("The request took too long; try again.").into_response(),
+    }
 }
 
 /// While migrations are behind, the API refuses work rather than run against an old schema.
 pub async fn schema_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !state.is_schema_ready() && !state.refresh_schema_ready().await {
-        return ApiError::unavailable("The database schema is being upgraded; try again shortly.")
-            .into_response();
+    match schema_refusal(&state).await {
+        Some(refused) => refused,
+        None => next.run(req).await,
     }
-    next.run(req).await
+}
+
+async fn schema_refusal(state: &AppState) -> Option<Response> {
+    if !state.is_schema_ready() && !state.refresh_schema_ready().await {
+        return Some(
+            ApiError::unavailable("The database schema is being upgraded; try again shortly.")
+                .into_response(),
+        );
+    }
+    None
+}
+
+/// Every `/api/v1` route's gate, in this order: the schema guard, the rate limit (which resolves
+/// the credentials once), the control-character check on the query, then the route; the answer
+/// is tagged with the route template for the metrics. One middleware for the four (see
+/// [`edge`]); it runs after routing, so the template is known here.
+pub async fn api_gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(refused) = schema_refusal(&state).await {
+        return refused;
+    }
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| RouteTag(m.clone()));
+    let mut resp = rate_limited(&state, req, |req| async move {
+        if let Err(refused) = crate::extract::check_query_text(&req) {
+            return refused;
+        }
+        next.run(req).await
+    })
+    .await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(r);
+    }
+    resp
 }
 
 /// The client's address: the socket peer, or — when the peer is a trusted proxy — the right-most
@@ -268,8 +305,13 @@ pub fn bucket_key(state: &AppState, scope: &str, counted: &str) -> String {
 
 /// Resolves credentials once (handlers reuse the result), then counts the request against the
 /// caller's shared bucket: per user when signed in, per client IP (IPv6: per /64) otherwise.
-/// While Redis is down each instance counts on its own; limits never switch off.
-pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// While Redis is down each instance counts on its own; limits never switch off. `run` serves
+/// a request within its limit.
+async fn rate_limited<F, Fut>(state: &AppState, mut req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     use crate::auth::AuthOutcome;
     use crate::extract::Credentials;
 
@@ -279,14 +321,14 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
         &state.config.http.trusted_proxies,
     );
     req.extensions_mut().insert(ClientIp(ip));
-    let outcome = crate::auth::resolve(&state, req.headers()).await;
+    let outcome = crate::auth::resolve(state, req.headers()).await;
     let (key, limit) = match &outcome {
         AuthOutcome::Authenticated(p) => (
             format!("rl:u:{}", p.user_id),
             state.config.limits.user_per_min,
         ),
         _ => (
-            bucket_key(&state, "a", &ip_group(ip)),
+            bucket_key(state, "a", &ip_group(ip)),
             state.config.limits.anon_per_min,
         ),
     };
@@ -304,7 +346,7 @@ pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: N
     let mut resp = if c.count > limit {
         ApiError::rate_limited(c.reset_secs).into_response()
     } else {
-        next.run(req).await
+        run(req).await
     };
     set_rate_headers(resp.headers_mut(), limit, c.count, c.reset_secs);
     resp

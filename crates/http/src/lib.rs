@@ -46,12 +46,9 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         api = api.merge(routes::payments::dev_router().split_for_parts().0);
     }
     let api = api
-        .route_layer(from_fn(layers::tag_route))
         .fallback(layers::not_found)
         .method_not_allowed_fallback(layers::method_not_allowed)
-        .layer(from_fn(extract::reject_control_chars))
-        .layer(from_fn_with_state(state.clone(), layers::rate_limit))
-        .layer(from_fn_with_state(state.clone(), layers::schema_guard));
+        .layer(from_fn_with_state(state.clone(), layers::api_gate));
     // The provider's callback: signed, not a user's request, so outside the user/IP rate
     // limiter (and it needs no credentials resolved); the schema guard still applies.
     let (provider, _) = utoipa_axum::router::OpenApiRouter::new()
@@ -77,15 +74,13 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(axum::middleware::map_response(layers::immutable_cache));
     app = app.nest("/media", media);
     let max_body = state.config.http.max_body_bytes;
+    // The edge (request id, log, metrics, error envelope, security headers) sees the compressed
+    // answer; errors it rewrites into the envelope are small and left uncompressed.
     app.layer(DefaultBodyLimit::max(max_body))
-        .layer(from_fn_with_state(state.clone(), layers::body_limit))
-        .layer(from_fn_with_state(state.clone(), layers::timeout))
+        .layer(from_fn_with_state(state.clone(), layers::guard))
         .layer(CatchPanicLayer::custom(layers::panic_response))
-        // The envelope runs inside the security headers so rewritten errors carry them too.
-        .layer(from_fn(layers::envelope))
-        .layer(from_fn_with_state(state.clone(), layers::security_headers))
         .layer(CompressionLayer::new().gzip(true).br(true))
-        .layer(from_fn_with_state(state.clone(), layers::observe))
+        .layer(from_fn_with_state(state.clone(), layers::edge))
         .with_state(state)
 }
 

@@ -11,14 +11,15 @@
 //! Latency is kept in a log-scale histogram (about 8 % per bucket) of atomics: constant memory,
 //! no lock on the request path, percentiles good to a bucket.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::formatting::{
     write_help_line, write_metric_line, write_type_line,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 const BUCKETS: usize = 200;
 /// Bucket i covers latencies up to 10 µs × GROWTH^i; 200 buckets reach past 10 minutes.
@@ -46,6 +47,8 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     /// Per-second (epoch second, requests, 5xx) ring for the last minute.
     ring: Vec<(AtomicU64, AtomicU64, AtomicU64)>,
+    /// Requests by route template.
+    pub routes: RouteMetrics,
 }
 
 impl Default for Metrics {
@@ -61,6 +64,7 @@ impl Default for Metrics {
             ring: (0..60)
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
+            routes: RouteMetrics::default(),
         }
     }
 }
@@ -269,6 +273,8 @@ impl Metrics {
             None,
         );
 
+        self.routes.render(out);
+
         let name = "till_cache_lookups_total";
         write_help_line(
             out,
@@ -333,39 +339,205 @@ pub fn write_queue(out: &mut String, q: &till_db::jobs::QueueStats) {
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static H: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     H.get_or_init(|| {
-        PrometheusBuilder::new()
-            .set_buckets_for_metric(Matcher::Full(ROUTE_DURATION.into()), &EXPORTED_BOUNDS)
-            .ok()?
-            .install_recorder()
-            .ok()
+        let handle = PrometheusBuilder::new().install_recorder().ok()?;
+        // Histograms recorded through the facade are kept sample by sample until drained;
+        // without a scrape they would grow for ever, so drain them every few seconds.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            })
+            .ok()?;
+        Some(handle)
     })
     .as_ref()
 }
 
 const ROUTE_REQUESTS: &str = "http_route_requests_total";
 const ROUTE_DURATION: &str = "http_route_request_duration_seconds";
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "other",
+];
 
-/// Per-route counters and latency histogram, labelled by method, route template and status
+fn method_index(method: &axum::http::Method) -> usize {
+    use axum::http::Method;
+    match *method {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PATCH => 2,
+        Method::PUT => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// One (route, method)'s counts by status class and its latency in the exported buckets.
+#[derive(Default)]
+struct RouteCell {
+    by_class: [AtomicU64; 5],
+    /// Non-cumulative counts per [`EXPORTED_BOUNDS`] bucket, then one for beyond the last.
+    buckets: [AtomicU64; EXPORTED_BOUNDS.len() + 1],
+    sum_us: AtomicU64,
+}
+
+#[derive(Default)]
+struct RouteCells([OnceLock<RouteCell>; METHODS.len()]);
+
+/// Per-route counters and latency histograms, labelled by method, route template and status
 /// class: a bounded set of series (unmatched paths share `route="unmatched"`, and an unusual
 /// method is `other`), so a scanner cannot grow the scrape.
-pub fn record_route(method: &axum::http::Method, route: Option<&str>, status: u16, took: Duration) {
-    use axum::http::Method;
-    let method = match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PATCH => "PATCH",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let route = route.unwrap_or("unmatched").to_owned();
-    let class = CLASSES[class_of(status)];
-    ::metrics::counter!(ROUTE_REQUESTS, "method" => method, "route" => route.clone(), "status" => class)
-        .increment(1);
-    ::metrics::histogram!(ROUTE_DURATION, "method" => method, "route" => route)
-        .record(took.as_secs_f64());
+///
+/// Kept in atomics behind a map read lock rather than through the `metrics` facade: the facade
+/// builds and hashes a labelled key (two allocations) and appends every sample to a bucket
+/// drained only at scrape time, for each of the two families on every request; this is a read
+/// lock, a hash of the template and four atomic adds.
+#[derive(Default)]
+pub struct RouteMetrics(RwLock<HashMap<Arc<str>, Arc<RouteCells>>>);
+
+impl RouteMetrics {
+    pub fn record(
+        &self,
+        method: &axum::http::Method,
+        route: Option<&str>,
+        status: u16,
+        took: Duration,
+    ) {
+        let route = route.unwrap_or("unmatched");
+        let found = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+            .cloned();
+        let cells = match found {
+            Some(c) => c,
+            None => self
+                .0
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(route.into())
+                .or_default()
+                .clone(),
+        };
+        let cell = cells.0[method_index(method)].get_or_init(RouteCell::default);
+        cell.by_class[class_of(status)].fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        let bucket = EXPORTED_BOUNDS.partition_point(|b| *b < secs);
+        cell.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        cell.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let mut routes: Vec<(Arc<str>, Arc<RouteCells>)> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(r, c)| (r.clone(), c.clone()))
+            .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        let cells = || {
+            routes.iter().flat_map(|(route, cells)| {
+                METHODS
+                    .iter()
+                    .zip(&cells.0)
+                    .filter_map(move |(m, c)| Some((route, *m, c.get()?)))
+            })
+        };
+        write_help_line(
+            out,
+            ROUTE_REQUESTS,
+            "Requests served, by method, route template and status class.",
+        );
+        write_type_line(out, ROUTE_REQUESTS, "counter");
+        for (route, method, cell) in cells() {
+            for (class, count) in CLASSES.iter().zip(&cell.by_class) {
+                let n = count.load(Ordering::Relaxed);
+                if n > 0 {
+                    let labels = [
+                        format!("method=\"{method}\""),
+                        format!("route=\"{}\"", label_value(route)),
+                        format!("status=\"{class}\""),
+                    ];
+                    write_metric_line(
+                        out,
+                        ROUTE_REQUESTS,
+                        None,
+                        &labels,
+                        None::<(&str, u8)>,
+                        n,
+                        None,
+                    );
+                }
+            }
+        }
+        write_help_line(
+            out,
+            ROUTE_DURATION,
+            "Time from request to response, by method and route template.",
+        );
+        write_type_line(out, ROUTE_DURATION, "histogram");
+        for (route, method, cell) in cells() {
+            let labels = [
+                format!("method=\"{method}\""),
+                format!("route=\"{}\"", label_value(route)),
+            ];
+            let mut cumulative = 0;
+            for (bound, count) in EXPORTED_BOUNDS.iter().zip(&cell.buckets) {
+                cumulative += count.load(Ordering::Relaxed);
+                write_metric_line(
+                    out,
+                    ROUTE_DURATION,
+                    Some("bucket"),
+                    &labels,
+                    Some(("le", *bound)),
+                    cumulative,
+                    None,
+                );
+            }
+            cumulative += cell.buckets[EXPORTED_BOUNDS.len()].load(Ordering::Relaxed);
+            write_metric_line(
+                out,
+                ROUTE_DURATION,
+                Some("bucket"),
+                &labels,
+                Some(("le", "+Inf")),
+                cumulative,
+                None,
+            );
+            let sum = cell.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            write_metric_line(
+                out,
+                ROUTE_DURATION,
+                Some("sum"),
+                &labels,
+                None::<(&str, u8)>,
+                sum,
+                None,
+            );
+            write_metric_line(
+                out,
+                ROUTE_DURATION,
+                Some("count"),
+                &labels,
+                None::<(&str, u8)>,
+                cumulative,
+                None,
+            );
+        }
+    }
+}
+
+/// A label value in the text format: backslash, quote and newline escaped.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// (rss, peak rss) in bytes from /proc, where available.

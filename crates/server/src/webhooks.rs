@@ -42,6 +42,16 @@ const READ_CAP: usize = 64 * 1024;
 const EXCERPT_CHARS: usize = 500;
 /// Longest wait between two attempts.
 const BACKOFF_CAP: Duration = Duration::from_secs(6 * 3600);
+/// After a batch shorter than [`SCAN_BATCH`] the endpoint is left alone this long, so events
+/// published meanwhile go out together. Without it, at checkout speed every few orders cost
+/// each endpoint a lease, a read and a record of their own (measured: the delivery loops'
+/// statements took a third of a 2-core machine at 570 orders/s); with it a batch carries the
+/// events of the last `LINGER`, which the delivery lag pays at most once.
+const LINGER: Duration = Duration::from_millis(50);
+/// How often one loop asks for due retries (the shortest backoff is far longer).
+const RETRY_SCAN: Duration = Duration::from_millis(250);
+/// Serialised event bodies kept for the other endpoints sending the same events.
+const BODY_CACHE: u64 = 4096;
 
 pub struct Dispatcher {
     app: App,
@@ -50,6 +60,9 @@ pub struct Dispatcher {
     client: reqwest::Client,
     allow_private: bool,
     wake: Notify,
+    /// Event bodies by sequence: every endpoint sends the same bytes for an event, serialised
+    /// once.
+    bodies: moka::sync::Cache<i64, bytes::Bytes>,
 }
 
 impl Dispatcher {
@@ -73,6 +86,10 @@ impl Dispatcher {
             client: client.build()?,
             allow_private,
             wake: Notify::new(),
+            bodies: moka::sync::Cache::builder()
+                .max_capacity(BODY_CACHE)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         })
     }
 
@@ -106,8 +123,10 @@ impl Dispatcher {
                 };
             loop {
                 tokio::select! {
+                    // One idle loop per notification: waking all of them for every publish
+                        // round had each ask PostgreSQL for work most of them could not get.
                     n = listener.recv() => match n {
-                        Ok(_) => self.wake.notify_waiters(),
+                        Ok(_) => self.wake.notify_one(),
                         Err(_) => break,
                     },
                     _ = stop.changed() => return,
@@ -124,6 +143,7 @@ impl Dispatcher {
 
     async fn delivery_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let pool = &self.app.db.write;
+        let mut retries_asked: Option<Instant> = None;
         while !*stop.borrow() {
             let mut worked = false;
             match webhooks::lease_endpoint(pool, &self.id, self.lease_ms(SCAN_BATCH)).await {
@@ -137,15 +157,23 @@ impl Dispatcher {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "leasing a webhook endpoint failed"),
             }
-            match webhooks::claim(pool, &self.id, RETRY_BATCH, self.lease_ms(RETRY_BATCH)).await {
-                Ok(batch) if !batch.is_empty() => {
-                    worked = true;
-                    if let Err(e) = self.retry(batch).await {
-                        tracing::warn!(error = %e, "recording webhook retries failed");
+            if retries_asked.is_none_or(|t| t.elapsed() >= RETRY_SCAN) {
+                retries_asked = Some(Instant::now());
+                match webhooks::claim(pool, &self.id, RETRY_BATCH, self.lease_ms(RETRY_BATCH)).await
+                {
+                    Ok(batch) if !batch.is_empty() => {
+                        worked = true;
+                        // A full batch: more may be due; ask again next round.
+                        if batch.len() as i64 == RETRY_BATCH {
+                            retries_asked = None;
+                        }
+                        if let Err(e) = self.retry(batch).await {
+                            tracing::warn!(error = %e, "recording webhook retries failed");
+                        }
                     }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming webhook retries failed"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "claiming webhook retries failed"),
             }
             if !worked {
                 tokio::select! {
@@ -192,6 +220,11 @@ impl Dispatcher {
             self.config.max_attempts,
             self.config.disable_after,
             gone.then_some(GONE),
+            if events.len() as i64 >= SCAN_BATCH {
+                0
+            } else {
+                LINGER.as_millis() as i64
+            },
         )
         .await?;
         if !held {
@@ -283,7 +316,9 @@ impl Dispatcher {
             outcome.error = Some(format!("could not connect: {REFUSED_TARGET}"));
             return (outcome, false);
         }
-        let body = event_body(event);
+        let body = self
+            .bodies
+            .get_with(event.seq, || bytes::Bytes::from(event_body(event)));
         let t = started_at.timestamp();
         let signature = signature_header(&endpoint.signing_secrets(started_at), t, &body);
         let sent = async {

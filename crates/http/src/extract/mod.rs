@@ -15,4 +15,4 @@ pub use idempotency::{IdempotencyKey, Idempotent, MaybeIdempotent};
 pub use if_match::IfMatch;
 pub use json::{parse as parse_json, Json};
 pub use meta::RequestMeta;
-pub use pagination::{reject_control_chars, CursorKey, PageQuery, Query};
+pub use pagination::{check_query_text, CursorKey, PageQuery, Query};

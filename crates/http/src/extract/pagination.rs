@@ -3,7 +3,6 @@
 
 use axum::extract::{FromRequestParts, Query as AxumQuery, Request};
 use axum::http::request::Parts;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,21 +16,24 @@ use till_domain::limits;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Middleware: a query parameter (name or value) holding a C0 control character is a 422 naming
-/// it, before any handler sees it, so no route can pass a NUL on to PostgreSQL or a log line.
-/// Such a character can only arrive percent-encoded, so a query without `%` is not decoded.
-pub async fn reject_control_chars(req: Request, next: Next) -> Response {
+/// A query parameter (name or value) holding a C0 control character is a 422 naming it, before
+/// any handler sees it (`layers::api_gate` checks every API request), so no route can pass a NUL
+/// on to PostgreSQL or a log line. Such a character can only arrive percent-encoded, so a query
+/// without `%` is not decoded.
+#[allow(clippy::result_large_err)]
+pub fn check_query_text(req: &Request) -> Result<(), Response> {
     if let Some(query) = req.uri().query().filter(|q| q.contains('%')) {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let bad = |s: &str| limits::check_text(s, false).is_err();
             if bad(&name) || bad(&value) {
                 let field = if bad(&name) { "query" } else { &name };
-                return ApiError::field(field, "must not contain control characters")
-                    .into_response();
+                return Err(
+                    ApiError::field(field, "must not contain control characters").into_response(),
+                );
             }
         }
     }
-    next.run(req).await
+    Ok(())
 }
 
 /// Query-string extractor: a value of the wrong type is a 422 naming the parameter.
