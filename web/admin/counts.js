@@ -84,7 +84,7 @@ async function pageCount(main, tabsEl, locs, id) {
   const apply = h('button.btn#ct-apply', { type: 'button', style: { width: '100%' } }, 'Apply count to stock');
   apply.addEventListener('click', () => busy(apply, async () => {
     try {
-      await post(`/inventory/counts/${id}/apply`, {});
+      await post(`/inventory/counts/${id}/apply`, {}, { idempotencyKey: uuid() });
       say('Count applied.', 'ok');
       await reload();
     } catch (ex) { showError(err, ex); }

@@ -88,7 +88,7 @@ async function pageTransfer(main, tabsEl, locs, id) {
   const act = (label, path, idClass) => {
     const b = h(`button.btn${idClass}`, { type: 'button' }, label);
     b.addEventListener('click', () => busy(b, async () => {
-      try { await post(path, {}); await reload(); } catch (ex) { showError(err, ex); }
+      try { await post(path, {}, { idempotencyKey: uuid() }); await reload(); } catch (ex) { showError(err, ex); }
     }));
     return b;
   };

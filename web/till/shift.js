@@ -2,7 +2,7 @@
 // paid-in/paid-out, a blind close with a denominations counting helper, and the Z report,
 // printable at 80 mm (shift.css). The till's sales carry the shift's register.
 
-import { get, post, money, parseMoney, centsToInput } from '../assets/api.js';
+import { get, post, uuid, money, parseMoney, centsToInput } from '../assets/api.js';
 import { h, fill, $, say, modal, errorBox, showError, field, busy } from '../assets/ui.js';
 
 const REGISTER_KEY = 'till.register';
@@ -114,7 +114,7 @@ export function askToOpen() {
 
   async function join(open) {
     try {
-      shift = await post(`/shifts/${open.id}/join`, {});
+      shift = await post(`/shifts/${open.id}/join`, {}, { idempotencyKey: uuid() });
       localStorage.setItem(REGISTER_KEY, open.register_id);
       d.close();
       renderBar();

@@ -1,5 +1,7 @@
-//! Cross-cutting middleware, outermost first: observe (request id, log line, metrics),
-//! error envelope, security headers, panic → 500, timeout → 503, body limit → 413.
+//! Cross-cutting middleware, outermost first: the edge (request id, log line, metrics, error
+//! envelope, security headers), compression, panic → 500, the guard (body limit → 413, timeout
+//! → 503); and on `/api/v1` routes, after routing, the API gate (schema guard, rate limit,
+//! control characters in the query, route tag).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -57,7 +59,7 @@ pub async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Re
 #[derive(Clone)]
 pub struct RouteTag(pub axum::extract::MatchedPath);
 
-/// Route layer: tells the outer `observe` layer which route template answered, so metrics are
+/// Route layer: tells the outer [`edge`] which route template answered, so metrics are
 /// labelled by template (bounded) and never by raw path (one series per order id).
 pub async fn tag_route(req: Request, next: Next) -> Response {
     let route = req

@@ -1,4 +1,4 @@
-//! This instance's request statistics, recorded once per request (by the `observe` layer) and
+//! This instance's request statistics, recorded once per request (by the `edge` layer) and
 //! read by all three views: `/health/detailed`, `/health/metrics` and `/metrics`.
 //!
 //! `/metrics` renders the request families (`http_requests_total`,

@@ -1,5 +1,5 @@
 //! Product images (manager+): `multipart/form-data` upload, reorder, delete. The body limit
-//! of the upload route is `MAX_IMAGE_BYTES`, not `MAX_BODY_BYTES` (see `layers::body_limit`);
+//! of the upload route is `MAX_IMAGE_BYTES`, not `MAX_BODY_BYTES` (see `layers::guard`);
 //! the part is read chunk by chunk and the upload stops at the limit.
 
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
