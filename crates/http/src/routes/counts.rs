@@ -44,6 +44,7 @@ fn with_etag(c: &StockCount) -> Answer {
     responses(
         (status = 201, description = "Created", body = StockCount),
         (status = 403, description = "`forbidden`: managers and staff", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`validation_failed`: no such active location", body = ErrorBody),
     )
 )]
