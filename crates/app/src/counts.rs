@@ -172,17 +172,24 @@ pub async fn put_lines(
 }
 
 /// Applies an open count: each line's `delta` is added to the stock now, as a `count` movement.
+/// With `key`, a retry gets the first answer back instead of 409 `invalid_transition`.
 pub async fn apply(
     app: &App,
     actor: &Actor,
     by: Uuid,
     id: Uuid,
-) -> Result<StockCount, LocationError> {
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let c = lock_open(&mut tx, id, "applied").await?;
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&StockCount) -> Answer,
+) -> Result<Answer, LocationError> {
+    let mut run = match idempotency::begin::<LocationError>(app, by, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let c = lock_open(tx, id, "applied").await?;
     let ids: Vec<Uuid> = c.lines.iter().map(|l| l.product_id).collect();
-    ledger::lock_products(&mut tx, &ids).await?;
-    let now = ledger::on_hand_at(&mut tx, c.location_id, &ids).await?;
+    ledger::lock_products(tx, &ids).await?;
+    let now = ledger::on_hand_at(tx, c.location_id, &ids).await?;
     let short: Vec<Shortage> = c
         .lines
         .iter()
@@ -204,7 +211,7 @@ pub async fn apply(
     }
     let moves: Vec<(Uuid, i64)> = c.lines.iter().map(|l| (l.product_id, l.delta)).collect();
     ledger::write(
-        &mut tx,
+        tx,
         &LedgerContext {
             location_id: c.location_id,
             reason: MovementReason::Count,
@@ -216,10 +223,10 @@ pub async fn apply(
         &moves,
     )
     .await?;
-    counts::finish(&mut tx, id, "applied", by).await?;
-    let c = load(&mut tx, id).await?;
+    counts::finish(tx, id, "applied", by).await?;
+    let c = load(tx, id).await?;
     audit::record(
-        &mut tx,
+        tx,
         actor,
         "count.apply",
         "stock_count",
@@ -228,9 +235,9 @@ pub async fn apply(
                "lines": c.lines.iter().map(|l| json!({"product_id": l.product_id, "delta": l.delta})).collect::<Vec<_>>()}),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let answer = run.finish::<LocationError>(render(&c)).await?;
     app.after_commit(true);
-    Ok(c)
+    Ok(answer)
 }
 
 /// Cancels an open count; nothing moves.
@@ -239,14 +246,19 @@ pub async fn cancel(
     actor: &Actor,
     by: Uuid,
     id: Uuid,
-) -> Result<StockCount, LocationError> {
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    lock_open(&mut tx, id, "cancelled").await?;
-    counts::finish(&mut tx, id, "cancelled", by).await?;
-    audit::record(&mut tx, actor, "count.cancel", "stock_count", id, json!({})).await?;
-    let c = load(&mut tx, id).await?;
-    tx.commit().await.map_err(DbError::from)?;
-    Ok(c)
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&StockCount) -> Answer,
+) -> Result<Answer, LocationError> {
+    let mut run = match idempotency::begin::<LocationError>(app, by, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    lock_open(tx, id, "cancelled").await?;
+    counts::finish(tx, id, "cancelled", by).await?;
+    audit::record(tx, actor, "count.cancel", "stock_count", id, json!({})).await?;
+    let c = load(tx, id).await?;
+    run.finish::<LocationError>(render(&c)).await
 }
 
 /// One count.

@@ -17,10 +17,12 @@
 //! it and replays it unchanged. An error returned before `commit` drops the transaction:
 //! nothing is stored and the key stays free for a corrected retry. Keys are scoped per user.
 //!
-//! Every write that a client may retry goes through [`begin`]: orders, payments and refunds
-//! require a key; the other creates (products, categories, customers, users, stock
-//! adjustments, transitions, registration) honour one when it is sent (`key: None` runs the
-//! same code with nothing claimed or stored).
+//! Every write that a client may retry goes through [`begin`]: orders, payments, refunds and
+//! transfer receipts require a key; every other POST that writes (creates, adjustments,
+//! transitions, registration, and the bodiless steps: dispatch, cancel, apply, join, webhook
+//! actions) honours one when it is sent (`key: None` runs the same code with nothing claimed or
+//! stored). A step guarded by its status still needs this: without the stored answer, a retry
+//! of a dispatch that went through would get 409 `invalid_transition` instead.
 
 use serde_json::{Map, Value};
 use till_db::idempotency::{self, Claim, Stored};

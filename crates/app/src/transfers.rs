@@ -4,8 +4,9 @@
 //! source. A transfer never creates or destroys stock: Σ on hand over all locations + Σ units in
 //! transit changes only by the units recorded as damaged.
 //!
-//! Every step is one transaction with its audit entry and a `transfer.updated` outbox event
-//! (staff only). Stock moves through `till_db::ledger` under the product locks.
+//! Every step is one transaction with its audit entry, a `transfer.updated` outbox event
+//! (staff only) and, when an Idempotency-Key was sent, its stored answer. Stock moves through
+//! `till_db::ledger` under the product locks.
 
 use std::collections::{HashMap, HashSet};
 
@@ -266,20 +267,26 @@ async fn dispatch_locked(
 }
 
 /// Dispatches a draft (409 `insufficient_stock` naming the source when any line is short).
+/// With `key`, a retry gets the first answer back instead of 409 `invalid_transition`.
 pub async fn dispatch(
     app: &App,
     actor: &Actor,
     by: Uuid,
     id: Uuid,
-) -> Result<Transfer, LocationError> {
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let t = transfers::lock(&mut tx, id)
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&Transfer) -> Answer,
+) -> Result<Answer, LocationError> {
+    let mut run = match idempotency::begin::<LocationError>(app, by, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let t = transfers::lock(&mut run.tx, id)
         .await?
         .ok_or(LocationError::NotFound)?;
-    let t = dispatch_locked(&mut tx, actor, by, t).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let t = dispatch_locked(&mut run.tx, actor, by, t).await?;
+    let answer = run.finish::<LocationError>(render(&t)).await?;
     app.after_commit(true);
-    Ok(t)
+    Ok(answer)
 }
 
 /// Records a receipt (Idempotency-Key required by the route): received units enter the
@@ -417,15 +424,22 @@ pub async fn receive(
 }
 
 /// Cancels a transfer: a draft is dropped; one in transit returns exactly its outstanding units
-/// to the source (`transfer_return`). Received or cancelled → 409 `invalid_transition`.
+/// to the source (`transfer_return`). Received or cancelled → 409 `invalid_transition` (with
+/// `key`, a retry of a cancel that went through gets its first answer instead).
 pub async fn cancel(
     app: &App,
     actor: &Actor,
     by: Uuid,
     id: Uuid,
-) -> Result<Transfer, LocationError> {
-    let mut tx = app.db.write.begin().await.map_err(DbError::from)?;
-    let t = transfers::lock(&mut tx, id)
+    key: Option<&IdempotencyKey>,
+    render: impl FnOnce(&Transfer) -> Answer,
+) -> Result<Answer, LocationError> {
+    let mut run = match idempotency::begin::<LocationError>(app, by, key).await? {
+        Begun::Replay(answer) => return Ok(answer),
+        Begun::Fresh(run) => run,
+    };
+    let tx = &mut run.tx;
+    let t = transfers::lock(tx, id)
         .await?
         .ok_or(LocationError::NotFound)?;
     let returned: Vec<(Uuid, i64)> = match t.status.as_str() {
@@ -440,10 +454,10 @@ pub async fn cancel(
     };
     if !returned.is_empty() {
         let ids: Vec<Uuid> = returned.iter().map(|r| r.0).collect();
-        ledger::lock_products(&mut tx, &ids).await?;
+        ledger::lock_products(tx, &ids).await?;
         let note = format!("transfer {}", t.number);
         ledger::write(
-            &mut tx,
+            tx,
             &LedgerContext {
                 location_id: t.from_location_id,
                 reason: MovementReason::TransferReturn,
@@ -456,20 +470,20 @@ pub async fn cancel(
         )
         .await?;
     }
-    transfers::set_status(&mut tx, id, "cancelled", by).await?;
-    let t = load(&mut tx, id).await?;
+    transfers::set_status(tx, id, "cancelled", by).await?;
+    let t = load(tx, id).await?;
     let units: i64 = returned.iter().map(|r| r.1).sum();
     record(
-        &mut tx,
+        tx,
         actor,
         "transfer.cancel",
         &t,
         json!({"returned_units": units}),
     )
     .await?;
-    tx.commit().await.map_err(DbError::from)?;
+    let answer = run.finish::<LocationError>(render(&t)).await?;
     app.after_commit(units > 0);
-    Ok(t)
+    Ok(answer)
 }
 
 /// One transfer.

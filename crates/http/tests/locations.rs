@@ -413,3 +413,122 @@ async fn a_count_whose_result_would_go_below_zero_applies_nothing() {
         .expect_json(200);
     assert_eq!(cancelled["status"], "cancelled");
 }
+
+#[tokio::test]
+async fn a_retried_apply_or_cancel_with_its_key_gets_the_first_answer_and_moves_nothing_more() {
+    let app = TestApp::spawn().await;
+    let manager = app.as_manager().await;
+    let main = default_location(&app).await;
+    let a = insert_product(&app, "KA", 100, 0, 10).await;
+    let open_count = || {
+        let body = json!({"location_id": main});
+        let manager = &manager;
+        async move { id_of(&manager.post(COUNTS, body).await.expect_json(201)) }
+    };
+    let counted = |id: String, n: i64| {
+        let manager = &manager;
+        let a = &a;
+        async move {
+            manager
+                .put(&format!("{COUNTS}/{id}/lines"), count_lines(&[(a, n)]))
+                .await
+                .expect_status(200);
+        }
+    };
+    let step = |id: &str, action: &str| format!("{COUNTS}/{id}/{action}");
+    let count_moves = |id: String| {
+        let app = &app;
+        async move {
+            count(
+                app,
+                "SELECT COALESCE(sum(delta), 0)::bigint FROM inventory_movements WHERE count_id = $1::uuid",
+                &id,
+            )
+            .await
+        }
+    };
+    let (c1, c2, c3) = (open_count().await, open_count().await, open_count().await);
+    counted(c1.clone(), 7).await;
+    counted(c2.clone(), 4).await;
+
+    // Apply: the retry gets the first answer (not 409 invalid_transition) and the −3 is written
+    // once.
+    let first = manager
+        .post(&step(&c1, "apply"), json!({}))
+        .idem("ap")
+        .await
+        .expect_status(200);
+    assert_eq!(first.body["status"], "applied");
+    assert_eq!(on_hand(&manager, &a, &main).await, 7);
+    let again = manager
+        .post(&step(&c1, "apply"), json!({}))
+        .idem("ap")
+        .await
+        .expect_status(200);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(on_hand(&manager, &a, &main).await, 7);
+    assert_eq!(stock_of(&app, &a).await, 7);
+    assert_eq!(count_moves(c1.clone()).await, -3);
+    assert_eq!(audit_count(&app, "count.apply").await, 1);
+    // The same key on another count: refused, and that count stays open with nothing applied.
+    manager
+        .post(&step(&c2, "apply"), json!({}))
+        .idem("ap")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    let c2_now = manager
+        .get(&format!("{COUNTS}/{c2}"))
+        .await
+        .expect_json(200);
+    assert_eq!(c2_now["status"], "open");
+    assert_eq!(count_moves(c2.clone()).await, 0);
+    assert_eq!(stock_of(&app, &a).await, 7);
+
+    // Cancel, the same way.
+    let first = manager
+        .post(&step(&c3, "cancel"), json!({}))
+        .idem("cx")
+        .await
+        .expect_status(200);
+    assert_eq!(first.body["status"], "cancelled");
+    let again = manager
+        .post(&step(&c3, "cancel"), json!({}))
+        .idem("cx")
+        .await
+        .expect_status(200);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.body, first.body);
+    assert_eq!(audit_count(&app, "count.cancel").await, 1);
+    manager
+        .post(&step(&c2, "cancel"), json!({}))
+        .idem("cx")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    let c2_now = manager
+        .get(&format!("{COUNTS}/{c2}"))
+        .await
+        .expect_json(200);
+    assert_eq!(c2_now["status"], "open");
+
+    // Without a key, as before: applied once, then 409.
+    let applied = manager
+        .post(&step(&c2, "apply"), json!({}))
+        .await
+        .expect_json(200);
+    assert_eq!(applied["status"], "applied");
+    // Counted 4 where 10 were expected at the count: −6 on the 7 there now.
+    assert_eq!(on_hand(&manager, &a, &main).await, 1);
+    manager
+        .post(&step(&c2, "apply"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
+    manager
+        .post(&step(&c2, "cancel"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
+    assert_eq!(count_moves(c2).await, -6);
+    assert_eq!(stock_of(&app, &a).await, 1);
+    assert_eq!(audit_count(&app, "count.apply").await, 2);
+}

@@ -220,6 +220,45 @@ async fn one_open_shift_per_register_and_per_cashier_and_joining() {
     assert_eq!(audit_count(&app, "shift.join").await, 1);
 }
 
+#[tokio::test]
+async fn a_retried_join_with_its_key_gets_the_first_answer_even_after_the_shift_closed() {
+    let app = TestApp::spawn().await;
+    let admin = app.as_admin().await;
+    let (c1, c2, c3) = (
+        app.as_cashier().await,
+        app.as_cashier().await,
+        app.as_cashier().await,
+    );
+    let s1 = open(&c1, &register(&admin, "Front").await, 0).await;
+    let s2 = open(&c3, &register(&admin, "Back").await, 0).await;
+    let join = |shift: &Value| c2.request(reqwest::Method::POST, &path(shift, "/join"));
+
+    let first = join(&s1).idem("j").await.expect_status(200);
+    assert_eq!(first.body["user_ids"], json!([c1.id(), c2.id()]));
+    assert!(!first.has_header("idempotent-replayed"));
+    // The shift closes before the retry arrives: the retry still gets the join's answer.
+    c1.post(&path(&s1, "/close"), json!({"counted_cash_cents": 0}))
+        .await
+        .expect_status(200);
+    let again = join(&s1).idem("j").await.expect_status(200);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(audit_count(&app, "shift.join").await, 1);
+    // The same key on another shift is another request.
+    join(&s2)
+        .idem("j")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    let s2_now = c3.get(&path(&s2, "")).await.expect_json(200);
+    assert_eq!(s2_now["user_ids"], json!([c3.id()]));
+    // Without a key, as before.
+    join(&s1).await.expect_error(409, "invalid_transition");
+    let joined = join(&s2).await.expect_json(200);
+    assert_eq!(joined["user_ids"], json!([c3.id(), c2.id()]));
+    assert_eq!(audit_count(&app, "shift.join").await, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_opening_one_register_at_once_open_one_shift() {
     let (a, b) = TestApp::spawn_pair().await;

@@ -463,3 +463,138 @@ async fn random_transfers_receipts_cancels_and_sales_only_lose_damaged_units() {
     let (end, damaged) = totals(&app).await;
     assert_eq!(end, start - damaged - sold, "seed {seed}");
 }
+
+/// Σ of a transfer's movements with `reason` (0 when there are none).
+async fn moved(app: &TestApp, transfer: &str, reason: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(delta), 0)::bigint FROM inventory_movements
+         WHERE transfer_id = $1::uuid AND reason = $2",
+    )
+    .bind(transfer)
+    .bind(reason)
+    .fetch_one(&app.state.db.write)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_dispatch_or_cancel_with_its_key_gets_the_first_answer_and_moves_nothing_more() {
+    let app = TestApp::spawn().await;
+    let admin = app.as_admin().await;
+    let manager = app.as_manager().await;
+    let main = default_location(&app).await;
+    let back = new_location(&admin, "BACK").await;
+    let a = insert_product(&app, "IA", 100, 0, 20).await;
+    let draft = |n| transfer(&main, &back, &[(&a, n)], false);
+    let t1 = id_of(&manager.post(TRANSFERS, draft(8)).await.expect_json(201));
+    let t2 = id_of(&manager.post(TRANSFERS, draft(2)).await.expect_json(201));
+    let t3 = id_of(&manager.post(TRANSFERS, draft(15)).await.expect_json(201));
+    let step = |t: &str, action: &str| format!("{TRANSFERS}/{t}/{action}");
+
+    // Dispatch: the retry (what nginx sends when the first instance died after committing) is
+    // answered as the first was, not 409 invalid_transition, and takes nothing more.
+    let first = manager
+        .post(&step(&t1, "dispatch"), json!({}))
+        .idem("d1")
+        .await
+        .expect_status(200);
+    assert_eq!(first.body["status"], "in_transit");
+    assert_eq!(on_hand(&manager, &a, &main).await, 12);
+    let again = manager
+        .post(&step(&t1, "dispatch"), json!({}))
+        .idem("d1")
+        .await
+        .expect_status(200);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.header("etag"), first.header("etag"));
+    assert_eq!(again.body, first.body);
+    assert!(!first.has_header("idempotent-replayed"));
+    assert_eq!(on_hand(&manager, &a, &main).await, 12);
+    assert_eq!(stock_of(&app, &a).await, 12);
+    assert_eq!(moved(&app, &t1, "transfer_out").await, -8);
+    assert_eq!(audit_count(&app, "transfer.dispatch").await, 1);
+    // The same key on another transfer is another request: refused, and t2 stays a draft.
+    manager
+        .post(&step(&t2, "dispatch"), json!({}))
+        .idem("d1")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    let t2_now = manager
+        .get(&format!("{TRANSFERS}/{t2}"))
+        .await
+        .expect_json(200);
+    assert_eq!(t2_now["status"], "draft");
+    assert_eq!(on_hand(&manager, &a, &main).await, 12);
+    // A refused dispatch (short of stock) stores nothing: its key works once stock is back.
+    manager
+        .post(&step(&t3, "dispatch"), json!({}))
+        .idem("d3")
+        .await
+        .expect_error(409, "insufficient_stock");
+
+    // Cancel, the same way: the 8 units go back once.
+    let first = manager
+        .post(&step(&t1, "cancel"), json!({}))
+        .idem("c1")
+        .await
+        .expect_status(200);
+    assert_eq!(first.body["status"], "cancelled");
+    assert_eq!(on_hand(&manager, &a, &main).await, 20);
+    let again = manager
+        .post(&step(&t1, "cancel"), json!({}))
+        .idem("c1")
+        .await
+        .expect_status(200);
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    assert_eq!(again.body, first.body);
+    assert_eq!(on_hand(&manager, &a, &main).await, 20);
+    assert_eq!(stock_of(&app, &a).await, 20);
+    assert_eq!(moved(&app, &t1, "transfer_return").await, 8);
+    assert_eq!(audit_count(&app, "transfer.cancel").await, 1);
+    manager
+        .post(&step(&t2, "cancel"), json!({}))
+        .idem("c1")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    // A key is one request: "d1" was a dispatch of t1, so cancelling t1 with it is refused too.
+    manager
+        .post(&step(&t1, "cancel"), json!({}))
+        .idem("d1")
+        .await
+        .expect_error(422, "idempotency_key_reused");
+    let t2_now = manager
+        .get(&format!("{TRANSFERS}/{t2}"))
+        .await
+        .expect_json(200);
+    assert_eq!(t2_now["status"], "draft");
+
+    let t3_sent = manager
+        .post(&step(&t3, "dispatch"), json!({}))
+        .idem("d3")
+        .await
+        .expect_json(200);
+    assert_eq!(t3_sent["status"], "in_transit");
+    assert_eq!(on_hand(&manager, &a, &main).await, 5);
+
+    // Without a key nothing is stored: a repeat is the status check's 409, as before.
+    manager
+        .post(&step(&t2, "dispatch"), json!({}))
+        .await
+        .expect_status(200);
+    assert_eq!(on_hand(&manager, &a, &main).await, 3);
+    manager
+        .post(&step(&t2, "dispatch"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
+    manager
+        .post(&step(&t2, "cancel"), json!({}))
+        .await
+        .expect_status(200);
+    manager
+        .post(&step(&t2, "cancel"), json!({}))
+        .await
+        .expect_error(409, "invalid_transition");
+    assert_eq!(on_hand(&manager, &a, &main).await, 5);
+    assert_eq!(audit_count(&app, "transfer.dispatch").await, 3);
+    assert_eq!(audit_count(&app, "transfer.cancel").await, 2);
+}

@@ -11,7 +11,7 @@ use till_db::cursor::Page;
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::idempotency::{answer, etag_header, location, respond};
+use crate::extract::idempotency::{answer, etag_header, location, respond, Answer, BodilessKey};
 use crate::extract::{
     Authed, Json, ManagerOrStaff, ManagerPlus, MaybeIdempotent, PageQuery, Query, RequestMeta,
 };
@@ -29,8 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cancel))
 }
 
-fn with_etag(c: &StockCount) -> Response {
-    respond(answer(StatusCode::OK, json!(c), etag_header(c.version)))
+/// 200 with the count and its `ETag`: what reads, line updates, applies and cancels answer.
+fn with_etag(c: &StockCount) -> Answer {
+    answer(StatusCode::OK, json!(c), etag_header(c.version))
 }
 
 /// Opens a stock count at a location.
@@ -43,6 +44,7 @@ fn with_etag(c: &StockCount) -> Response {
     responses(
         (status = 201, description = "Created", body = StockCount),
         (status = 403, description = "`forbidden`: managers and staff", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`validation_failed`: no such active location", body = ErrorBody),
     )
 )]
@@ -132,7 +134,9 @@ async fn read(
     _: Authed<ManagerOrStaff>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(&till_app::counts::get(&state, id).await?))
+    Ok(respond(with_etag(
+        &till_app::counts::get(&state, id).await?,
+    )))
 }
 
 /// Records counted lines, each stamped now (a product counted again is re-stamped).
@@ -158,7 +162,7 @@ async fn put_lines(
     Json(body): Json<CountLinesInput>,
 ) -> ApiResult<Response> {
     let c = till_app::counts::put_lines(&state, &meta.actor(&who), id, &body).await?;
-    Ok(with_etag(&c))
+    Ok(respond(with_etag(&c)))
 }
 
 /// Applies the count: each counted product's stock becomes counted + the movements after its
@@ -173,7 +177,8 @@ async fn put_lines(
         (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The applied count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`insufficient_stock` or `invalid_transition`", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock` or `invalid_transition`; `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
     )
 )]
 async fn apply(
@@ -181,9 +186,18 @@ async fn apply(
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    BodilessKey(key): BodilessKey,
 ) -> ApiResult<Response> {
-    let c = till_app::counts::apply(&state, &meta.actor(&who), who.user_id, id).await?;
-    Ok(with_etag(&c))
+    let done = till_app::counts::apply(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        id,
+        key.as_ref(),
+        with_etag,
+    )
+    .await?;
+    Ok(respond(done))
 }
 
 /// Cancels an open count; nothing moves.
@@ -197,7 +211,8 @@ async fn apply(
         (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The cancelled count", body = StockCount),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`invalid_transition`: not open", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: not open; `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
     )
 )]
 async fn cancel(
@@ -205,7 +220,16 @@ async fn cancel(
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    BodilessKey(key): BodilessKey,
 ) -> ApiResult<Response> {
-    let c = till_app::counts::cancel(&state, &meta.actor(&who), who.user_id, id).await?;
-    Ok(with_etag(&c))
+    let done = till_app::counts::cancel(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        id,
+        key.as_ref(),
+        with_etag,
+    )
+    .await?;
+    Ok(respond(done))
 }

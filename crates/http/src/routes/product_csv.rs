@@ -122,6 +122,7 @@ fn is_csv(req: &Request) -> bool {
     responses(
         (status = 200, description = "What was (or, for a dry run or with errors, would be) done", body = ImportReport),
         (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over `MAX_IMPORT_BYTES`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not text/csv", body = ErrorBody),
         (status = 422, description = "`validation_failed`: unknown or missing columns, or not CSV", body = ErrorBody),

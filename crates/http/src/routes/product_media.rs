@@ -80,6 +80,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
             headers(("Location" = String, description = "The image's URL"))),
         (status = 403, description = "`forbidden`: managers and admins only", body = ErrorBody),
         (status = 404, description = "`not_found`: no such product", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: over `MAX_IMAGE_BYTES`", body = ErrorBody),
         (status = 422, description = "`validation_failed` on `file`: not a JPEG, PNG or WebP image, or over 40 megapixels", body = ErrorBody),
     )

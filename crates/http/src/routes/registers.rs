@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 201, description = "Created", body = Register,
             headers(("Location" = String), ("ETag" = String))),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`validation_failed` (e.g. a name another register has)", body = ErrorBody),
     )
 )]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::orders::caller;
 use super::orders::read::instant;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::idempotency::{answer, etag_header, location, respond};
+use crate::extract::idempotency::{answer, etag_header, location, respond, BodilessKey};
 use crate::extract::{Authed, CashierPlus, Json, MaybeIdempotent, PageQuery, Query, RequestMeta};
 use crate::openapi::schemas::{ErrorBody, PageParams};
 use crate::state::AppState;
@@ -223,7 +223,8 @@ async fn read(
         (status = 403, description = "`forbidden`: cashiers and above", body = ErrorBody),
         (status = 200, description = "The shift with the caller on it", body = Shift),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`conflict`: the caller is on another open shift; `invalid_transition`: the shift is closed", body = ErrorBody),
+        (status = 409, description = "`conflict`: the caller is on another open shift; `invalid_transition`: the shift is closed; `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
     )
 )]
 async fn join(
@@ -231,12 +232,18 @@ async fn join(
     who: Authed<CashierPlus>,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    BodilessKey(key): BodilessKey,
 ) -> ApiResult<Response> {
-    // Joining twice is harmless (the second answers the shift as it is), so no body and no
-    // stored answer are needed for a retry.
-    let done = shifts::join(&state, &caller(&who), &meta.actor(&who), id, None, |s| {
-        shift_answer(StatusCode::OK, s)
-    })
+    // Joining twice changes nothing more, but a retry must still get the first answer: the
+    // shift may have been closed meanwhile (409), and each join is audited.
+    let done = shifts::join(
+        &state,
+        &caller(&who),
+        &meta.actor(&who),
+        id,
+        key.as_ref(),
+        |s| shift_answer(StatusCode::OK, s),
+    )
     .await?;
     Ok(respond(done))
 }

@@ -11,7 +11,7 @@ use till_db::transfers::{self, Transfer};
 use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::idempotency::{answer, etag_header, location, respond};
+use crate::extract::idempotency::{answer, etag_header, location, respond, Answer, BodilessKey};
 use crate::extract::{
     Authed, Idempotent, Json, ManagerOrStaff, ManagerPlus, MaybeIdempotent, PageQuery, Query,
     RequestMeta, StaffSide,
@@ -38,8 +38,9 @@ const STATUSES: [&str; 5] = [
     "cancelled",
 ];
 
-fn with_etag(t: &Transfer) -> Response {
-    respond(answer(StatusCode::OK, json!(t), etag_header(t.version)))
+/// 200 with the transfer and its `ETag`: what reads, dispatches and cancels answer.
+fn with_etag(t: &Transfer) -> Answer {
+    answer(StatusCode::OK, json!(t), etag_header(t.version))
 }
 
 /// Creates a transfer: a draft, or in transit at once with `dispatch: true`.
@@ -143,7 +144,9 @@ async fn read(
     _: Authed<StaffSide>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Response> {
-    Ok(with_etag(&till_app::transfers::get(&state, id).await?))
+    Ok(respond(with_etag(
+        &till_app::transfers::get(&state, id).await?,
+    )))
 }
 
 /// Dispatches a draft: every line leaves the source at once, or nothing does.
@@ -157,7 +160,8 @@ async fn read(
         (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The transfer, in transit", body = Transfer),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`insufficient_stock` (`details` {location_id, lines}) or `invalid_transition`", body = ErrorBody),
+        (status = 409, description = "`insufficient_stock` (`details` {location_id, lines}) or `invalid_transition`; `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
     )
 )]
 async fn dispatch(
@@ -165,9 +169,18 @@ async fn dispatch(
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    BodilessKey(key): BodilessKey,
 ) -> ApiResult<Response> {
-    let t = till_app::transfers::dispatch(&state, &meta.actor(&who), who.user_id, id).await?;
-    Ok(with_etag(&t))
+    let done = till_app::transfers::dispatch(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        id,
+        key.as_ref(),
+        with_etag,
+    )
+    .await?;
+    Ok(respond(done))
 }
 
 /// Records units received (and damaged) at the destination. Idempotency-Key required.
@@ -224,7 +237,8 @@ async fn receive(
         (status = 403, description = "`forbidden`: not allowed for this role", body = ErrorBody),
         (status = 200, description = "The cancelled transfer", body = Transfer),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 409, description = "`invalid_transition`: received or cancelled already", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`: received or cancelled already; `idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
     )
 )]
 async fn cancel(
@@ -232,7 +246,16 @@ async fn cancel(
     who: Authed<ManagerPlus>,
     meta: RequestMeta,
     Path(id): Path<Uuid>,
+    BodilessKey(key): BodilessKey,
 ) -> ApiResult<Response> {
-    let t = till_app::transfers::cancel(&state, &meta.actor(&who), who.user_id, id).await?;
-    Ok(with_etag(&t))
+    let done = till_app::transfers::cancel(
+        &state,
+        &meta.actor(&who),
+        who.user_id,
+        id,
+        key.as_ref(),
+        with_etag,
+    )
+    .await?;
+    Ok(respond(done))
 }

@@ -100,6 +100,7 @@ struct NewWebhookBody {
     responses(
         (status = 201, description = "Created, with `secret`", body = CreatedWebhook),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
     )
 )]
 async fn create(
@@ -281,6 +282,7 @@ struct RotatedSecret {
     responses(
         (status = 200, description = "The new secret", body = RotatedSecret),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -320,6 +322,7 @@ async fn rotate_secret(
     responses(
         (status = 202, description = "A `ping` is queued for delivery"),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
@@ -445,6 +448,7 @@ async fn delivery(
     responses(
         (status = 202, description = "Queued for delivery", body = DeliveryRow),
         (status = 403, description = "`forbidden`: admins only", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the Idempotency-Key was used for another request", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
     )
