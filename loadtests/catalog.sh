@@ -48,6 +48,7 @@ fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 WORK="$(mktemp -d)"
+chmod 755 "$WORK"   # nginx's workers (another user) read the page from here
 
 export DATABASE_URL="$PG_URL/$BENCH_DB"
 export REDIS_URL
@@ -83,6 +84,7 @@ fi
 
 # The baselines serve the very bytes Till answers for the first catalog page.
 curl -fs "$BASE/api/v1/products?limit=20" >"$WORK/page.json"
+chmod 644 "$WORK/page.json"
 BARE_PORT="$(free_port)"
 "$BARE" --port "$BARE_PORT" --page "$WORK/page.json" >"$WORK/bare.log" 2>&1 &
 BARE_PID=$!
