@@ -3,12 +3,13 @@
 # type, with the CPU split between nginx, Till, PostgreSQL and Redis; a 1,000-connection scenario that
 # must end without a single error; idle and loaded memory and start-up time of one `till serve`.
 #
-#   loadtests/mixed.sh [--quick] [--no-build]
+#   loadtests/mixed.sh [--quick] [--no-build] [--plot-only]
 #
 #   --quick     a ~1 minute smoke run (short steps, fewer settings; results under .tmp/mixed-bench
 #               unless RESULTS is set)
 #   --no-build  use the binaries already built (TILL_BIN, or $CARGO_TARGET_DIR/release/till, and
 #               $CARGO_TARGET_DIR/release/mixload)
+#   --plot-only redraw $RESULTS/mixed.png from $RESULTS/mixed.csv, nothing else
 #
 # The mix (per closed-loop connection, each request's type drawn by weight; `mixload run` in
 # loadtests/wsload): browse 60 % (GET /products?limit=20: the front page, a category, or the next
@@ -48,6 +49,10 @@
 #   MIX browse=60,search=15,product=10,checkout=10,board=2.5,order=2.5   GEN_THREADS 2
 #   RESULTS loadtests/results [.tmp/mixed-bench/results]   TILL_BENCH_PORT 18480 (nginx; instances +1..)
 #   TILL_BIN  a till binary (skips building it)   KEEP_DB=1 keeps the database   RUST_LOG warn
+#   INSTANCES= (empty) skips the mixed runs (only the 1,000-connection scenario); BIG_CONNECTIONS=0 skips that.
+#   Till settings in the environment reach every instance (scripts/cluster.sh passes them on), e.g.
+#   DATABASE_MAX_CONNECTIONS (cluster default 8 per instance) or DATABASE_ACQUIRE_TIMEOUT_MS (Till's
+#   default 2000: a request that waits longer for a pooled connection is answered 503).
 # Default run: about 10 minutes. Rate limits are set out of the way (the load comes from one address);
 # nginx's own login limit does not matter (accounts sign in once, straight to an instance).
 # Everything runs on this machine: the generator, nginx, the instances, PostgreSQL and Redis share its
@@ -59,11 +64,12 @@ cd "$ROOT"
 # shellcheck source=scripts/lib/services.sh
 source scripts/lib/services.sh
 
-quick=0 build=1
+quick=0 build=1 plot_only=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
     --no-build) build=0 ;;
+    --plot-only) plot_only=1 ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "mixed.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -73,7 +79,7 @@ if [ "$quick" = 1 ]; then
   : "${WS_CLIENTS:=50}" "${WS_BOARDS:=5}" "${PRODUCTS:=2000}" "${STARTS:=2}"
   : "${RESULTS:=$ROOT/.tmp/mixed-bench/results}"
 fi
-DURATION=${DURATION:-25} WARMUP=${WARMUP:-5} CONNECTIONS=${CONNECTIONS:-16 64 256} INSTANCES=${INSTANCES:-1 2 3}
+DURATION=${DURATION:-25} WARMUP=${WARMUP:-5} CONNECTIONS=${CONNECTIONS-16 64 256} INSTANCES=${INSTANCES-1 2 3}
 RUNS=${RUNS:-1} BIG_CONNECTIONS=${BIG_CONNECTIONS:-1000} BIG_INSTANCES=${BIG_INSTANCES:-3}
 BIG_DURATION=${BIG_DURATION:-$DURATION} WS_CLIENTS=${WS_CLIENTS:-200} WS_BOARDS=${WS_BOARDS:-20}
 PRODUCTS=${PRODUCTS:-20000} STARTS=${STARTS:-5} GEN_THREADS=${GEN_THREADS:-2}
@@ -82,6 +88,43 @@ RESULTS=${RESULTS:-$ROOT/loadtests/results}
 
 die() { printf 'mixed.sh: %s\n' "$*" >&2; exit 1; }
 say() { printf '==> %s\n' "$*" >&2; }
+
+# The plot, from $RESULTS/mixed.csv: req/s (top) and p99 (bottom) against connections, one line per
+# instance count (the mixed scenario only).
+plot_results() {
+  local csv="$RESULTS/mixed.csv" dat tics
+  [ -s "$csv" ] || die "no $csv to plot"
+  dat=$(mktemp)
+  awk -F, 'NR > 1 && $1 == "mixed" {print $2, $3, $5, $7}' "$csv" | sort -n -k1,1 -k2,2 | awk '
+    $1 != last { if (NR > 1) printf "\n\n"; printf "\"%d instance%s\"\n", $1, ($1 > 1 ? "s" : ""); last = $1 }
+    { print $2, $3, $4 }' >"$dat"
+  tics=$(awk -F, 'NR > 1 && $1 == "mixed" {print $3}' "$csv" | sort -nu | paste -sd, -)
+  if [ -z "$tics" ]; then rm -f "$dat"; return 0; fi
+  gnuplot <<GP || { rm -f "$dat"; die "gnuplot failed"; }
+set terminal pngcairo size 900,900 font "DejaVu Sans,11"
+set output "$RESULTS/mixed.png"
+set multiplot layout 2,1 title "Till, mixed shop load through nginx ($(nproc) cores shared by everything)"
+set logscale x 2
+set xtics ($tics)
+set xrange [${tics%%,*} / 1.3 : ${tics##*,} * 1.3]
+set xlabel "concurrent connections, closed loop (+ $WS_CLIENTS WebSockets)"
+set grid
+set key top left
+set ylabel "requests/s (all types)"
+set yrange [0:*]
+plot for [i=0:*] "$dat" index i using 1:2 with linespoints linewidth 2 pointtype 7 title columnheader(1)
+set ylabel "p99 latency, ms (all types)"
+plot for [i=0:*] "$dat" index i using 1:3 with linespoints linewidth 2 pointtype 7 title columnheader(1)
+unset multiplot
+GP
+  rm -f "$dat"
+  say "plot: $RESULTS/mixed.png"
+}
+if [ "$plot_only" = 1 ]; then
+  command -v gnuplot >/dev/null 2>&1 || till__apt_install gnuplot-nox
+  plot_results
+  exit 0
+fi
 for v in DURATION WARMUP RUNS BIG_CONNECTIONS BIG_INSTANCES BIG_DURATION WS_CLIENTS WS_BOARDS PRODUCTS STARTS GEN_THREADS; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a whole number, not ${!v}"
 done
@@ -352,15 +395,7 @@ with open(os.path.join(out, "mixed.csv"), "w") as f:
     for row in rows:
         f.write(",".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols) + "\n")
 
-# Plot data: one block per instance count (gnuplot `index`), mixed scenario only.
 mixed = [r for r in rows if r["scenario"] == "mixed"]
-inst = sorted({r["instances"] for r in mixed})
-with open(os.path.join(out, ".plot.dat"), "w") as f:
-    for i in inst:
-        f.write(f'"{i} instance{"s" if i > 1 else ""}"\n')
-        for r in sorted((r for r in mixed if r["instances"] == i), key=lambda r: r["connections"]):
-            f.write(f'{r["connections"]} {r["rps"]:.1f} {r["p99_ms"]:.2f}\n')
-        f.write("\n\n")
 
 def fmt(x, nd=1):
     return "–" if x != x else f"{x:,.{nd}f}"
@@ -442,27 +477,7 @@ PY
 report_status=$?
 set -e
 
-# The plot: req/s (top) and p99 (bottom) against connections, one line per instance count.
-if [ -s "$RESULTS/.plot.dat" ]; then
-  gnuplot <<GP 2>"$work/gnuplot.log" || { cat "$work/gnuplot.log" >&2; die "gnuplot failed"; }
-set terminal pngcairo size 900,900 font "DejaVu Sans,11"
-set output "$RESULTS/mixed.png"
-set multiplot layout 2,1 title "Till, mixed shop load through nginx ($(nproc) cores shared by everything)"
-set logscale x 2
-set xtics ($(printf '%s\n' $CONNECTIONS | sort -n | paste -sd, -))
-set xlabel "concurrent connections (+ $WS_CLIENTS WebSockets)"
-set grid
-set key top left
-set ylabel "requests/s (all types)"
-set yrange [0:*]
-plot for [i=0:*] "$RESULTS/.plot.dat" index i using 1:2 with linespoints linewidth 2 pointtype 7 title columnheader(1)
-set ylabel "p99 latency, ms (all types)"
-plot for [i=0:*] "$RESULTS/.plot.dat" index i using 1:3 with linespoints linewidth 2 pointtype 7 title columnheader(1)
-unset multiplot
-GP
-  rm -f "$RESULTS/.plot.dat"
-  say "plot: $RESULTS/mixed.png"
-fi
+plot_results
 if [ "$report_status" != 0 ]; then
   die "the $BIG_CONNECTIONS-connection scenario had errors (see above and $work/raw/big-*.json)"
 fi
