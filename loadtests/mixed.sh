@@ -31,8 +31,8 @@
 #   4. for each instance count in INSTANCES: `scripts/cluster.sh up N` (N `till serve`, a `till worker`
 #      and nginx with the repository's config, rendered by `till lb-config nginx`), then the mix at each
 #      connection count in CONNECTIONS (WARMUP s unmeasured + DURATION s measured, RUNS rounds),
-#      through nginx. CPU time (utime+stime, children included, from /proc) of nginx, the till
-#      instances, the worker, PostgreSQL (this database's backends and the server's own processes, not
+#      through nginx. CPU time (utime+stime from /proc; with their reaped children's for nginx and
+#      Till) of nginx, the till instances, the worker, PostgreSQL (this database's backends and the server's own processes, not
 #      other databases' backends: the server may be shared) and redis-server over each window, and
 #      whatever else the machine did meanwhile;
 #   5. with BIG_INSTANCES instances: BIG_CONNECTIONS (1,000) connections through nginx, then the same
@@ -53,7 +53,7 @@
 #   Till settings in the environment reach every instance (scripts/cluster.sh passes them on), e.g.
 #   DATABASE_MAX_CONNECTIONS (cluster default 8 per instance) or DATABASE_ACQUIRE_TIMEOUT_MS (Till's
 #   default 2000: a request that waits longer for a pooled connection is answered 503).
-# Default run: about 10 minutes. Rate limits are set out of the way (the load comes from one address);
+# Default run: about 7 minutes (6 min 31 s on 2 cores). Rate limits are set out of the way (the load comes from one address);
 # nginx's own login limit does not matter (accounts sign in once, straight to an instance).
 # Everything runs on this machine: the generator, nginx, the instances, PostgreSQL and Redis share its
 # cores, so more instances add little throughput here (they share the same CPUs); the figures show
