@@ -286,8 +286,10 @@ pub enum DbError {
     /// Serialization failure or deadlock: safe to retry the whole transaction.
     #[error("transaction conflict")]
     Retryable,
-    #[error("database unavailable")]
-    Unavailable,
+    /// No connection, a lost one, or PostgreSQL refusing work (a 503); the text says which, for
+    /// the log.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// PostgreSQL refused a value (SQLSTATE class 22, data exception: a NUL character in text, a
     /// number or date out of range, …). Input that got past validation, not a server fault.
     #[error("data exception: {0}")]
@@ -310,31 +312,37 @@ impl DbError {
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        let kind = match &e {
-            sqlx::Error::RowNotFound => return DbError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                return DbError::Unavailable
-            }
-            sqlx::Error::Database(db) => match db.code().as_deref() {
-                Some("40001") | Some("40P01") => return DbError::Retryable,
-                // Connection exceptions (08), insufficient resources such as too many
-                // connections (53), and operator intervention (57: statement_timeout, admin
-                // shutdown, "the database system is starting up"): the database, not the input.
-                Some(code)
-                    if code.starts_with("08")
-                        || code.starts_with("53")
-                        || code.starts_with("57") =>
-                {
-                    return DbError::Unavailable
+        let kind =
+            match &e {
+                sqlx::Error::RowNotFound => return DbError::NotFound,
+                sqlx::Error::PoolTimedOut => return DbError::Unavailable(
+                    "no pooled connection within DATABASE_ACQUIRE_TIMEOUT_MS (the pool is busy or \
+                     PostgreSQL is unreachable)"
+                        .into(),
+                ),
+                sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                    return DbError::Unavailable(e.to_string())
                 }
-                Some("23505") => Unique,
-                Some("23514") => Check,
-                Some("23503") => ForeignKey,
-                Some(code) if code.starts_with("22") => return DbError::InvalidData(e),
+                sqlx::Error::Database(db) => match db.code().as_deref() {
+                    Some("40001") | Some("40P01") => return DbError::Retryable,
+                    // Connection exceptions (08), insufficient resources such as too many
+                    // connections (53), and operator intervention (57: statement_timeout, admin
+                    // shutdown, "the database system is starting up"): the database, not the input.
+                    Some(code)
+                        if code.starts_with("08")
+                            || code.starts_with("53")
+                            || code.starts_with("57") =>
+                    {
+                        return DbError::Unavailable(e.to_string())
+                    }
+                    Some("23505") => Unique,
+                    Some("23514") => Check,
+                    Some("23503") => ForeignKey,
+                    Some(code) if code.starts_with("22") => return DbError::InvalidData(e),
+                    _ => return DbError::Other(e),
+                },
                 _ => return DbError::Other(e),
-            },
-            _ => return DbError::Other(e),
-        };
+            };
         // A constraint missing from the table (the schema test prevents it) stays unclassified:
         // logged whole as a 500 rather than answered with a guessed field.
         let found = match &e {

@@ -125,7 +125,7 @@ impl Db {
             sqlx::query("SELECT 1").execute(&self.write),
         )
         .await
-        .map_err(|_| DbError::Unavailable)??;
+        .map_err(|_| DbError::Unavailable("SELECT 1 took longer than 2 s".into()))??;
         Ok(start.elapsed())
     }
 

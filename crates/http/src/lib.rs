@@ -15,12 +15,15 @@ pub mod routes;
 mod serve;
 pub mod state;
 
+use std::convert::Infallible;
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
@@ -30,14 +33,33 @@ pub use state::AppState;
 /// Settings moved to till-app; re-exported for callers that configure a server.
 pub use till_app::{config, Config};
 
-/// The whole application. Layers are listed innermost first; the last one added runs first.
-pub fn app(state: AppState) -> Router {
+/// The whole application as served: the router behind the outer layers.
+pub fn app(state: AppState) -> impl AppService {
     app_with_api_routes(state, Router::new())
+}
+
+/// What [`serve_app`] serves: one request in, one response out, never an error.
+pub trait AppService:
+    Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> AppService for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// The application with `extra` routes merged under `/api/v1`, behind every layer the real
 /// routes have (tests use it to exercise panics and timeouts).
-pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
+pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> impl AppService {
     let (api, _) = routes::api().split_for_parts();
     let (health, _) = health::router().split_for_parts();
     let mut api = api.merge(extra);
@@ -74,14 +96,22 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> Router {
         .layer(axum::middleware::map_response(layers::immutable_cache));
     app = app.nest("/media", media);
     let max_body = state.config.http.max_body_bytes;
-    // The edge (request id, log, metrics, error envelope, security headers) sees the compressed
-    // answer; errors it rewrites into the envelope are small and left uncompressed.
-    app.layer(DefaultBodyLimit::max(max_body))
-        .layer(from_fn_with_state(state.clone(), layers::guard))
-        .layer(CatchPanicLayer::custom(layers::panic_response))
-        .layer(CompressionLayer::new().gzip(true).br(true))
+    // Outermost first. The edge (request id, log, metrics, error envelope, security headers)
+    // sees the compressed answer; errors it rewrites into the envelope are small and left
+    // uncompressed.
+    //
+    // Around the finished router rather than with `Router::layer`: that wraps every route (and
+    // the fallback) in each layer and boxes the result again, so each request paid a boxed
+    // service clone, a boxed future and a move of the response per layer. Profiling the
+    // liveness probe showed that plumbing costing more than the layers' own work. Every request
+    // passes the same layers either way.
+    ServiceBuilder::new()
         .layer(from_fn_with_state(state.clone(), layers::edge))
-        .with_state(state)
+        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(CatchPanicLayer::custom(layers::panic_response))
+        .layer(from_fn_with_state(state.clone(), layers::guard))
+        .layer(DefaultBodyLimit::max(max_body))
+        .service(app.with_state(state))
 }
 
 /// Serves until `shutdown` resolves; then readiness turns 503 for `SHUTDOWN_DRAIN_MS` while
@@ -97,7 +127,7 @@ pub async fn serve(
 
 /// [`serve`] with a prebuilt application.
 pub async fn serve_app(
-    app: Router,
+    app: impl AppService,
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -36,6 +36,8 @@ const EXPORTED_BOUNDS: [f64; 13] = [
 
 pub struct Metrics {
     in_flight: AtomicI64,
+    /// API requests waiting for their turn (`API_MAX_IN_FLIGHT`).
+    waiting: AtomicI64,
     /// Open WebSocket connections (the WebSocket handler counts them).
     pub ws_connections: AtomicI64,
     /// Catalog cache lookups answered without the loader, and those that ran it.
@@ -55,6 +57,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             in_flight: AtomicI64::new(0),
+            waiting: AtomicI64::new(0),
             ws_connections: AtomicI64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
@@ -101,6 +104,15 @@ fn now_secs() -> u64 {
 /// A request being served: counted in flight until dropped, recorded by [`InFlight::finish`].
 /// A request whose future is dropped (the client went away) leaves the in-flight count without
 /// being recorded.
+/// See [`Metrics::waiting`].
+pub struct Waiting<'a>(&'a AtomicI64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub struct InFlight<'a> {
     metrics: &'a Metrics,
     start: Instant,
@@ -152,6 +164,12 @@ impl Metrics {
     }
 
     /// Requests being served now.
+    /// Counts a request as waiting for its API turn until the guard is dropped.
+    pub fn waiting(&self) -> Waiting<'_> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting(&self.waiting)
+    }
+
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -294,6 +312,13 @@ impl Metrics {
             "till_http_in_flight",
             "Requests being served.",
             in_flight,
+        );
+        let waiting = self.waiting.load(Ordering::Relaxed) as f64;
+        write_gauge(
+            out,
+            "till_http_waiting",
+            "API requests waiting for their turn (API_MAX_IN_FLIGHT).",
+            waiting,
         );
         let ws = self.ws_connections.load(Ordering::Relaxed) as f64;
         write_gauge(
@@ -594,6 +619,8 @@ mod tests {
             m.record(Duration::from_millis(3), 200);
         }
         m.record(Duration::from_millis(200), 503);
+        let _waiting = m.waiting();
+        drop(m.waiting());
         let mut out = String::new();
         m.render_prometheus(&mut out);
         for line in [
@@ -607,6 +634,7 @@ mod tests {
             "http_request_duration_seconds_sum 0.209",
             "# TYPE http_request_duration_seconds histogram",
             "till_http_in_flight 0",
+            "till_http_waiting 1",
         ] {
             assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
         }

@@ -19,17 +19,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::Router;
+use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 use crate::state::AppState;
+use crate::AppService;
 
 /// How long the WebSocket connections get to send their close frames once the server stopped.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -38,7 +38,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// `SHUTDOWN_DRAIN_MS` while requests are still answered, then the listener closes and in-flight
 /// requests finish, then the WebSocket connections close with 1001.
 pub(crate) async fn run(
-    app: Router,
+    app: impl AppService,
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -68,7 +68,6 @@ pub(crate) async fn run(
         .header_read_timeout(state.config.http.header_read_timeout);
     let http1 = Arc::new(http1);
     let slots = Arc::new(Semaphore::new(state.config.http.max_connections));
-    let mut make_service = app.into_make_service_with_connect_info::<SocketAddr>();
 
     // Dropping `signal_rx` tells the accept loop and every connection to stop; `close_tx`
     // learns when the last connection task has ended (as in axum's serve).
@@ -103,11 +102,12 @@ pub(crate) async fn run(
         // client delays its ACKs, up to 40 ms) would otherwise wait for that ACK.
         let _ = tcp.set_nodelay(true);
         let io = TokioIo::new(Slotted { tcp, _slot: permit });
-        let tower_service = make_service
-            .call(addr)
-            .await
-            .unwrap_or_else(|never| match never {})
-            .map_request(|req: Request<Incoming>| req.map(Body::new));
+        // The peer's address for `ConnectInfo`, as `into_make_service_with_connect_info` would.
+        let tower_service = app.clone().map_request(move |req: Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(ConnectInfo(addr));
+            req
+        });
         let hyper_service = TowerToHyperService::new(tower_service);
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();

@@ -1,7 +1,7 @@
 //! The HTTP server's state: the application ([`till_app::App`]) plus what only the web server
 //! needs. One `Arc`, fields documented.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,6 +32,13 @@ pub struct Inner {
     /// False while embedded migrations are ahead of the database; the API answers 503 meanwhile.
     pub schema_ready: AtomicBool,
     pub started: Instant,
+    /// Turns for `/api/v1` requests (`API_MAX_IN_FLIGHT`): beyond it, requests wait here in
+    /// arrival order, not at the database pool, whose waits end in 503 after
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS` (see `layers::api_gate`).
+    pub api_turns: tokio::sync::Semaphore,
+    /// When (ms after `started`) an API request was last answered with anything but 503: while
+    /// recent, the database is busy rather than gone, and a request waiting for a turn waits on.
+    last_answered_ms: AtomicU64,
 }
 
 impl std::ops::Deref for AppState {
@@ -58,6 +65,10 @@ impl AppState {
     pub fn from_app(app: App) -> Self {
         let jwt = JwtKeys::new(app.config.jwt_secret_bytes(), app.config.auth.jwt_ttl);
         let cursors = CursorKey::derive(app.config.jwt_secret_bytes());
+        let turns = match app.config.http.max_in_flight {
+            0 => 4 * app.config.database.max_connections as usize,
+            n => n,
+        };
         AppState(Arc::new(Inner {
             app,
             jwt,
@@ -67,6 +78,8 @@ impl AppState {
             draining: AtomicBool::new(false),
             schema_ready: AtomicBool::new(false),
             started: Instant::now(),
+            api_turns: tokio::sync::Semaphore::new(turns),
+            last_answered_ms: AtomicU64::new(0),
         }))
     }
 
@@ -76,6 +89,23 @@ impl AppState {
 
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that an API request was just answered with something other than 503.
+    pub fn note_answered(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        // A plain store would do; skipping it when the value is current keeps the cache line
+        // shared between cores under load.
+        if self.last_answered_ms.load(Ordering::Relaxed) != now {
+            self.last_answered_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether an API request was answered with something other than 503 within `window`.
+    pub fn answered_within(&self, window: std::time::Duration) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_answered_ms.load(Ordering::Relaxed))
+            <= window.as_millis() as u64
     }
 
     pub fn is_schema_ready(&self) -> bool {

@@ -28,7 +28,10 @@ async fn every_connection_carries_the_statement_timeout_and_a_cancelled_statemen
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(
-        matches!(till_db::DbError::from(err), till_db::DbError::Unavailable),
+        matches!(
+            till_db::DbError::from(err),
+            till_db::DbError::Unavailable(_)
+        ),
         "a statement cancelled by statement_timeout is the database's trouble, not the input's"
     );
 }

@@ -94,6 +94,7 @@ section! {
         trusted_proxies: Vec<IpNet> = ("TRUSTED_PROXIES", "-", "Peers whose X-Forwarded-For is believed: IPs or CIDRs, comma or space separated."),
         shutdown_drain: Duration = ("SHUTDOWN_DRAIN_MS", "5000", "After SIGTERM, how long (ms) readiness answers 503 while requests are still served, so the load balancer stops routing here before the listener closes."),
         header_read_timeout: Duration = ("HTTP_HEADER_READ_TIMEOUT_MS", "75000", "A connection that takes longer than this (ms) to send a request's headers (or, idle, the next request's) is closed. Keep it above the load balancer's upstream keep-alive timeout (nginx: 60 s), so the balancer, not Till, closes idle connections."),
+        max_in_flight: usize = ("API_MAX_IN_FLIGHT", "0", "API requests one instance works on at once; later ones wait their turn in arrival order (within REQUEST_TIMEOUT_SECONDS) rather than all queueing for a database connection, so a burst is served late instead of answered 503. 0: four times DATABASE_MAX_CONNECTIONS."),
         max_connections: usize = ("MAX_CONNECTIONS", "20000", "Connections (WebSockets included) one instance holds at once; further ones wait in the listen backlog until one closes. Keep it above WS_MAX_CONNECTIONS and below the process's file descriptor limit."),
         allowed_origins: Vec<String> = ("ALLOWED_ORIGINS", "-", "Origins (`https://shop.example.com`, comma separated) whose pages may open the live-updates WebSocket. Unset: only the request's own host (Origin's host[:port] equal to Host)."),
     }

@@ -57,6 +57,7 @@ pub(super) fn read(get: &dyn Fn(&str) -> Option<String>) -> Result<Config, Confi
             header_read_timeout: Duration::from_millis(
                 num("HTTP_HEADER_READ_TIMEOUT_MS", 75_000)?.max(1),
             ),
+            max_in_flight: num("API_MAX_IN_FLIGHT", 0)?.min(100_000) as usize,
             max_connections: num("MAX_CONNECTIONS", 20_000)?.max(1) as usize,
             allowed_origins: allowed_origins(get),
         },

@@ -25,8 +25,8 @@ pub enum AuthOutcome {
     Authenticated(Principal),
     /// Credentials were presented but are not valid (bad signature, expired, revoked).
     Invalid,
-    /// The session store could not be asked; fail closed.
-    Unavailable,
+    /// The session store could not be asked; fail closed. The cause is for the log.
+    Unavailable(String),
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -55,7 +55,7 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> AuthOutcome {
         return AuthOutcome::Anonymous;
     };
     match session::by_cookie(&state.store, &state.db, &sid).await {
-        Err(_) => AuthOutcome::Unavailable,
+        Err(e) => AuthOutcome::Unavailable(e.to_string()),
         // A stale cookie is not an attack: browse on as anonymous.
         Ok(None) => AuthOutcome::Anonymous,
         Ok(Some((handle, s))) => match admit(state, handle, s, true).await {
@@ -72,7 +72,7 @@ pub async fn resolve_token(state: &AppState, token: &str) -> AuthOutcome {
         return AuthOutcome::Invalid;
     };
     match session::get(&state.store, &state.db, &claims.sh).await {
-        Err(_) => AuthOutcome::Unavailable,
+        Err(e) => AuthOutcome::Unavailable(e.to_string()),
         Ok(Some(s)) if s.user_id == claims.sub => admit(state, claims.sh, s, false).await,
         Ok(_) => AuthOutcome::Invalid,
     }
@@ -84,7 +84,7 @@ async fn admit(state: &AppState, handle: String, s: Session, by_cookie: bool) ->
     match session::current_epoch(&state.store, &state.db, s.user_id).await {
         Ok(current) if s.epoch >= current => {}
         Ok(_) | Err(EpochError::NoSuchUser) => return AuthOutcome::Invalid,
-        Err(EpochError::Unavailable) => return AuthOutcome::Unavailable,
+        Err(EpochError::Unavailable(cause)) => return AuthOutcome::Unavailable(cause),
     }
     match s.role.parse::<Role>() {
         Ok(role) => AuthOutcome::Authenticated(Principal {
@@ -110,6 +110,6 @@ pub async fn still_valid(state: &AppState, p: &Principal) -> Option<bool> {
     match session::current_epoch(&state.store, &state.db, p.user_id).await {
         Ok(current) => Some(p.epoch >= current),
         Err(EpochError::NoSuchUser) => Some(false),
-        Err(EpochError::Unavailable) => None,
+        Err(EpochError::Unavailable(_)) => None,
     }
 }

@@ -229,8 +229,8 @@ pub async fn publish_epoch(store: &Store, user_id: Uuid, epoch: i64) -> Result<(
 pub enum EpochError {
     /// The user no longer exists.
     NoSuchUser,
-    /// Neither the store nor PostgreSQL could answer.
-    Unavailable,
+    /// Neither the store nor PostgreSQL could answer (why, for the log).
+    Unavailable(String),
 }
 
 /// The user's current revocation epoch: from the store (one round trip), else from PostgreSQL
@@ -249,7 +249,7 @@ pub async fn current_epoch(store: &Store, db: &Db, user_id: Uuid) -> Result<i64,
     let epoch = match till_db::users::auth_epoch(&db.write, user_id).await {
         Ok(Some(e)) => e,
         Ok(None) => return Err(EpochError::NoSuchUser),
-        Err(_) => return Err(EpochError::Unavailable),
+        Err(e) => return Err(EpochError::Unavailable(e.to_string())),
     };
     if cached.is_ok() {
         // Best effort: the next request reads PostgreSQL again if this fails.

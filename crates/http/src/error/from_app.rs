@@ -306,7 +306,7 @@ mod tests {
             ),
             (OrderError::Db(DbError::NotFound), (404, "not_found")),
             (
-                OrderError::Db(DbError::Unavailable),
+                OrderError::Db(DbError::Unavailable("pool".into())),
                 (503, "service_unavailable"),
             ),
         ];

@@ -126,6 +126,11 @@ impl ApiError {
         e.retry_after = Some(1);
         e
     }
+    /// The cause, for the log line of a 5xx (never shown to the client).
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
     pub fn internal(source: impl std::fmt::Display) -> Self {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -216,8 +221,9 @@ impl From<DbError> for ApiError {
                 );
                 ApiError::validation(fields)
             }
-            DbError::Unavailable => {
+            DbError::Unavailable(cause) => {
                 ApiError::unavailable("The database is unavailable; try again shortly.")
+                    .with_source(cause)
             }
             DbError::Retryable => {
                 ApiError::conflict("conflict", "A concurrent change got in the way; try again.")

@@ -98,8 +98,8 @@ pub async fn handler(
     };
     let principal = match outcome {
         AuthOutcome::Authenticated(p) => p,
-        AuthOutcome::Unavailable => {
-            return Err(ApiError::unavailable("Sign-in service unavailable."))
+        AuthOutcome::Unavailable(cause) => {
+            return Err(ApiError::unavailable("Sign-in service unavailable.").with_source(cause))
         }
         _ => return Err(ApiError::unauthorized()),
     };

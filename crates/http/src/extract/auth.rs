@@ -108,9 +108,10 @@ impl<P: RolePolicy> FromRequestParts<AppState> for Authed<P> {
                     _p: PhantomData,
                 })
             }
-            AuthOutcome::Unavailable => Err(ApiError::unavailable(
+            AuthOutcome::Unavailable(cause) => Err(ApiError::unavailable(
                 "Sign-in service unavailable; try again shortly.",
-            )),
+            )
+            .with_source(cause)),
             AuthOutcome::Anonymous | AuthOutcome::Invalid => Err(ApiError::unauthorized()),
         }
     }
@@ -130,9 +131,10 @@ impl FromRequestParts<AppState> for MaybeUser {
             }
             AuthOutcome::Anonymous => Ok(MaybeUser(None)),
             AuthOutcome::Invalid => Err(ApiError::unauthorized()),
-            AuthOutcome::Unavailable => Err(ApiError::unavailable(
+            AuthOutcome::Unavailable(cause) => Err(ApiError::unavailable(
                 "Sign-in service unavailable; try again shortly.",
-            )),
+            )
+            .with_source(cause)),
         }
     }
 }
