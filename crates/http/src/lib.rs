@@ -3,6 +3,7 @@
 //! the result (`error::from_app` maps every use-case error); SQL never appears here.
 
 pub mod auth;
+mod compress;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -19,13 +20,12 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
 pub use error::{ApiError, ApiResult};
@@ -79,8 +79,8 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> impl App
     let provider = provider.layer(from_fn_with_state(state.clone(), layers::schema_guard));
     let mut app = Router::new()
         .nest("/api/v1", api)
-        .merge(provider.route_layer(from_fn(layers::tag_route)))
-        .merge(health.route_layer(from_fn(layers::tag_route)))
+        .merge(provider.route_layer(layers::TagRouteLayer))
+        .merge(health.route_layer(layers::TagRouteLayer))
         .merge(openapi::docs_router())
         .method_not_allowed_fallback(layers::method_not_allowed);
     app = match &state.config.http.static_dir {
@@ -106,10 +106,10 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> impl App
     // liveness probe showed that plumbing costing more than the layers' own work. Every request
     // passes the same layers either way.
     ServiceBuilder::new()
-        .layer(from_fn_with_state(state.clone(), layers::edge))
-        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(layers::EdgeLayer(state.clone()))
+        .layer(compress::NegotiatedLayer)
         .layer(CatchPanicLayer::custom(layers::panic_response))
-        .layer(from_fn_with_state(state.clone(), layers::guard))
+        .layer(layers::GuardLayer(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .service(app.with_state(state))
 }

@@ -101,9 +101,6 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A request being served: counted in flight until dropped, recorded by [`InFlight::finish`].
-/// A request whose future is dropped (the client went away) leaves the in-flight count without
-/// being recorded.
 /// See [`Metrics::waiting`].
 pub struct Waiting<'a>(&'a AtomicI64);
 
@@ -113,6 +110,9 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A request being served: counted in flight until dropped, recorded by [`InFlight::finish`].
+/// A request whose future is dropped (the client went away) leaves the in-flight count without
+/// being recorded.
 pub struct InFlight<'a> {
     metrics: &'a Metrics,
     start: Instant,
