@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -32,32 +33,67 @@ use crate::state::AppState;
 /// profiling the liveness probe (perf, wrk at 64 connections) showed those clones, boxes and
 /// moves costing more than the work of the layers themselves. This one calls the stack beneath
 /// it in place and boxes one future. The concerns stay separate functions.
-#[derive(Clone)]
-pub struct Edge<S> {
+pub type Edge<S> = WithState<EdgeKind, S>;
+/// [`Edge`] around a service.
+pub type EdgeLayer = WithStateLayer<EdgeKind>;
+#[derive(Clone, Copy)]
+pub enum EdgeKind {}
+
+/// One of the outer layers ([`Edge`], [`Guard`]): the server state and the service beneath;
+/// `K` says which.
+pub struct WithState<K, S> {
     state: AppState,
     inner: S,
+    kind: PhantomData<fn() -> K>,
 }
 
-/// [`Edge`] around a service.
-#[derive(Clone)]
-pub struct EdgeLayer(pub AppState);
+impl<K, S: Clone> Clone for WithState<K, S> {
+    fn clone(&self) -> Self {
+        WithState {
+            state: self.state.clone(),
+            inner: self.inner.clone(),
+            kind: PhantomData,
+        }
+    }
+}
 
-impl<S> tower::Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-    fn layer(&self, inner: S) -> Edge<S> {
-        Edge {
+/// Builds a [`WithState`] around a service.
+pub struct WithStateLayer<K>(AppState, PhantomData<fn() -> K>);
+
+impl<K> WithStateLayer<K> {
+    pub fn new(state: AppState) -> Self {
+        WithStateLayer(state, PhantomData)
+    }
+}
+
+impl<K> Clone for WithStateLayer<K> {
+    fn clone(&self) -> Self {
+        WithStateLayer(self.0.clone(), PhantomData)
+    }
+}
+
+impl<K, S> tower::Layer<S> for WithStateLayer<K> {
+    type Service = WithState<K, S>;
+    fn layer(&self, inner: S) -> WithState<K, S> {
+        WithState {
             state: self.0.clone(),
             inner,
+            kind: PhantomData,
         }
     }
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-impl<S> tower::Service<Request> for Edge<S>
+/// What a [`WithState`] does with a request.
+pub trait Handles<S>: Sized {
+    fn handle(state: &AppState, inner: &mut S, req: Request) -> Answer;
+}
+
+impl<K, S> tower::Service<Request> for WithState<K, S>
 where
+    K: Handles<S>,
     S: tower::Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
@@ -68,12 +104,22 @@ where
     }
 
     fn call(&mut self, req: Request) -> Answer {
-        let state = self.state.clone();
+        K::handle(&self.state, &mut self.inner, req)
+    }
+}
+
+impl<S> Handles<S> for EdgeKind
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    fn handle(state: &AppState, inner: &mut S, req: Request) -> Answer {
+        let state = state.clone();
         let id = request_id::accept_or_new(req.headers().get(request_id::HEADER));
         let method = req.method().clone();
         let span =
             tracing::info_span!("request", request_id = %id, %method, path = %req.uri().path());
-        let answer = self.inner.call(req);
+        let answer = inner.call(req);
         Box::pin(async move {
             Ok(edge(state, id, method, span, async move {
                 match answer.await {
@@ -277,41 +323,18 @@ pub fn body_limit_for(state: &AppState, method: &axum::http::Method, path: &str)
 /// body actually read is capped at that limit, so a chunked upload cannot exceed it either
 /// (extractors then answer 413 when they hit the cap) — and the time limit: a request that runs
 /// past `REQUEST_TIMEOUT_SECONDS` is abandoned with 503 (a CSV import: past [`IMPORT_TIMEOUT`]).
-#[derive(Clone)]
-pub struct Guard<S> {
-    state: AppState,
-    inner: S,
-}
-
+pub type Guard<S> = WithState<GuardKind, S>;
 /// [`Guard`] around a service.
-#[derive(Clone)]
-pub struct GuardLayer(pub AppState);
+pub type GuardLayer = WithStateLayer<GuardKind>;
+#[derive(Clone, Copy)]
+pub enum GuardKind {}
 
-impl<S> tower::Layer<S> for GuardLayer {
-    type Service = Guard<S>;
-    fn layer(&self, inner: S) -> Guard<S> {
-        Guard {
-            state: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-impl<S> tower::Service<Request> for Guard<S>
+impl<S> Handles<S> for GuardKind
 where
     S: tower::Service<Request, Response = Response, Error = Infallible>,
     S::Future: Send + 'static,
 {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Answer;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Answer {
-        let state = &self.state;
+    fn handle(state: &AppState, inner: &mut S, req: Request) -> Answer {
         let limit = body_limit_for(state, req.method(), req.uri().path());
         let declared = req
             .headers()
@@ -331,7 +354,7 @@ where
                 state.config.http.request_timeout
             };
         let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-        let answer = self.inner.call(req);
+        let answer = inner.call(req);
         Box::pin(async move {
             Ok(match tokio::time::timeout(time_limit, answer).await {
                 Ok(Ok(r)) => r,

@@ -106,10 +106,10 @@ pub fn app_with_api_routes(state: AppState, extra: Router<AppState>) -> impl App
     // liveness probe showed that plumbing costing more than the layers' own work. Every request
     // passes the same layers either way.
     ServiceBuilder::new()
-        .layer(layers::EdgeLayer(state.clone()))
+        .layer(layers::EdgeLayer::new(state.clone()))
         .layer(compress::NegotiatedLayer)
         .layer(CatchPanicLayer::custom(layers::panic_response))
-        .layer(layers::GuardLayer(state.clone()))
+        .layer(layers::GuardLayer::new(state.clone()))
         .layer(DefaultBodyLimit::max(max_body))
         .service(app.with_state(state))
 }

@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::Value;
 use till_test_support::*;
 
@@ -51,14 +50,7 @@ async fn a_burst_of_sales_beyond_the_pool_waits_its_turn_and_every_sale_goes_thr
         .await
         .unwrap();
     assert_eq!(orders, 200);
-    let metrics = app
-        .req(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
     assert!(
         metrics.lines().any(|l| l == "till_http_waiting 0"),
         "nothing is left waiting:\n{metrics}"
