@@ -31,22 +31,15 @@ impl<S: Clone> Layer<S> for NegotiatedLayer {
     type Service = Negotiated<S>;
 
     fn layer(&self, inner: S) -> Negotiated<S> {
-        Negotiated {
-            compressed: CompressionLayer::new()
-                .gzip(true)
-                .br(true)
-                .layer(inner.clone()),
-            plain: inner,
-        }
+        Negotiated(CompressionLayer::new().gzip(true).br(true).layer(inner))
     }
 }
 
-/// Compresses the answers of requests that send `Accept-Encoding`; see the module docs.
+/// Compresses the answers of requests that send `Accept-Encoding`; see the module docs. The
+/// plain path calls the service inside tower-http's wrapper directly, so one copy of the stack
+/// beneath serves both (hyper clones the whole application for every request).
 #[derive(Clone)]
-pub struct Negotiated<S> {
-    plain: S,
-    compressed: Compression<S>,
-}
+pub struct Negotiated<S>(Compression<S>);
 
 type PlainFuture<F, B> = MapOk<F, fn(Response<B>) -> Response>;
 type CompressedFuture<F, B> =
@@ -63,18 +56,15 @@ where
     type Future = Either<PlainFuture<S::Future, B>, CompressedFuture<S::Future, B>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Both wrap clones of one service: ready when both are.
-        match self.plain.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.compressed.poll_ready(cx),
-            other => other,
-        }
+        // The wrapper is ready when the service inside is: either path may follow.
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
         if req.headers().contains_key(header::ACCEPT_ENCODING) {
-            Either::Right(self.compressed.call(req).map_ok(boxed as fn(_) -> _))
+            Either::Right(self.0.call(req).map_ok(boxed as fn(_) -> _))
         } else {
-            Either::Left(self.plain.call(req).map_ok(plain as fn(_) -> _))
+            Either::Left(self.0.get_mut().call(req).map_ok(plain as fn(_) -> _))
         }
     }
 }
