@@ -171,7 +171,8 @@ async fn edge(
 }
 
 /// The route template (`/api/v1/orders/{id}`) a response was produced by; set by [`TagRoute`]
-/// and the API gate. (`MatchedPath` holds the router's shared copy of the template: cloning it allocates nothing.)
+/// and the API gate. (`MatchedPath` holds the router's shared copy of the template: cloning it
+/// allocates nothing.)
 #[derive(Clone)]
 pub struct RouteTag(pub axum::extract::MatchedPath);
 
