@@ -283,6 +283,22 @@ impl Resp {
         self
     }
 
+    /// Asserts this is `first`'s stored answer replayed for a retry with the same
+    /// Idempotency-Key: the same status, body and `ETag`, marked `Idempotent-Replayed: true`
+    /// (and `first` itself was not a replay).
+    #[track_caller]
+    pub fn expect_replay_of(self, first: &Resp) -> Resp {
+        assert_eq!(self.status, first.status, "body: {}", self.body);
+        assert_eq!(self.header("idempotent-replayed"), "true");
+        assert!(
+            !first.has_header("idempotent-replayed"),
+            "the first answer was itself a replay"
+        );
+        assert_eq!(self.body, first.body);
+        assert_eq!(self.headers.get("etag"), first.headers.get("etag"));
+        self
+    }
+
     /// Asserts the status and returns the body.
     #[track_caller]
     pub fn expect_json(self, status: u16) -> Value {
