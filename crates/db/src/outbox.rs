@@ -134,12 +134,37 @@ pub async fn published_after(
     .await?)
 }
 
-/// The published events with these `seq`s (a webhook delivery batch's bodies).
-pub async fn by_seqs(pool: &PgPool, seqs: &[i64]) -> Result<Vec<EventRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox WHERE seq = ANY($1)",
-    )
-    .bind(seqs)
-    .fetch_all(pool)
-    .await?)
+/// A published event as a webhook delivery sends it: `data` (the `data` column below) already as
+/// JSON text, so the deliverer builds a body without parsing the payload.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WireEvent {
+    pub seq: i64,
+    pub topic: String,
+    pub created_at: DateTime<Utc>,
+    pub event_id: uuid::Uuid,
+    pub data: String,
+    /// The endpoint a `ping` is addressed to.
+    pub ping_endpoint: Option<String>,
+}
+
+/// The `data` of an event in SQL: the changed object the payload carries for webhooks (older
+/// events: the payload minus its routing fields), as in `till_app::webhooks::event_data`.
+const WIRE_COLS: &str = "seq, topic, created_at, event_id, \
+     COALESCE(payload -> 'data', payload - '{type,at,audience,customer_id}'::text[])::text AS data, \
+     payload ->> 'endpoint_id' AS ping_endpoint";
+
+/// Published events after `seq`, oldest first, ready for webhook bodies.
+pub async fn wire_after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<WireEvent>, DbError> {
+    let sql = format!("SELECT {WIRE_COLS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2");
+    Ok(sqlx::query_as(&sql)
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The published events with these `seq`s, ready for webhook bodies (a batch of retries).
+pub async fn wire_by_seqs(pool: &PgPool, seqs: &[i64]) -> Result<Vec<WireEvent>, DbError> {
+    let sql = format!("SELECT {WIRE_COLS} FROM outbox WHERE seq = ANY($1)");
+    Ok(sqlx::query_as(&sql).bind(seqs).fetch_all(pool).await?)
 }

@@ -5,6 +5,8 @@
 //!   them and move the cursor in one statement. A slow endpoint holds one loop, never the
 //!   others; a worker killed mid-batch loses its lease, and the next worker sends the same events
 //!   (same id, same body) from the same cursor.
+//! - The events come from a feed shared by the loops: each published event is read from
+//!   PostgreSQL and its body built once, however many endpoints it goes to.
 //! - The same loops retry first attempts that failed, from their delivery rows, with backoff.
 //! - A `LISTEN` on the publisher's channel wakes idle loops as soon as events are published;
 //!   without it (the listener reconnecting) they poll.
@@ -12,8 +14,9 @@
 //!   loopback, private, link-local or metadata address is refused by the client's resolver, so
 //!   the check and the connection use the same addresses.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -21,10 +24,11 @@ use futures::future::join_all;
 use futures::StreamExt;
 use rand::Rng;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::HeaderValue;
 use till_app::config::WebhookConfig;
 use till_app::webhooks::{event_body, private_targets_allowed, public_ip, signature_header};
 use till_app::App;
-use till_db::outbox::{self, EventRow};
+use till_db::outbox::{self, WireEvent};
 use till_db::webhooks::{self, Claimed, EndpointRow, Outcome, Sent};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -51,8 +55,12 @@ const BACKOFF_CAP: Duration = Duration::from_secs(6 * 3600);
 const LINGER: Duration = Duration::from_millis(50);
 /// How often one loop asks for due retries (the shortest backoff is far longer).
 const RETRY_SCAN: Duration = Duration::from_millis(250);
-/// Serialised event bodies kept for the other endpoints sending the same events.
-const BODY_CACHE: u64 = 4096;
+/// Events kept in the shared feed: a few seconds of checkout at full speed, so an endpoint a
+/// little behind the others is still sent from memory (one further back reads its own).
+const FEED_CAP: usize = 8192;
+/// A feed read this recently is not read again for an endpoint it already has events for;
+/// those published since go in that endpoint's next batch.
+const FEED_FRESH: Duration = Duration::from_millis(10);
 
 pub struct Dispatcher {
     app: App,
@@ -61,9 +69,78 @@ pub struct Dispatcher {
     client: reqwest::Client,
     allow_private: bool,
     wake: Notify,
-    /// Event bodies by sequence: every endpoint sends the same bytes for an event, serialised
-    /// once.
-    bodies: moka::sync::Cache<i64, bytes::Bytes>,
+    feed: Mutex<Feed>,
+    /// One loop reads the feed's next events at a time; the others then find them in memory.
+    feed_reader: tokio::sync::Mutex<()>,
+}
+
+/// An event ready to send: its body built once for every endpoint and every attempt.
+struct Prepared {
+    seq: i64,
+    topic: String,
+    created_at: DateTime<Utc>,
+    event_id: Uuid,
+    id_header: HeaderValue,
+    type_header: HeaderValue,
+    ping_endpoint: Option<String>,
+    body: bytes::Bytes,
+}
+
+impl Prepared {
+    fn new(e: WireEvent) -> Prepared {
+        let body = bytes::Bytes::from(event_body(&e));
+        Prepared {
+            id_header: HeaderValue::from_str(&e.event_id.to_string())
+                .expect("a uuid is a header value"),
+            type_header: HeaderValue::from_str(&e.topic)
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            seq: e.seq,
+            topic: e.topic,
+            created_at: e.created_at,
+            event_id: e.event_id,
+            ping_endpoint: e.ping_endpoint,
+            body,
+        }
+    }
+}
+
+/// The latest published events, consecutive by `seq` (the sequence is gap-free), oldest first.
+#[derive(Default)]
+struct Feed {
+    events: VecDeque<Arc<Prepared>>,
+    read_at: Option<Instant>,
+}
+
+impl Feed {
+    /// Up to `limit` events after `cursor`, if the feed holds the one right after it.
+    fn after(&self, cursor: i64, limit: usize) -> Option<Vec<Arc<Prepared>>> {
+        let first = self.events.front()?.seq;
+        let last = self.events.back()?.seq;
+        if cursor + 1 < first || cursor >= last {
+            return None;
+        }
+        let skip = (cursor + 1 - first) as usize;
+        Some(self.events.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    fn fresh(&self) -> bool {
+        self.read_at.is_some_and(|t| t.elapsed() < FEED_FRESH)
+    }
+
+    /// Appends events read after the last one; anything not following on starts the feed
+    /// afresh, so it never holds a hole an endpoint's cursor could skip.
+    fn extend(&mut self, events: &[Arc<Prepared>]) {
+        for e in events {
+            if self.events.back().is_some_and(|b| b.seq + 1 != e.seq) {
+                self.events.clear();
+            }
+            self.events.push_back(e.clone());
+        }
+        while self.events.len() > FEED_CAP {
+            self.events.pop_front();
+        }
+        self.read_at = Some(Instant::now());
+    }
 }
 
 impl Dispatcher {
@@ -87,10 +164,8 @@ impl Dispatcher {
             client: client.build()?,
             allow_private,
             wake: Notify::new(),
-            bodies: moka::sync::Cache::builder()
-                .max_capacity(BODY_CACHE)
-                .time_to_idle(Duration::from_secs(60))
-                .build(),
+            feed: Mutex::new(Feed::default()),
+            feed_reader: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -186,11 +261,59 @@ impl Dispatcher {
         }
     }
 
+    fn cached_after(&self, cursor: i64, fresh_only: bool) -> Option<Vec<Arc<Prepared>>> {
+        let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh_only && !feed.fresh() {
+            return None;
+        }
+        feed.after(cursor, SCAN_BATCH as usize)
+    }
+
+    /// The published events after `cursor`: from the shared feed when it holds them (read
+    /// from PostgreSQL at most once per [`FEED_FRESH`] for all loops), else read for this
+    /// cursor alone when it is behind the feed.
+    async fn events_after(&self, cursor: i64) -> anyhow::Result<Vec<Arc<Prepared>>> {
+        if let Some(events) = self.cached_after(cursor, true) {
+            return Ok(events);
+        }
+        let _turn = self.feed_reader.lock().await;
+        // Another loop may have read the feed while this one waited.
+        if let Some(events) = self.cached_after(cursor, true) {
+            return Ok(events);
+        }
+        let feed_from = {
+            let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
+            match (feed.events.front(), feed.events.back()) {
+                (Some(first), Some(last)) if first.seq <= cursor + 1 && cursor <= last.seq => {
+                    Some(last.seq)
+                }
+                // Behind the feed: read on its own, the feed stays where the others are.
+                (Some(first), _) if cursor + 1 < first.seq => None,
+                // An empty feed, or one the cursor has passed (an endpoint re-enabled from the
+                // latest event): the feed starts again from this cursor.
+                _ => Some(cursor),
+            }
+        };
+        let pool = &self.app.db.write;
+        let from = feed_from.unwrap_or(cursor);
+        let read: Vec<Arc<Prepared>> = outbox::wire_after(pool, from, SCAN_BATCH)
+            .await?
+            .into_iter()
+            .map(|e| Arc::new(Prepared::new(e)))
+            .collect();
+        if feed_from.is_none() {
+            return Ok(read);
+        }
+        let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
+        feed.extend(&read);
+        Ok(feed.after(cursor, SCAN_BATCH as usize).unwrap_or_default())
+    }
+
     /// Sends the events after `endpoint`'s cursor that it subscribed to, then records them and
     /// moves the cursor.
     async fn send_new(&self, endpoint: &EndpointRow) -> anyhow::Result<()> {
         let pool = &self.app.db.write;
-        let events = outbox::published_after(pool, endpoint.cursor_seq, None, SCAN_BATCH).await?;
+        let events = self.events_after(endpoint.cursor_seq).await?;
         let Some(scanned_to) = events.last().map(|e| e.seq) else {
             webhooks::release_endpoint(pool, &self.id, endpoint.id).await?;
             return Ok(());
@@ -234,7 +357,7 @@ impl Dispatcher {
         Ok(())
     }
 
-    async fn first_attempt(&self, endpoint: &EndpointRow, e: &EventRow) -> (Sent, bool) {
+    async fn first_attempt(&self, endpoint: &EndpointRow, e: &Prepared) -> (Sent, bool) {
         let (outcome, gone) = self
             .attempt(
                 endpoint,
@@ -258,7 +381,11 @@ impl Dispatcher {
         let pool = &self.app.db.write;
         let endpoint = webhooks::get(pool, batch[0].endpoint_id).await?;
         let seqs: Vec<i64> = batch.iter().map(|c| c.event_seq).collect();
-        let events = outbox::by_seqs(pool, &seqs).await?;
+        let events: Vec<Prepared> = outbox::wire_by_seqs(pool, &seqs)
+            .await?
+            .into_iter()
+            .map(Prepared::new)
+            .collect();
         let sends = batch.iter().map(|c| {
             let event = events.iter().find(|e| e.seq == c.event_seq);
             self.attempt(&endpoint, c.id, c.attempts, c.max_attempts, event)
@@ -293,7 +420,7 @@ impl Dispatcher {
         delivery_id: Uuid,
         attempt: i32,
         max_attempts: i32,
-        event: Option<&EventRow>,
+        event: Option<&Prepared>,
     ) -> (Outcome, bool) {
         let started_at = Utc::now();
         let clock = Instant::now();
@@ -317,21 +444,18 @@ impl Dispatcher {
             outcome.error = Some(format!("could not connect: {REFUSED_TARGET}"));
             return (outcome, false);
         }
-        let body = self
-            .bodies
-            .get_with(event.seq, || bytes::Bytes::from(event_body(event)));
         let t = started_at.timestamp();
-        let signature = signature_header(&endpoint.signing_secrets(started_at), t, &body);
+        let signature = signature_header(&endpoint.signing_secrets(started_at), t, &event.body);
         let sent = async {
             let resp = self
                 .client
                 .post(&endpoint.url)
                 .header("content-type", "application/json")
-                .header("till-event-id", event.event_id.to_string())
-                .header("till-event-type", &event.topic)
-                .header("till-delivery-attempt", attempt.to_string())
+                .header("till-event-id", event.id_header.clone())
+                .header("till-event-type", event.type_header.clone())
+                .header("till-delivery-attempt", attempt)
                 .header("till-signature", signature)
-                .body(body)
+                .body(event.body.clone())
                 .send()
                 .await?;
             let status = resp.status().as_u16();
@@ -379,10 +503,9 @@ impl Dispatcher {
 const GONE: &str = "the endpoint answered 410 Gone";
 
 /// Whether `endpoint` receives `e`: a type it subscribed to, or a ping addressed to it.
-fn subscribed(endpoint: &EndpointRow, e: &EventRow) -> bool {
+fn subscribed(endpoint: &EndpointRow, e: &Prepared) -> bool {
     if e.topic == "ping" {
-        return e.payload.get("endpoint_id").and_then(|v| v.as_str())
-            == Some(endpoint.id.to_string().as_str());
+        return e.ping_endpoint.as_deref() == Some(endpoint.id.to_string().as_str());
     }
     endpoint.events.contains(&e.topic)
 }
@@ -466,5 +589,58 @@ impl Resolve for PublicOnly {
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> Arc<Prepared> {
+        Arc::new(Prepared::new(WireEvent {
+            seq,
+            topic: "order.created".into(),
+            created_at: Utc::now(),
+            event_id: Uuid::now_v7(),
+            data: "{}".into(),
+            ping_endpoint: None,
+        }))
+    }
+
+    fn seqs(events: &[Arc<Prepared>]) -> Vec<i64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn the_feed_serves_a_cursor_only_from_the_event_right_after_it() {
+        let mut feed = Feed::default();
+        assert!(feed.after(0, 10).is_none(), "empty");
+        feed.extend(&(5..=9).map(event).collect::<Vec<_>>());
+        assert_eq!(seqs(&feed.after(4, 10).unwrap()), [5, 6, 7, 8, 9]);
+        assert_eq!(seqs(&feed.after(6, 2).unwrap()), [7, 8]);
+        // Behind the feed (event 4 is not in it) or with nothing newer: not from memory.
+        assert!(feed.after(3, 10).is_none());
+        assert!(feed.after(9, 10).is_none());
+        assert!(feed.after(12, 10).is_none());
+    }
+
+    #[test]
+    fn the_feed_never_holds_a_hole() {
+        let mut feed = Feed::default();
+        feed.extend(&(1..=3).map(event).collect::<Vec<_>>());
+        // 4 and 5 missing: the feed starts again at 6, so cursor 3 is not served 6 next.
+        feed.extend(&(6..=7).map(event).collect::<Vec<_>>());
+        assert!(feed.after(3, 10).is_none());
+        assert_eq!(seqs(&feed.after(5, 10).unwrap()), [6, 7]);
+    }
+
+    #[test]
+    fn the_feed_keeps_its_newest_events() {
+        let mut feed = Feed::default();
+        let n = FEED_CAP as i64 + 10;
+        feed.extend(&(1..=n).map(event).collect::<Vec<_>>());
+        assert_eq!(feed.events.len(), FEED_CAP);
+        assert!(feed.after(5, 1).is_none());
+        assert_eq!(seqs(&feed.after(n - 1, 10).unwrap()), [n]);
     }
 }
