@@ -93,6 +93,25 @@ impl Db {
         Ok(Db { write, read })
     }
 
+    /// A pool of its own on the write server whose sessions commit without waiting for their
+    /// WAL flush (`synchronous_commit = off`), for bookkeeping a database crash may forget
+    /// without harm: the webhook deliverer's (see `webhooks`). Timeouts and lifetimes as the
+    /// write pool's.
+    pub fn unflushed_pool(&self, max_connections: u32) -> PgPool {
+        let connect = (*self.write.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off")]);
+        let o = self.write.options();
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(o.get_acquire_timeout())
+            .test_before_acquire(false)
+            .idle_timeout(o.get_idle_timeout())
+            .max_lifetime(o.get_max_lifetime())
+            .connect_lazy_with(connect)
+    }
+
     /// Applies pending migrations (the `till migrate` subcommand).
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         MIGRATOR.run(&self.write).await

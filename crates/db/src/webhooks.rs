@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::cursor::{self, Page};
@@ -176,7 +176,23 @@ pub async fn rotate(
         .await?)
 }
 
+/// Deletes an endpoint and its deliveries (with their attempts). Deliveries have no foreign key
+/// to their endpoint (it cost every delivery row a lookup): the endpoint's row is locked first,
+/// so a worker recording a batch for it has either committed (its rows are deleted here) or
+/// will find the endpoint gone and write nothing.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, DbError> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if found.is_none() {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -288,21 +304,6 @@ pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<DeliveryRow, DbE
         .ok_or(DbError::NotFound)
 }
 
-/// A transaction of the deliverer's own bookkeeping (leases, delivery rows, cursors), committed
-/// without waiting for its WAL flush (`synchronous_commit = off`). Waiting cost checkout, whose
-/// commits queue on the same flushes, a tenth of its speed with five endpoints (the webhook
-/// benchmark in `loadtests/checkout.sh`). What it risks is bounded and already handled: a
-/// database crash can forget the last fraction of a second of this bookkeeping, and those events
-/// are then sent again with the same id and body (deliveries are at least once; receivers
-/// dedupe by id). Only these tables are written here.
-async fn bookkeeping(pool: &PgPool) -> Result<Transaction<'static, Postgres>, DbError> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
-}
-
 /// Leases one active endpoint whose cursor is behind the last published event (the one served
 /// longest ago first) for `lease_ms`. Concurrent workers lease different endpoints.
 pub async fn lease_endpoint(
@@ -321,14 +322,11 @@ pub async fn lease_endpoint(
              FOR UPDATE SKIP LOCKED)
          RETURNING {ENDPOINT_COLS}"
     );
-    let mut tx = bookkeeping(pool).await?;
-    let leased = sqlx::query_as(&sql)
+    Ok(sqlx::query_as(&sql)
         .bind(worker)
         .bind(lease_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(leased)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// One first attempt of an event sent from an endpoint's cursor.
@@ -371,7 +369,6 @@ pub async fn record_batch(
     let status: Vec<&str> = o.iter().map(|o| o.status).collect();
     let retry_at: Vec<Option<DateTime<Utc>>> = o.iter().map(|o| o.retry_at).collect();
     let (tail, any_success) = failure_run(o.iter().map(|o| o.status));
-    let mut tx = bookkeeping(pool).await?;
     let held: Option<bool> = sqlx::query_scalar(
         "WITH ep AS (
              SELECT id FROM webhook_endpoints WHERE id = $1 AND lease_owner = $2 FOR UPDATE
@@ -435,24 +432,21 @@ pub async fn record_batch(
     .bind(disable_reason)
     .bind(disable_after)
     .bind(linger_ms)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(pool)
     .await?;
-    tx.commit().await?;
     Ok(held.unwrap_or(false))
 }
 
 /// Gives an endpoint's lease back without moving its cursor (nothing could be sent).
 pub async fn release_endpoint(pool: &PgPool, worker: &str, id: Uuid) -> Result<(), DbError> {
-    let mut tx = bookkeeping(pool).await?;
     sqlx::query(
         "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until = now()
          WHERE id = $1 AND lease_owner = $2",
     )
     .bind(id)
     .bind(worker)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    tx.commit().await?;
     Ok(())
 }
 
@@ -483,8 +477,7 @@ pub async fn claim(
     limit: i64,
     lease_ms: i64,
 ) -> Result<Vec<Claimed>, DbError> {
-    let mut tx = bookkeeping(pool).await?;
-    let claimed = sqlx::query_as(
+    Ok(sqlx::query_as(
         "WITH ep AS (
              SELECT d.endpoint_id FROM webhook_deliveries d
              JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.active
@@ -511,10 +504,8 @@ pub async fn claim(
     .bind(worker)
     .bind(limit)
     .bind(lease_ms)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(claimed)
+    .fetch_all(pool)
+    .await?)
 }
 
 /// How one attempt went.
@@ -547,7 +538,7 @@ pub async fn settle(
     if outcomes.is_empty() {
         return Ok(None);
     }
-    let mut tx = bookkeeping(pool).await?;
+    let mut tx = pool.begin().await?;
     let ids: Vec<Uuid> = outcomes.iter().map(|o| o.delivery_id).collect();
     let attempt: Vec<i32> = outcomes.iter().map(|o| o.attempt).collect();
     let started: Vec<DateTime<Utc>> = outcomes.iter().map(|o| o.started_at).collect();

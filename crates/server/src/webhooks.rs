@@ -10,6 +10,12 @@
 //! - The same loops retry first attempts that failed, from their delivery rows, with backoff.
 //! - A `LISTEN` on the publisher's channel wakes idle loops as soon as events are published;
 //!   without it (the listener reconnecting) they poll.
+//! - Its bookkeeping (leases, delivery rows, cursors) goes through a pool of its own whose
+//!   commits do not wait for their WAL flush. Waiting cost checkout, whose commits queue on the
+//!   same flushes, several percent of its speed with five endpoints (the webhook benchmark in
+//!   `loadtests/checkout.sh`). What it risks is bounded and already handled: a database crash
+//!   can forget the last fraction of a second of it, and those events are then sent again with
+//!   the same id and body (deliveries are at least once; receivers dedupe by id).
 //! - Targets are re-checked at every delivery: in production, a name that now resolves to a
 //!   loopback, private, link-local or metadata address is refused by the client's resolver, so
 //!   the check and the connection use the same addresses.
@@ -35,6 +41,8 @@ use uuid::Uuid;
 
 /// Published events read after an endpoint's cursor per batch.
 const SCAN_BATCH: i64 = 256;
+/// Database connections of one worker's delivery loops at most.
+const DB_CONNECTIONS: u32 = 4;
 /// Requests in flight to one endpoint at most.
 const IN_FLIGHT: usize = 64;
 /// Retries of one endpoint leased and sent together.
@@ -64,6 +72,8 @@ const FEED_FRESH: Duration = Duration::from_millis(10);
 
 pub struct Dispatcher {
     app: App,
+    /// `synchronous_commit = off` (see the module comment); reads go through it too.
+    pool: sqlx::PgPool,
     config: WebhookConfig,
     id: String,
     client: reqwest::Client,
@@ -157,7 +167,12 @@ impl Dispatcher {
         if !allow_private {
             client = client.dns_resolver(Arc::new(PublicOnly));
         }
+        // Loops hold a connection only for a statement, never while sending.
+        let pool = app
+            .db
+            .unflushed_pool((config.concurrency as u32).clamp(1, DB_CONNECTIONS));
         Ok(Dispatcher {
+            pool,
             app,
             config,
             id: format!("{id}-webhooks"),
@@ -218,7 +233,7 @@ impl Dispatcher {
     }
 
     async fn delivery_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let pool = &self.app.db.write;
+        let pool = &self.pool;
         let mut retries_asked: Option<Instant> = None;
         while !*stop.borrow() {
             let mut worked = false;
@@ -294,7 +309,7 @@ impl Dispatcher {
                 _ => Some(cursor),
             }
         };
-        let pool = &self.app.db.write;
+        let pool = &self.pool;
         let from = feed_from.unwrap_or(cursor);
         let read: Vec<Arc<Prepared>> = outbox::wire_after(pool, from, SCAN_BATCH)
             .await?
@@ -312,7 +327,7 @@ impl Dispatcher {
     /// Sends the events after `endpoint`'s cursor that it subscribed to, then records them and
     /// moves the cursor.
     async fn send_new(&self, endpoint: &EndpointRow) -> anyhow::Result<()> {
-        let pool = &self.app.db.write;
+        let pool = &self.pool;
         let events = self.events_after(endpoint.cursor_seq).await?;
         let Some(scanned_to) = events.last().map(|e| e.seq) else {
             webhooks::release_endpoint(pool, &self.id, endpoint.id).await?;
@@ -378,7 +393,7 @@ impl Dispatcher {
 
     /// Sends one endpoint's due retries side by side and records every attempt.
     async fn retry(&self, batch: Vec<Claimed>) -> anyhow::Result<()> {
-        let pool = &self.app.db.write;
+        let pool = &self.pool;
         let endpoint = webhooks::get(pool, batch[0].endpoint_id).await?;
         let seqs: Vec<i64> = batch.iter().map(|c| c.event_seq).collect();
         let events: Vec<Prepared> = outbox::wire_by_seqs(pool, &seqs)

@@ -284,6 +284,32 @@ async fn deliveries_are_signed_and_verify_across_a_rotation() {
         .await
         .expect_error(403, "forbidden");
     admin.get("/api/v1/webhooks").await.expect_json(200);
+
+    // Deleting the endpoint deletes its delivery log with it.
+    let deliveries = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1::uuid",
+        )
+        .bind(&id)
+        .fetch_one(&app.state.app.db.write)
+        .await
+        .unwrap()
+    };
+    // Recorded once the batch is sent: the receiver may have it a moment before.
+    let until = Instant::now() + Duration::from_secs(10);
+    while deliveries().await < 5 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(deliveries().await, 5);
+    admin
+        .delete(&format!("/api/v1/webhooks/{id}"))
+        .await
+        .expect_status(204);
+    assert_eq!(deliveries().await, 0);
+    admin
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"))
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]
