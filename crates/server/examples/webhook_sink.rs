@@ -83,7 +83,9 @@ async fn reset(State(s): State<Sink>) -> &'static str {
     "ok"
 }
 
-#[tokio::main]
+// One thread: it shares the benchmark's machine with what it measures, and a second runtime
+// thread only adds wake-ups between the two.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: u64| -> u64 {
