@@ -97,11 +97,6 @@ pub const CONSTRAINTS: &[Constraint] = &[
         Unique,
         "event_seq",
     ),
-    c(
-        "webhook_deliveries_endpoint_id_fkey",
-        ForeignKey,
-        "endpoint_id",
-    ),
     c("webhook_deliveries_status_check", Check, "status"),
     c("webhook_attempts_pkey", Unique, "attempt"),
     c(
