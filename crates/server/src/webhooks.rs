@@ -276,9 +276,10 @@ impl Dispatcher {
         }
     }
 
-    fn cached_after(&self, cursor: i64, fresh_only: bool) -> Option<Vec<Arc<Prepared>>> {
+    /// The events after `cursor` from a feed read within [`FEED_FRESH`].
+    fn cached_after(&self, cursor: i64) -> Option<Vec<Arc<Prepared>>> {
         let feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
-        if fresh_only && !feed.fresh() {
+        if !feed.fresh() {
             return None;
         }
         feed.after(cursor, SCAN_BATCH as usize)
@@ -288,12 +289,12 @@ impl Dispatcher {
     /// from PostgreSQL at most once per [`FEED_FRESH`] for all loops), else read for this
     /// cursor alone when it is behind the feed.
     async fn events_after(&self, cursor: i64) -> anyhow::Result<Vec<Arc<Prepared>>> {
-        if let Some(events) = self.cached_after(cursor, true) {
+        if let Some(events) = self.cached_after(cursor) {
             return Ok(events);
         }
         let _turn = self.feed_reader.lock().await;
         // Another loop may have read the feed while this one waited.
-        if let Some(events) = self.cached_after(cursor, true) {
+        if let Some(events) = self.cached_after(cursor) {
             return Ok(events);
         }
         let feed_from = {
@@ -321,7 +322,14 @@ impl Dispatcher {
         }
         let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
         feed.extend(&read);
-        Ok(feed.after(cursor, SCAN_BATCH as usize).unwrap_or_default())
+        Ok(match feed.after(cursor, SCAN_BATCH as usize) {
+            Some(events) => events,
+            // Read from the cursor itself but not starting right after it (events purged
+            // meanwhile): what is there, as a read of its own would give.
+            None if from == cursor => read,
+            // The feed started again after a hole: the next lease reads from the cursor.
+            None => Vec::new(),
+        })
     }
 
     /// Sends the events after `endpoint`'s cursor that it subscribed to, then records them and
