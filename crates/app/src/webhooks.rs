@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Sha256;
 use till_db::audit::{self, Actor};
 use till_db::outbox::WireEvent;
@@ -406,21 +406,6 @@ pub async fn retry(
     run.finish::<WebhookError>(render(&d)).await
 }
 
-/// The `data` of an event: the changed object the outbox payload carries for webhooks (older
-/// events: the payload minus its routing fields).
-pub fn event_data(payload: &Value) -> Value {
-    if let Some(d) = payload.get("data") {
-        return d.clone();
-    }
-    let mut p = payload.clone();
-    if let Some(o) = p.as_object_mut() {
-        for k in ["type", "at", "audience", "customer_id"] {
-            o.remove(k);
-        }
-    }
-    p
-}
-
 /// The POSTed body of an event, `{"created_at", "data", "id", "sequence", "type"}`: built from
 /// the stored event only, so every attempt sends the same bytes.
 ///
@@ -499,7 +484,7 @@ mod tests {
             ping_endpoint: None,
         };
         let body = event_body(&e);
-        let v: Value = serde_json::from_slice(&body).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
             json!({

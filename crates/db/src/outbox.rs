@@ -115,27 +115,8 @@ pub async fn purge_published(pool: &PgPool, hours: i64) -> Result<u64, DbError> 
     .rows_affected())
 }
 
-/// Published events after `seq` (optionally of one type), oldest first: what `GET /events`
-/// gives a webhook receiver reconciling what it may have missed.
-pub async fn published_after(
-    pool: &PgPool,
-    seq: i64,
-    topic: Option<&str>,
-    limit: i64,
-) -> Result<Vec<EventRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox
-         WHERE seq > $1 AND ($2::text IS NULL OR topic = $2) ORDER BY seq LIMIT $3",
-    )
-    .bind(seq)
-    .bind(topic)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
-/// A published event as a webhook delivery sends it: `data` (the `data` column below) already as
-/// JSON text, so the deliverer builds a body without parsing the payload.
+/// A published event as webhook receivers see it (a delivery's body, `GET /events`): `data`
+/// already as JSON text, so neither parses the payload.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WireEvent {
     pub seq: i64,
@@ -147,17 +128,27 @@ pub struct WireEvent {
     pub ping_endpoint: Option<String>,
 }
 
-/// The `data` of an event in SQL: the changed object the payload carries for webhooks (older
-/// events: the payload minus its routing fields), as in `till_app::webhooks::event_data`.
+/// `data` is the changed object the payload carries for webhooks (older events: the payload
+/// minus its routing fields). Worked out here only, for deliveries and `GET /events` alike.
 const WIRE_COLS: &str = "seq, topic, created_at, event_id, \
      COALESCE(payload -> 'data', payload - '{type,at,audience,customer_id}'::text[])::text AS data, \
      payload ->> 'endpoint_id' AS ping_endpoint";
 
-/// Published events after `seq`, oldest first, ready for webhook bodies.
-pub async fn wire_after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<WireEvent>, DbError> {
-    let sql = format!("SELECT {WIRE_COLS} FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2");
+/// Published events after `seq` (optionally of one type), oldest first: what webhook deliveries
+/// send, and what `GET /events` gives a receiver reconciling what it may have missed.
+pub async fn wire_after(
+    pool: &PgPool,
+    seq: i64,
+    topic: Option<&str>,
+    limit: i64,
+) -> Result<Vec<WireEvent>, DbError> {
+    let sql = format!(
+        "SELECT {WIRE_COLS} FROM outbox
+         WHERE seq > $1 AND ($2::text IS NULL OR topic = $2) ORDER BY seq LIMIT $3"
+    );
     Ok(sqlx::query_as(&sql)
         .bind(seq)
+        .bind(topic)
         .bind(limit)
         .fetch_all(pool)
         .await?)

@@ -85,6 +85,14 @@ impl<K, S> tower::Layer<S> for WithStateLayer<K> {
 
 type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+/// The response of a service that cannot fail.
+async fn answered(answer: impl Future<Output = Result<Response, Infallible>>) -> Response {
+    match answer.await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
 /// What a [`WithState`] does with a request.
 pub trait Handles<S>: Sized {
     fn handle(state: &AppState, inner: &mut S, req: Request) -> Answer;
@@ -120,15 +128,7 @@ where
         let span =
             tracing::info_span!("request", request_id = %id, %method, path = %req.uri().path());
         let answer = inner.call(req);
-        Box::pin(async move {
-            Ok(edge(state, id, method, span, async move {
-                match answer.await {
-                    Ok(r) => r,
-                    Err(never) => match never {},
-                }
-            })
-            .await)
-        })
+        Box::pin(async move { Ok(edge(state, id, method, span, answered(answer)).await) })
     }
 }
 
@@ -212,10 +212,7 @@ where
             .map(|m| RouteTag(m.clone()));
         let answer = self.0.call(req);
         Box::pin(async move {
-            let mut resp = match answer.await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
+            let mut resp = answered(answer).await;
             if let Some(r) = route {
                 resp.extensions_mut().insert(r);
             }
@@ -357,13 +354,13 @@ where
         let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
         let answer = inner.call(req);
         Box::pin(async move {
-            Ok(match tokio::time::timeout(time_limit, answer).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(never)) => match never {},
-                Err(_) => {
-                    ApiError::unavailable("The request took too long; try again.").into_response()
-                }
-            })
+            Ok(
+                match tokio::time::timeout(time_limit, answered(answer)).await {
+                    Ok(r) => r,
+                    Err(_) => ApiError::unavailable("The request took too long; try again.")
+                        .into_response(),
+                },
+            )
         })
     }
 }

@@ -292,7 +292,7 @@ impl Dispatcher {
         if let Some(events) = self.cached_after(cursor) {
             return Ok(events);
         }
-        let _turn = self.feed_reader.lock().await;
+        let turn = self.feed_reader.lock().await;
         // Another loop may have read the feed while this one waited.
         if let Some(events) = self.cached_after(cursor) {
             return Ok(events);
@@ -310,16 +310,12 @@ impl Dispatcher {
                 _ => Some(cursor),
             }
         };
-        let pool = &self.pool;
-        let from = feed_from.unwrap_or(cursor);
-        let read: Vec<Arc<Prepared>> = outbox::wire_after(pool, from, SCAN_BATCH)
-            .await?
-            .into_iter()
-            .map(|e| Arc::new(Prepared::new(e)))
-            .collect();
-        if feed_from.is_none() {
-            return Ok(read);
-        }
+        let Some(from) = feed_from else {
+            // The other loops need not wait for this read.
+            drop(turn);
+            return Ok(self.read_from(cursor).await?);
+        };
+        let read = self.read_from(from).await?;
         let mut feed = self.feed.lock().unwrap_or_else(|p| p.into_inner());
         feed.extend(&read);
         Ok(match feed.after(cursor, SCAN_BATCH as usize) {
@@ -330,6 +326,14 @@ impl Dispatcher {
             // The feed started again after a hole: the next lease reads from the cursor.
             None => Vec::new(),
         })
+    }
+
+    async fn read_from(&self, seq: i64) -> Result<Vec<Arc<Prepared>>, till_db::DbError> {
+        Ok(outbox::wire_after(&self.pool, seq, None, SCAN_BATCH)
+            .await?
+            .into_iter()
+            .map(|e| Arc::new(Prepared::new(e)))
+            .collect())
     }
 
     /// Sends the events after `endpoint`'s cursor that it subscribed to, then records them and

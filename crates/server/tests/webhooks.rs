@@ -532,6 +532,18 @@ async fn sequence_is_gap_free_over_a_burst_of_orders_from_two_instances() {
     for g in &got {
         assert!(seqs.contains(&g.json()["sequence"].as_i64().unwrap()));
     }
+    // The log tells each event as it was delivered: same id, type, time and data (the order).
+    for g in &got {
+        let delivered = g.json();
+        let logged = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == delivered["id"])
+            .unwrap();
+        assert_eq!(logged, &delivered);
+        assert_eq!(logged["data"]["total_cents"], 300);
+    }
     // Paging by type.
     let only = admin
         .get(&format!(

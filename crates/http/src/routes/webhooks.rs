@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 use till_app::webhooks::{self as app_webhooks, NewWebhook, WebhookPatch};
 use till_db::cursor::Page;
 use till_db::outbox;
@@ -493,9 +494,9 @@ struct WebhookEvent {
     #[serde(rename = "type")]
     kind: String,
     created_at: DateTime<Utc>,
-    /// The changed object (e.g. the order, as `GET` returns it).
+    /// The changed object (e.g. the order, as `GET` returns it), as stored.
     #[schema(value_type = Object)]
-    data: Value,
+    data: Box<RawValue>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -538,16 +539,17 @@ async fn events(
     if kind.is_some_and(|k| !app_webhooks::EVENT_TYPES.contains(&k)) {
         return Err(ApiError::field("type", "is not an event type"));
     }
-    let rows = outbox::published_after(&state.db.write, after, kind, limit).await?;
+    let rows = outbox::wire_after(&state.db.write, after, kind, limit).await?;
     let next_after_sequence = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.seq));
     let items = rows
-        .iter()
+        .into_iter()
         .map(|e| WebhookEvent {
             id: e.event_id,
             sequence: e.seq,
-            kind: e.topic.clone(),
+            kind: e.topic,
             created_at: e.created_at,
-            data: app_webhooks::event_data(&e.payload),
+            // PostgreSQL's JSON text is valid JSON.
+            data: RawValue::from_string(e.data).unwrap_or_else(|_| RawValue::NULL.to_owned()),
         })
         .collect();
     Ok(Json(EventList {
