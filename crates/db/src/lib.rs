@@ -96,10 +96,12 @@ impl Db {
     /// A pool of its own on the write server whose sessions commit without waiting for their
     /// WAL flush (`synchronous_commit = off`), for bookkeeping a database crash may forget
     /// without harm: the webhook deliverer's (see `webhooks`). Timeouts and lifetimes as the
-    /// write pool's.
-    pub fn unflushed_pool(&self, max_connections: u32) -> PgPool {
+    /// write pool's. Its sessions carry `name` as their `application_name`, so
+    /// `pg_stat_activity` tells them apart.
+    pub fn unflushed_pool(&self, max_connections: u32, name: &str) -> PgPool {
         let connect = (*self.write.connect_options())
             .clone()
+            .application_name(name)
             .options([("synchronous_commit", "off")]);
         let o = self.write.options();
         PgPoolOptions::new()

@@ -134,14 +134,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
             });
-            let webhooks = till_server::webhooks::Dispatcher::new(app.clone(), worker.id())?;
-            let deliveries = tokio::spawn(webhooks.run(stop_rx.clone()));
+            let deliveries = till_server::webhooks::Dispatcher::spawn(
+                app.clone(),
+                worker.id(),
+                stop_rx.clone(),
+            )?;
             let mut stopped = stop_rx;
             let jobs = worker.run(async move {
                 let _ = stopped.wait_for(|s| *s).await;
             });
             let result = jobs.await;
-            let _ = deliveries.await;
+            match tokio::task::spawn_blocking(move || deliveries.join()).await {
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "webhook deliveries stopped"),
+                Ok(Err(_)) => tracing::error!("webhook deliveries panicked"),
+                _ => {}
+            }
             result
         }
         Command::Migrate => {
