@@ -12,8 +12,8 @@
 //!
 //! Targets are re-checked at every connection: in production, a name that resolves to a
 //! loopback, private, link-local or metadata address is refused by the resolver itself, so the
-//! check and the connection use the same addresses; an address written in the URL is checked
-//! by [`Target::allowed`].
+//! check and the connection use the same addresses; an address written in the URL (which never
+//! reaches the resolver) is checked when the URL is parsed ([`Target::parse`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ use till_app::webhooks::public_ip;
 const READ_CAP: usize = 64 * 1024;
 const EXCERPT_CHARS: usize = 500;
 
-pub const REFUSED_TARGET: &str = "the host resolves to a non-public address";
+const REFUSED_TARGET: &str = "the host resolves to a non-public address";
 
 const AGENT: &str = concat!("Till-Webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -108,7 +108,7 @@ impl WebhookClient {
         }
     }
 
-    /// POSTs `body` with `headers` (besides the user agent) and reads at most [`READ_CAP`] of
+    /// POSTs `body` with `headers` (besides the user agent) and reads at most 64 KiB of
     /// the answer, all within the timeout. The error is the text kept in the delivery log.
     pub async fn post(
         &self,
