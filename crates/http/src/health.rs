@@ -79,16 +79,27 @@ async fn health(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "`alive`", body = Status))
 )]
 async fn liveness() -> Response {
-    // The same bytes as `Json(json!({"status": "alive"}))`, without building and serialising a
-    // map on every probe.
-    (
+    liveness_answer()
+}
+
+/// Where the liveness probe is; a `GET` of it is answered by the outer edge itself (see
+/// `layers::EdgeKind`), other methods (`HEAD`) through the router.
+pub const LIVENESS_PATH: &str = "/health/liveness";
+
+/// The liveness answer: the same bytes as `Json(json!({"status": "alive"}))`, without building
+/// and serialising a map on every probe, tagged with its route for the metrics.
+pub fn liveness_answer() -> Response {
+    let mut resp = (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
         r#"{"status":"alive"}"#,
     )
-        .into_response()
+        .into_response();
+    resp.extensions_mut()
+        .insert(crate::layers::RouteTag::Fixed(LIVENESS_PATH));
+    resp
 }
 
 /// Whether this instance should get traffic.

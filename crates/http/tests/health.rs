@@ -235,6 +235,25 @@ async fn per_route_metrics_are_labelled_by_template() {
             .await
             .expect_status(404);
     }
+    // The liveness probe is answered by the outer edge (GET) or the router (HEAD): counted under
+    // its template either way, with the headers every answer carries.
+    for _ in 0..2 {
+        let r = app
+            .req(Method::GET, "/health/liveness")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers()["x-request-id"].len(), 36);
+        assert_eq!(r.text().await.unwrap(), r#"{"status":"alive"}"#);
+    }
+    let head = app
+        .req(Method::HEAD, "/health/liveness")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
     let text = app
         .req(Method::GET, "/metrics")
         .send()
@@ -253,6 +272,18 @@ async fn per_route_metrics_are_labelled_by_template() {
         .unwrap_or_else(|| panic!("no per-route series: {text}"));
     let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n >= 3.0, "{line}");
+    for method in ["GET", "HEAD"] {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("http_route_requests_total")
+                    && l.contains(&format!(r#"method="{method}""#))
+                    && l.contains(r#"route="/health/liveness""#)
+            })
+            .unwrap_or_else(|| panic!("no liveness series for {method}: {text}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1.0, "{line}");
+    }
     assert!(text.contains(r#"route="unmatched""#), "{text}");
     assert!(!text.contains("scan-1"), "raw paths never become labels");
     assert!(!text.contains("00000000000"), "ids never become labels");
