@@ -177,28 +177,24 @@ pub async fn rotate(
 }
 
 /// Deletes an endpoint and its deliveries (with their attempts). Deliveries have no foreign key
-/// to their endpoint (it cost every delivery row a lookup): the endpoint's row is locked first,
-/// so a worker recording a batch for it has either committed (its rows are deleted here) or
-/// will find the endpoint gone and write nothing.
+/// to their endpoint (it cost every delivery row a lookup). The endpoint's row goes first, which
+/// locks it until this transaction ends: a worker recording a batch for it (which locks the
+/// same row) has either committed, and its rows are deleted by the second statement, or finds
+/// the endpoint gone and writes nothing.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, DbError> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if found.is_none() {
+    let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if n == 0 {
         return Ok(false);
     }
     sqlx::query("DELETE FROM webhook_deliveries WHERE endpoint_id = $1")
         .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    let n = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
-        .bind(id)
         .execute(conn)
-        .await?
-        .rows_affected();
-    Ok(n == 1)
+        .await?;
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------------------------
