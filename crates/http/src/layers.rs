@@ -166,9 +166,8 @@ async fn edge(
     resp.headers_mut().reserve(8);
     security_headers(&state, resp.headers_mut());
     let status = resp.status().as_u16();
-    let elapsed = served.finish(status);
     let route = resp.extensions().get::<RouteTag>().map(RouteTag::as_str);
-    state.metrics.routes.record(&method, route, status, elapsed);
+    let elapsed = served.finish(&method, route, status);
     span.in_scope(|| {
         tracing::info!(
             status,

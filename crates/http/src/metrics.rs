@@ -11,21 +11,22 @@
 //! Latency is kept in a log-scale histogram (about 8 % per bucket) of atomics: constant memory,
 //! no lock on the request path, percentiles good to a bucket.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics_exporter_prometheus::formatting::{
     write_help_line, write_metric_line, write_type_line,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use thread_local::ThreadLocal;
 
 const BUCKETS: usize = 200;
 /// Bucket i covers latencies up to 10 µs × GROWTH^i; 200 buckets reach past 10 minutes.
 const GROWTH: f64 = 1.08;
 
-/// Status classes, in the order of [`Metrics::by_class`].
+/// Status classes, in the order of [`Tally::by_class`].
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// `le` bounds (seconds) of the Prometheus histogram. Each is counted up to the end of the fine
@@ -34,8 +35,17 @@ const EXPORTED_BOUNDS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Request statistics, kept per thread and summed when read.
+///
+/// Every request updates a dozen counters (its status class, latency bucket, the last
+/// minute's ring, its route's cell). Kept in shared atomics, the runtime's worker threads
+/// wrote the same cache lines on every request and each write waited for the line to come
+/// over from the other core; with the liveness probe at 64 connections those shared counters
+/// and the route map's read lock were the most expensive part of Till's own work per request
+/// (see `loadtests/README.md`). Now each thread records into its own [`Shard`], under a lock
+/// only a reader (a scrape, the health page) ever contends for, and readers sum the shards.
 pub struct Metrics {
-    in_flight: AtomicI64,
+    shards: ThreadLocal<Shard>,
     /// API requests waiting for their turn (`API_MAX_IN_FLIGHT`).
     waiting: AtomicI64,
     /// Open WebSocket connections (the WebSocket handler counts them).
@@ -43,32 +53,54 @@ pub struct Metrics {
     /// Catalog cache lookups answered without the loader, and those that ran it.
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
-    /// Finished requests per status class (1xx..5xx).
-    by_class: [AtomicU64; 5],
-    latency: Vec<AtomicU64>,
-    latency_sum_us: AtomicU64,
-    /// Per-second (epoch second, requests, 5xx) ring for the last minute.
-    ring: Vec<(AtomicU64, AtomicU64, AtomicU64)>,
-    /// Requests by route template.
-    pub routes: RouteMetrics,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            in_flight: AtomicI64::new(0),
+            shards: ThreadLocal::new(),
             waiting: AtomicI64::new(0),
             ws_connections: AtomicI64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
-            by_class: Default::default(),
-            latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            latency_sum_us: AtomicU64::new(0),
-            ring: (0..60)
-                .map(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)))
-                .collect(),
-            routes: RouteMetrics::default(),
         }
+    }
+}
+
+/// One thread's share of the statistics.
+#[derive(Default)]
+struct Shard {
+    /// Requests begun on this thread and not yet finished or dropped (a request may end on
+    /// another thread; the sum over the shards is what counts).
+    in_flight: AtomicI64,
+    tally: Mutex<Tally>,
+}
+
+/// Finished requests: by status class, by latency, per second of the last minute, and by route.
+struct Tally {
+    by_class: [u64; 5],
+    latency: [u64; BUCKETS],
+    latency_sum_us: u64,
+    /// Per-second (epoch second, requests, 5xx) ring for the last minute.
+    ring: [(u64, u64, u64); 60],
+    routes: HashMap<Box<str>, RouteCells>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            by_class: [0; 5],
+            latency: [0; BUCKETS],
+            latency_sum_us: 0,
+            ring: [(0, 0, 0); 60],
+            routes: HashMap::new(),
+        }
+    }
+}
+
+impl Shard {
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -115,83 +147,122 @@ impl Drop for Waiting<'_> {
 /// being recorded.
 pub struct InFlight<'a> {
     metrics: &'a Metrics,
+    counted: &'a AtomicI64,
     start: Instant,
 }
 
 impl InFlight<'_> {
-    /// Records the finished request; returns how long it took.
-    pub fn finish(self, status: u16) -> Duration {
+    /// Records the finished request under its method and route template (`None`: no route
+    /// matched); returns how long it took.
+    pub fn finish(self, method: &axum::http::Method, route: Option<&str>, status: u16) -> Duration {
         let elapsed = self.start.elapsed();
-        self.metrics.record(elapsed, status);
+        self.metrics.record(method, route, status, elapsed);
         elapsed
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.counted.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Metrics {
     /// Starts timing a request.
     pub fn begin(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let counted = &self.shards.get_or_default().in_flight;
+        counted.fetch_add(1, Ordering::Relaxed);
         InFlight {
             metrics: self,
+            counted,
             start: Instant::now(),
         }
     }
 
-    fn record(&self, elapsed: Duration, status: u16) {
-        self.by_class[class_of(status)].fetch_add(1, Ordering::Relaxed);
-        self.latency[bucket_of(elapsed)].fetch_add(1, Ordering::Relaxed);
-        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
-        let is_5xx = status >= 500;
+    /// One update per request: this thread's tally, under its own lock.
+    fn record(
+        &self,
+        method: &axum::http::Method,
+        route: Option<&str>,
+        status: u16,
+        took: Duration,
+    ) {
         let sec = now_secs();
-        let slot = &self.ring[(sec % 60) as usize];
-        // A slot from a previous minute is reset by the first request that lands in it this
-        // minute; the race with a concurrent request loses at most a count, which is fine here.
-        if slot.0.swap(sec, Ordering::Relaxed) != sec {
-            slot.1.store(0, Ordering::Relaxed);
-            slot.2.store(0, Ordering::Relaxed);
+        let class = class_of(status);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let mut t = self.shards.get_or_default().tally();
+        t.by_class[class] += 1;
+        t.latency[bucket_of(took)] += 1;
+        t.latency_sum_us = t.latency_sum_us.saturating_add(us);
+        let slot = &mut t.ring[(sec % 60) as usize];
+        // A slot from a previous minute is reset by the first request that lands in it.
+        if slot.0 != sec {
+            *slot = (sec, 0, 0);
         }
-        slot.1.fetch_add(1, Ordering::Relaxed);
-        if is_5xx {
-            slot.2.fetch_add(1, Ordering::Relaxed);
+        slot.1 += 1;
+        if status >= 500 {
+            slot.2 += 1;
         }
+        let route = route.unwrap_or("unmatched");
+        let cells = match t.routes.get_mut(route) {
+            Some(c) => c,
+            None => t.routes.entry(route.into()).or_default(),
+        };
+        let cell = cells.0[method_index(method)].get_or_insert_with(RouteCell::default);
+        cell.by_class[class] += 1;
+        cell.buckets[EXPORTED_BOUNDS.partition_point(|b| *b < took.as_secs_f64())] += 1;
+        cell.sum_us = cell.sum_us.saturating_add(us);
     }
 
-    /// Requests being served now.
+    /// Sums something over every thread's tally.
+    fn sum<T: Default>(&self, mut add: impl FnMut(&mut T, &Tally)) -> T {
+        let mut acc = T::default();
+        for shard in self.shards.iter() {
+            add(&mut acc, &shard.tally());
+        }
+        acc
+    }
+
     /// Counts a request as waiting for its API turn until the guard is dropped.
     pub fn waiting(&self) -> Waiting<'_> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         Waiting(&self.waiting)
     }
 
+    /// Requests being served now.
     pub fn in_flight(&self) -> i64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn by_class(&self) -> [u64; 5] {
+        self.sum(|acc: &mut [u64; 5], t| {
+            for (a, c) in acc.iter_mut().zip(t.by_class) {
+                *a += c;
+            }
+        })
     }
 
     /// Requests served since start.
     pub fn total(&self) -> u64 {
-        self.by_class
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.by_class().iter().sum()
     }
 
     /// Requests answered with a 5xx since start.
     pub fn errors_5xx(&self) -> u64 {
-        self.by_class[4].load(Ordering::Relaxed)
+        self.by_class()[4]
     }
 
     fn latency_counts(&self) -> Vec<u64> {
-        self.latency
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .collect()
+        let mut counts = vec![0; BUCKETS];
+        for shard in self.shards.iter() {
+            for (a, c) in counts.iter_mut().zip(shard.tally().latency) {
+                *a += c;
+            }
+        }
+        counts
     }
 
     /// Latency percentile in milliseconds over the life of the process (0 before any request).
@@ -215,15 +286,12 @@ impl Metrics {
     /// (requests, 5xx) over the last 60 seconds.
     pub fn last_minute(&self) -> (u64, u64) {
         let now = now_secs();
-        self.ring.iter().fold((0, 0), |(r, e), slot| {
-            let sec = slot.0.load(Ordering::Relaxed);
-            if now.saturating_sub(sec) < 60 {
-                (
-                    r + slot.1.load(Ordering::Relaxed),
-                    e + slot.2.load(Ordering::Relaxed),
-                )
-            } else {
-                (r, e)
+        self.sum(|(r, e): &mut (u64, u64), t| {
+            for (sec, n, n5) in t.ring {
+                if now.saturating_sub(sec) < 60 {
+                    *r += n;
+                    *e += n5;
+                }
             }
         })
     }
@@ -243,9 +311,8 @@ impl Metrics {
         let name = "http_requests_total";
         write_help_line(out, name, "Requests served, by status class.");
         write_type_line(out, name, "counter");
-        for (class, count) in CLASSES.iter().zip(&self.by_class) {
+        for (class, n) in CLASSES.iter().zip(self.by_class()) {
             let labels = [format!("status=\"{class}\"")];
-            let n = count.load(Ordering::Relaxed);
             write_metric_line(out, name, None, &labels, None::<(&str, u8)>, n, None);
         }
 
@@ -279,7 +346,8 @@ impl Metrics {
             total,
             None,
         );
-        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum_us: u64 = self.sum(|s: &mut u64, t| *s += t.latency_sum_us);
+        let sum = sum_us as f64 / 1e6;
         write_metric_line(out, name, Some("sum"), &[], None::<(&str, u8)>, sum, None);
         write_metric_line(
             out,
@@ -291,7 +359,7 @@ impl Metrics {
             None,
         );
 
-        self.routes.render(out);
+        self.render_routes(out);
 
         let name = "till_cache_lookups_total";
         write_help_line(
@@ -401,77 +469,51 @@ fn method_index(method: &axum::http::Method) -> usize {
 }
 
 /// One (route, method)'s counts by status class and its latency in the exported buckets.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct RouteCell {
-    by_class: [AtomicU64; 5],
+    by_class: [u64; 5],
     /// Non-cumulative counts per [`EXPORTED_BOUNDS`] bucket, then one for beyond the last.
-    buckets: [AtomicU64; EXPORTED_BOUNDS.len() + 1],
-    sum_us: AtomicU64,
+    buckets: [u64; EXPORTED_BOUNDS.len() + 1],
+    sum_us: u64,
 }
 
-#[derive(Default)]
-struct RouteCells([OnceLock<RouteCell>; METHODS.len()]);
-
-/// Per-route counters and latency histograms, labelled by method, route template and status
-/// class: a bounded set of series (unmatched paths share `route="unmatched"`, and an unusual
-/// method is `other`), so a scanner cannot grow the scrape.
-///
-/// Kept in atomics behind a map read lock rather than through the `metrics` facade: the facade
-/// builds and hashes a labelled key (two allocations) and appends every sample to a bucket
-/// drained only at scrape time, for each of the two families on every request; this is a read
-/// lock, a hash of the template and four atomic adds.
-#[derive(Default)]
-pub struct RouteMetrics(RwLock<HashMap<Arc<str>, Arc<RouteCells>>>);
-
-impl RouteMetrics {
-    pub fn record(
-        &self,
-        method: &axum::http::Method,
-        route: Option<&str>,
-        status: u16,
-        took: Duration,
-    ) {
-        let route = route.unwrap_or("unmatched");
-        let found = self
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(route)
-            .cloned();
-        let cells = match found {
-            Some(c) => c,
-            None => self
-                .0
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(route.into())
-                .or_default()
-                .clone(),
-        };
-        let cell = cells.0[method_index(method)].get_or_init(RouteCell::default);
-        cell.by_class[class_of(status)].fetch_add(1, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        let bucket = EXPORTED_BOUNDS.partition_point(|b| *b < secs);
-        cell.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        cell.sum_us.fetch_add(us, Ordering::Relaxed);
+impl RouteCell {
+    fn add(&mut self, other: &RouteCell) {
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
     }
+}
 
-    fn render(&self, out: &mut String) {
-        let mut routes: Vec<(Arc<str>, Arc<RouteCells>)> = self
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|(r, c)| (r.clone(), c.clone()))
-            .collect();
-        routes.sort_by(|a, b| a.0.cmp(&b.0));
+/// A route's cells, one per method in [`METHODS`]. Routes are labelled by method, route
+/// template and status class: a bounded set of series (unmatched paths share
+/// `route="unmatched"`, and an unusual method is `other`), so a scanner cannot grow the scrape.
+#[derive(Default, Clone)]
+struct RouteCells([Option<RouteCell>; METHODS.len()]);
+
+impl Metrics {
+    /// The per-route families, every thread's cells summed, routes in name order.
+    fn render_routes(&self, out: &mut String) {
+        let routes = self.sum(|acc: &mut BTreeMap<Box<str>, RouteCells>, t| {
+            for (route, cells) in &t.routes {
+                let into: &mut RouteCells = acc.entry(route.clone()).or_default();
+                for (a, c) in into.0.iter_mut().zip(&cells.0) {
+                    if let Some(c) = c {
+                        a.get_or_insert_with(RouteCell::default).add(c);
+                    }
+                }
+            }
+        });
         let cells = || {
             routes.iter().flat_map(|(route, cells)| {
                 METHODS
                     .iter()
                     .zip(&cells.0)
-                    .filter_map(move |(m, c)| Some((route, *m, c.get()?)))
+                    .filter_map(move |(m, c)| Some((route, *m, c.as_ref()?)))
             })
         };
         write_help_line(
@@ -482,7 +524,7 @@ impl RouteMetrics {
         write_type_line(out, ROUTE_REQUESTS, "counter");
         for (route, method, cell) in cells() {
             for (class, count) in CLASSES.iter().zip(&cell.by_class) {
-                let n = count.load(Ordering::Relaxed);
+                let n = *count;
                 if n > 0 {
                     let labels = [
                         format!("method=\"{method}\""),
@@ -514,7 +556,7 @@ impl RouteMetrics {
             ];
             let mut cumulative = 0;
             for (bound, count) in EXPORTED_BOUNDS.iter().zip(&cell.buckets) {
-                cumulative += count.load(Ordering::Relaxed);
+                cumulative += count;
                 write_metric_line(
                     out,
                     ROUTE_DURATION,
@@ -525,7 +567,7 @@ impl RouteMetrics {
                     None,
                 );
             }
-            cumulative += cell.buckets[EXPORTED_BOUNDS.len()].load(Ordering::Relaxed);
+            cumulative += cell.buckets[EXPORTED_BOUNDS.len()];
             write_metric_line(
                 out,
                 ROUTE_DURATION,
@@ -535,7 +577,7 @@ impl RouteMetrics {
                 cumulative,
                 None,
             );
-            let sum = cell.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+            let sum = cell.sum_us as f64 / 1e6;
             write_metric_line(
                 out,
                 ROUTE_DURATION,
@@ -583,15 +625,16 @@ pub fn memory() -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::Method;
 
     #[test]
     fn percentiles_follow_the_distribution() {
         let m = Metrics::default();
         for _ in 0..90 {
-            m.record(Duration::from_millis(2), 200);
+            m.record(&Method::GET, None, 200, Duration::from_millis(2));
         }
         for _ in 0..10 {
-            m.record(Duration::from_millis(100), 500);
+            m.record(&Method::GET, None, 500, Duration::from_millis(100));
         }
         let p50 = m.percentile_ms(50.0);
         let p99 = m.percentile_ms(99.0);
@@ -607,18 +650,53 @@ mod tests {
         let served = m.begin();
         let abandoned = m.begin();
         assert_eq!(m.in_flight(), 2);
-        served.finish(204);
+        served.finish(&Method::GET, None, 204);
         drop(abandoned);
         assert_eq!((m.in_flight(), m.total()), (0, 1));
+    }
+
+    #[test]
+    fn counts_recorded_on_several_threads_are_summed() {
+        let m = Metrics::default();
+        let begun = m.begin();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        let route = Some("/api/v1/orders");
+                        m.record(&Method::POST, route, 201, Duration::from_millis(4));
+                    }
+                });
+            }
+            // A request may finish on another thread than the one it began on.
+            s.spawn(move || drop(begun));
+        });
+        assert_eq!(
+            (m.total(), m.in_flight(), m.last_minute()),
+            (100, 0, (100, 0))
+        );
+        let mut out = String::new();
+        m.render_prometheus(&mut out);
+        let orders = r#"method="POST",route="/api/v1/orders""#;
+        for line in [
+            format!(r#"http_route_requests_total{{{orders},status="2xx"}} 100"#),
+            format!(r#"http_route_request_duration_seconds_bucket{{{orders},le="0.0025"}} 0"#),
+            format!(r#"http_route_request_duration_seconds_bucket{{{orders},le="0.005"}} 100"#),
+            format!(r#"http_route_request_duration_seconds_count{{{orders}}} 100"#),
+            format!(r#"http_route_request_duration_seconds_sum{{{orders}}} 0.4"#),
+            "http_request_duration_seconds_count 100".to_string(),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
     }
 
     #[test]
     fn prometheus_text_is_derived_from_the_same_counts() {
         let m = Metrics::default();
         for _ in 0..3 {
-            m.record(Duration::from_millis(3), 200);
+            m.record(&Method::GET, None, 200, Duration::from_millis(3));
         }
-        m.record(Duration::from_millis(200), 503);
+        m.record(&Method::GET, None, 503, Duration::from_millis(200));
         let _waiting = m.waiting();
         drop(m.waiting());
         let mut out = String::new();
