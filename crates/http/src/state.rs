@@ -58,18 +58,18 @@ impl std::ops::Deref for Inner {
 impl AppState {
     /// Builds the application and the server state from config. Nothing here needs the network.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        Ok(Self::from_app(App::new(config)?))
+        Self::from_app(App::new(config)?)
     }
 
     /// Wraps an application in the server state.
-    pub fn from_app(app: App) -> Self {
-        let jwt = JwtKeys::new(app.config.jwt_secret_bytes(), app.config.auth.jwt_ttl);
+    pub fn from_app(app: App) -> anyhow::Result<Self> {
+        let jwt = JwtKeys::new(app.config.jwt_secret_bytes(), app.config.auth.jwt_ttl)?;
         let cursors = CursorKey::derive(app.config.jwt_secret_bytes());
         let turns = match app.config.http.max_in_flight {
             0 => 4 * app.config.database.max_connections as usize,
             n => n,
         };
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             app,
             jwt,
             cursors,
@@ -80,7 +80,7 @@ impl AppState {
             started: Instant::now(),
             api_turns: tokio::sync::Semaphore::new(turns),
             last_answered_ms: AtomicU64::new(0),
-        }))
+        })))
     }
 
     pub fn is_draining(&self) -> bool {

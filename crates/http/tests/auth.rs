@@ -355,7 +355,7 @@ async fn tampered_tokens_are_rejected() {
     )
     .unwrap();
     claims["exp"] = json!(chrono::Utc::now().timestamp() - 120);
-    let key = jsonwebtoken::EncodingKey::from_secret(DEV_JWT_SECRET.as_bytes());
+    let key = jsonwebtoken::EncodingKey::from_secret(DEV_JWT_SECRET.as_bytes()).unwrap();
     let expired = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
     cashier
         .with_token(&expired)

@@ -195,7 +195,7 @@ async fn ensure_schema(app: &App) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let bind = config.http.bind_addr;
-    let state = AppState::from_app(App::new(config)?);
+    let state = AppState::from_app(App::new(config)?)?;
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
 

@@ -28,17 +28,19 @@ pub struct JwtKeys {
 }
 
 impl JwtKeys {
-    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+    /// Fails only for an empty secret (configuration never gives one: an empty `JWT_SECRET`
+    /// counts as unset).
+    pub fn new(secret: &[u8], ttl: Duration) -> Result<Self, jsonwebtoken::errors::Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        JwtKeys {
-            enc: EncodingKey::from_secret(secret),
-            dec: DecodingKey::from_secret(secret),
+        Ok(JwtKeys {
+            enc: EncodingKey::from_secret(secret)?,
+            dec: DecodingKey::from_secret(secret)?,
             validation,
             ttl,
-        }
+        })
     }
 
     pub fn issue(
@@ -75,11 +77,13 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
-        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let keys =
+            JwtKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60)).unwrap();
         let (tok, claims) = keys.issue(Uuid::now_v7(), "cashier", "sid1").unwrap();
         assert_eq!(keys.verify(&tok).unwrap().jti, claims.jti);
 
-        let other = JwtKeys::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
+        let other =
+            JwtKeys::new(b"another-secret-another-secret-xx", Duration::from_secs(60)).unwrap();
         assert!(other.verify(&tok).is_none(), "wrong signature must fail");
 
         let parts: Vec<&str> = tok.split('.').collect();
