@@ -3,10 +3,7 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use tokio::sync::Semaphore;
 
 /// Hashing could not run (never a wrong password: that is `Ok(false)` from [`verify`]).
@@ -35,9 +32,9 @@ pub async fn hash(password: String) -> Result<String, HashError> {
         .await
         .map_err(|e| HashError(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
+        // A fresh random 16-byte salt from the OS (the crate's `getrandom`).
         hasher()
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| HashError(e.to_string()))
     })
@@ -67,9 +64,8 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool, Ha
 fn dummy_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| {
-        let salt = SaltString::generate(&mut OsRng);
         hasher()
-            .hash_password(b"not-a-real-password", &salt)
+            .hash_password(b"not-a-real-password")
             .map(|h| h.to_string())
             .unwrap_or_default()
     })
@@ -86,5 +82,20 @@ mod tests {
             .unwrap());
         assert!(!super::verify("wrong".into(), Some(h)).await.unwrap());
         assert!(!super::verify("x".into(), None).await.unwrap());
+    }
+
+    /// Accounts created before the argon2 0.5 → 0.6 upgrade keep signing in: a hash written by
+    /// the old crate (`till create-admin` of that build) still verifies, and only with its
+    /// password.
+    #[tokio::test]
+    async fn hashes_from_before_the_upgrade_still_verify() {
+        let old = "$argon2id$v=19$m=19456,t=2,p=1$blbwRvCbn6IljvBdXU5QdA$\
+                   tlkjp1DIZiOc4mv57AzLhXnV8mpxGLz/EVMtBfSnpaE";
+        let ok = super::verify("hashed by argon2 0.5".into(), Some(old.into()));
+        assert!(ok.await.unwrap());
+        let wrong = super::verify("hashed by argon2 0.6".into(), Some(old.into()));
+        assert!(!wrong.await.unwrap());
+        let new = super::hash("hashed by argon2 0.5".into()).await.unwrap();
+        assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{new}");
     }
 }
