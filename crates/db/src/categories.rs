@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ const COLS: &str = "id, name, slug, created_at";
 /// Every category, by name. The list is short (tens), so it is not paginated.
 pub async fn list(pool: &PgPool) -> Result<Vec<CategoryRow>, DbError> {
     let sql = format!("SELECT {COLS} FROM categories ORDER BY name, id");
-    Ok(sqlx::query_as(&sql).fetch_all(pool).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql)).fetch_all(pool).await?)
 }
 
 /// Inserts a category; a taken slug is `DbError::Unique("categories_slug_key")`.
@@ -33,7 +34,7 @@ pub async fn insert(
 ) -> Result<CategoryRow, DbError> {
     let sql =
         format!("INSERT INTO categories (id, name, slug) VALUES ($1, $2, $3) RETURNING {COLS}");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(name)
         .bind(slug)
@@ -51,7 +52,7 @@ pub async fn ensure(
         "INSERT INTO categories (id, name, slug) VALUES ($1, $2, $3)
          ON CONFLICT (slug) DO UPDATE SET slug = EXCLUDED.slug RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(name)
         .bind(slug)

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -108,7 +109,7 @@ pub async fn insert(
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<StockCount>, DbError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE c.id = $1"))
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!("{SELECT} WHERE c.id = $1")))
         .bind(id)
         .fetch_optional(conn)
         .await?;
@@ -203,12 +204,12 @@ pub async fn list(
     before: Option<CountCursor>,
     limit: usize,
 ) -> Result<Page<StockCount>, DbError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "{SELECT} WHERE ($1::uuid IS NULL OR c.location_id = $1)
            AND ($2::text IS NULL OR c.status = $2)
            AND ($3::timestamptz IS NULL OR (c.created_at, c.id) < ($3, $4))
          ORDER BY c.created_at DESC, c.id DESC LIMIT $5"
-    ))
+    )))
     .bind(location_id)
     .bind(status)
     .bind(before.map(|b| b.0))

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -28,7 +29,7 @@ pub async fn insert(
     let sql = format!(
         "INSERT INTO customers (id, name, phone, email) VALUES ($1, $2, $3, $4) RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(name)
         .bind(phone)
@@ -43,7 +44,7 @@ pub async fn find_by_phone(
     phone: &str,
 ) -> Result<Option<CustomerRow>, DbError> {
     let sql = format!("SELECT {COLS} FROM customers WHERE phone = $1");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(phone)
         .fetch_optional(conn)
         .await?)
@@ -51,5 +52,8 @@ pub async fn find_by_phone(
 
 pub async fn get(pool: &sqlx::PgPool, id: Uuid) -> Result<Option<CustomerRow>, DbError> {
     let sql = format!("SELECT {COLS} FROM customers WHERE id = $1");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
 }

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use till_domain::MovementReason;
 use uuid::Uuid;
@@ -125,7 +126,7 @@ pub async fn apply_movement(
          SELECT $3, id, $2, $4, stock_on_hand, $5, $6, $7, $8 FROM upd
          RETURNING {COLS}"
     );
-    let row: MovementRow = sqlx::query_as(&sql)
+    let row: MovementRow = sqlx::query_as(AssertSqlSafe(sql))
         .bind(product_id)
         .bind(delta)
         .bind(Uuid::now_v7())
@@ -167,7 +168,7 @@ pub async fn list(
              ORDER BY created_at DESC, id DESC LIMIT $4"
         ),
     };
-    let rows: Vec<MovementRow> = sqlx::query_as(&sql)
+    let rows: Vec<MovementRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(product_id)
         .bind(before.map(|b| b.0))
         .bind(before.map(|b| b.1))

@@ -2,6 +2,7 @@
 //! so a crashed worker's job runs again, retries with backoff, priorities, delayed and
 //! recurring jobs (a `dedupe_key` keeps one pending copy of each).
 
+use sqlx::AssertSqlSafe;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -98,7 +99,7 @@ pub async fn claim(
              LIMIT 1 FOR UPDATE SKIP LOCKED)
          RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(worker)
         .bind(lease.as_secs_f64())
         .bind(kinds)
@@ -218,7 +219,10 @@ pub async fn stats(pool: &PgPool) -> Result<QueueStats, DbError> {
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<JobRow, DbError> {
     let sql = format!("SELECT {COLS} FROM jobs WHERE id = $1");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_one(pool).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Newest first, optionally one status; keyset on (created_at, id).
@@ -234,7 +238,7 @@ pub async fn list(
            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
-    let rows: Vec<JobRow> = sqlx::query_as(&sql)
+    let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(status)
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))

@@ -4,6 +4,7 @@
 //! default location like any other.
 
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -38,10 +39,10 @@ pub struct NewLocation<'a> {
 
 /// A taken code: `DbError::Unique("locations_code_key")`.
 pub async fn insert(conn: &mut PgConnection, l: &NewLocation<'_>) -> Result<LocationRow, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO locations (id, code, name, kind, address, pickup_enabled)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLS}"
-    ))
+    )))
     .bind(Uuid::now_v7())
     .bind(l.code)
     .bind(l.name)
@@ -55,22 +56,22 @@ pub async fn insert(conn: &mut PgConnection, l: &NewLocation<'_>) -> Result<Loca
 /// Every location (a shop has a handful), ordered by name; `public` keeps active
 /// pickup-enabled ones only.
 pub async fn list(pool: &PgPool, public: bool) -> Result<Vec<LocationRow>, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS} FROM locations WHERE NOT $1 OR (active AND pickup_enabled)
          ORDER BY is_default DESC, name, id"
-    ))
+    )))
     .bind(public)
     .fetch_all(pool)
     .await?)
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<LocationRow>, DbError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLS} FROM locations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM locations WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The location row locked for an update.
@@ -78,9 +79,9 @@ pub async fn get_for_update(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<LocationRow>, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS} FROM locations WHERE id = $1 FOR NO KEY UPDATE"
-    ))
+    )))
     .bind(id)
     .fetch_optional(conn)
     .await?)
@@ -110,14 +111,14 @@ pub async fn update(
     id: Uuid,
     p: &LocationPatch<'_>,
 ) -> Result<LocationRow, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "UPDATE locations SET
             code = COALESCE($2, code), name = COALESCE($3, name), kind = COALESCE($4, kind),
             address = CASE WHEN $5 THEN $6 ELSE address END,
             pickup_enabled = COALESCE($7, pickup_enabled), active = COALESCE($8, active),
             version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING {COLS}"
-    ))
+    )))
     .bind(id)
     .bind(p.code)
     .bind(p.name)
@@ -205,14 +206,14 @@ pub async fn levels(
     after: Option<LevelCursor>,
     limit: usize,
 ) -> Result<Page<LevelRow>, DbError> {
-    let rows: Vec<LevelRow> = sqlx::query_as(&format!(
+    let rows: Vec<LevelRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT sl.product_id, sl.location_id, sl.on_hand, {IN_TRANSIT_IN} AS in_transit_in
          FROM {ALL_LEVELS} sl
          WHERE ($1::uuid IS NULL OR sl.product_id = $1)
            AND ($2::uuid IS NULL OR sl.location_id = $2)
            AND ($3::uuid IS NULL OR (sl.product_id, sl.location_id) > ($3, $4))
          ORDER BY sl.product_id, sl.location_id LIMIT $5"
-    ))
+    )))
     .bind(product_id)
     .bind(location_id)
     .bind(after.map(|a| a.0))
@@ -238,17 +239,18 @@ pub async fn stock_by_location(
     pool: &PgPool,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Vec<LocationStock>)>, DbError> {
-    let rows: Vec<(Uuid, sqlx::types::Json<Vec<LocationStock>>)> = sqlx::query_as(&format!(
-        "SELECT sl.product_id,
+    let rows: Vec<(Uuid, sqlx::types::Json<Vec<LocationStock>>)> =
+        sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT sl.product_id,
                 json_agg(json_build_object('location_id', sl.location_id, 'on_hand', sl.on_hand)
                          ORDER BY l.is_default DESC, l.name, l.id)
          FROM {ALL_LEVELS} sl JOIN locations l ON l.id = sl.location_id
          WHERE sl.product_id = ANY($1)
          GROUP BY sl.product_id"
-    ))
-    .bind(ids)
-    .fetch_all(pool)
-    .await?;
+        )))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(|(id, j)| (id, j.0)).collect())
 }
 
@@ -258,14 +260,14 @@ pub async fn pickup_availability(
     pool: &PgPool,
     product_id: Uuid,
 ) -> Result<Vec<LocationStock>, DbError> {
-    let rows: Vec<(Uuid, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT l.id, COALESCE(sl.on_hand, 0)::bigint
          FROM locations l
          JOIN products p ON p.id = $1 AND p.active AND p.track_stock
          LEFT JOIN {ALL_LEVELS} sl ON sl.product_id = p.id AND sl.location_id = l.id
          WHERE l.active AND l.pickup_enabled
          ORDER BY l.is_default DESC, l.name, l.id"
-    ))
+    )))
     .bind(product_id)
     .fetch_all(pool)
     .await?;

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 
 use crate::DbError;
@@ -146,7 +147,7 @@ pub async fn wire_after(
         "SELECT {WIRE_COLS} FROM outbox
          WHERE seq > $1 AND ($2::text IS NULL OR topic = $2) ORDER BY seq LIMIT $3"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(seq)
         .bind(topic)
         .bind(limit)
@@ -157,5 +158,8 @@ pub async fn wire_after(
 /// The published events with these `seq`s, ready for webhook bodies (a batch of retries).
 pub async fn wire_by_seqs(pool: &PgPool, seqs: &[i64]) -> Result<Vec<WireEvent>, DbError> {
     let sql = format!("SELECT {WIRE_COLS} FROM outbox WHERE seq = ANY($1)");
-    Ok(sqlx::query_as(&sql).bind(seqs).fetch_all(pool).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(seqs)
+        .fetch_all(pool)
+        .await?)
 }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -92,10 +93,10 @@ pub async fn create(
     amount_cents: i64,
     created_by: Uuid,
 ) -> Result<Intent, DbError> {
-    let row: Row = sqlx::query_as(&format!(
+    let row: Row = sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO payment_intents (id, order_id, amount_cents, created_by)
          VALUES ($1, $2, $3, $4) RETURNING {COLS}"
-    ))
+    )))
     .bind(Uuid::now_v7())
     .bind(order_id)
     .bind(amount_cents)
@@ -113,9 +114,9 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<(Intent, Option<U
         row: Row,
         created_by: Option<Uuid>,
     }
-    let l: Locked = sqlx::query_as(&format!(
+    let l: Locked = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS}, created_by FROM payment_intents WHERE id = $1 FOR NO KEY UPDATE"
-    ))
+    )))
     .bind(id)
     .fetch_one(conn)
     .await?;
@@ -124,10 +125,12 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<(Intent, Option<U
 
 /// The intent without a lock (for reads), or `NotFound`.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Intent, DbError> {
-    let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM payment_intents WHERE id = $1"))
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
+    let row: Row = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM payment_intents WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
     row.try_into()
 }
 
@@ -138,11 +141,11 @@ pub async fn settle(
     status: IntentStatus,
     reference: Option<&str>,
 ) -> Result<Intent, DbError> {
-    let row: Row = sqlx::query_as(&format!(
+    let row: Row = sqlx::query_as(AssertSqlSafe(format!(
         "UPDATE payment_intents SET status = $2, reference = COALESCE($3, reference),
              updated_at = now()
          WHERE id = $1 RETURNING {COLS}"
-    ))
+    )))
     .bind(id)
     .bind(status.as_str())
     .bind(reference)

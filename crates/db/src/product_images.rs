@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -92,7 +93,7 @@ pub async fn insert(
                  $3, $4, $5, $6)
          RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(product_id)
         .bind(file_key)
@@ -110,7 +111,7 @@ pub async fn get(
     image_id: Uuid,
 ) -> Result<ImageRow, DbError> {
     let sql = format!("SELECT {COLS} FROM product_images WHERE id = $1 AND product_id = $2");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(image_id)
         .bind(product_id)
         .fetch_one(conn)
@@ -121,7 +122,7 @@ pub async fn get(
 pub async fn list(conn: &mut PgConnection, product_id: Uuid) -> Result<Vec<ImageRow>, DbError> {
     let sql =
         format!("SELECT {COLS} FROM product_images WHERE product_id = $1 ORDER BY position, id");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(product_id)
         .fetch_all(conn)
         .await?)

@@ -4,6 +4,7 @@
 
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -38,7 +39,10 @@ pub async fn lock_existing(
 ) -> Result<Vec<ImportProduct>, DbError> {
     let sql =
         format!("SELECT {COLS} FROM products WHERE sku = ANY($1) ORDER BY sku FOR NO KEY UPDATE");
-    Ok(sqlx::query_as(&sql).bind(skus).fetch_all(conn).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(skus)
+        .fetch_all(conn)
+        .await?)
 }
 
 /// `(barcode, sku)` of products holding any of these barcodes.
@@ -127,7 +131,7 @@ pub async fn insert_batch(conn: &mut PgConnection, rows: &[ImportProduct]) -> Re
                                tax_rate_bp, active, track_stock, low_stock_threshold, stock_on_hand)
          SELECT * FROM {UNNEST}"
     );
-    bind_all(sqlx::query(&sql), columns(rows))
+    bind_all(sqlx::query(AssertSqlSafe(sql)), columns(rows))
         .execute(conn)
         .await?;
     Ok(())
@@ -147,7 +151,7 @@ pub async fn update_batch(conn: &mut PgConnection, rows: &[ImportProduct]) -> Re
             stock_on_hand = t.stock_on_hand, version = p.version + 1, updated_at = now()
          FROM {UNNEST} WHERE p.id = t.id"
     );
-    bind_all(sqlx::query(&sql), columns(rows))
+    bind_all(sqlx::query(AssertSqlSafe(sql)), columns(rows))
         .execute(conn)
         .await?;
     Ok(())
@@ -195,7 +199,10 @@ pub async fn enqueue_updated(conn: &mut PgConnection, ids: &[Uuid]) -> Result<()
          FROM (SELECT {} FROM products WHERE id = ANY($1) ORDER BY sku) x",
         crate::products::COLS
     );
-    sqlx::query(&sql).bind(ids).execute(conn).await?;
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(ids)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -79,7 +80,7 @@ pub async fn insert(conn: &mut PgConnection, p: &NewProduct<'_>) -> Result<Produ
                                tax_rate_bp, track_stock, low_stock_threshold)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(p.sku)
         .bind(p.barcode)
@@ -101,7 +102,7 @@ pub async fn get(
     include_inactive: bool,
 ) -> Result<Option<ProductRow>, DbError> {
     let sql = format!("SELECT {COLS} FROM products WHERE id = $1 AND (active OR $2)");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .bind(include_inactive)
         .fetch_optional(conn)
@@ -111,7 +112,10 @@ pub async fn get(
 /// Locks the row for a read-modify-write (PATCH, DELETE) in the caller's transaction.
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<ProductRow, DbError> {
     let sql = format!("SELECT {COLS} FROM products WHERE id = $1 FOR UPDATE");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_one(conn).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// The product whose barcode or SKU is exactly `code` (a till scan). Both columns have unique
@@ -126,7 +130,7 @@ pub async fn lookup(
         "SELECT {COLS} FROM products WHERE (barcode = $1 OR sku = $1) AND (active OR $2)
          ORDER BY (barcode = $1) IS TRUE DESC LIMIT 1"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(code)
         .bind(include_inactive)
         .fetch_optional(pool)
@@ -236,7 +240,7 @@ pub async fn low_stock(
            AND ($1::text IS NULL OR (name, id) > ($1, $2))
          ORDER BY name, id LIMIT $3"
     );
-    let rows: Vec<ProductRow> = sqlx::query_as(&sql)
+    let rows: Vec<ProductRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.as_ref().map(|a| a.0.as_str()))
         .bind(after.as_ref().map(|a| a.1))
         .bind(limit as i64 + 1)
@@ -282,7 +286,7 @@ pub async fn update(
             updated_at = now()
          WHERE id = $1 RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .bind(p.sku)
         .bind(p.barcode.is_some())

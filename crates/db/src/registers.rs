@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -28,9 +29,9 @@ pub async fn insert(
     name: &str,
     location_id: Option<Uuid>,
 ) -> Result<Register, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO registers (id, name, location_id) VALUES ($1, $2, $3) RETURNING {COLS}"
-    ))
+    )))
     .bind(Uuid::now_v7())
     .bind(name)
     .bind(location_id)
@@ -39,19 +40,19 @@ pub async fn insert(
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Register, DbError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLS} FROM registers WHERE id = $1"))
-            .bind(id)
-            .fetch_one(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM registers WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
 }
 
 /// Locks the register row for a change.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Register, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS} FROM registers WHERE id = $1 FOR NO KEY UPDATE"
-    ))
+    )))
     .bind(id)
     .fetch_one(conn)
     .await?)
@@ -65,11 +66,11 @@ pub async fn update(
     active: Option<bool>,
     location_id: Option<Uuid>,
 ) -> Result<Register, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "UPDATE registers SET name = COALESCE($2, name), active = COALESCE($3, active),
              location_id = COALESCE($4, location_id), version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING {COLS}"
-    ))
+    )))
     .bind(id)
     .bind(name)
     .bind(active)
@@ -91,11 +92,11 @@ pub async fn list(
     limit: usize,
 ) -> Result<Page<Register>, DbError> {
     let (name, id) = after.unzip();
-    let rows: Vec<Register> = sqlx::query_as(&format!(
+    let rows: Vec<Register> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS} FROM registers
          WHERE $1::text IS NULL OR (lower(name), id) > (lower($1), $2)
          ORDER BY lower(name), id LIMIT $3"
-    ))
+    )))
     .bind(name)
     .bind(id)
     .bind(limit as i64 + 1)

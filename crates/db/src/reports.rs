@@ -14,6 +14,7 @@
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -57,7 +58,7 @@ pub async fn sales(
     to: NaiveDate,
     tz: &str,
 ) -> Result<Sales, DbError> {
-    let days: Vec<DayRow> = sqlx::query_as(&format!(
+    let days: Vec<DayRow> = sqlx::query_as(AssertSqlSafe(format!(
         "WITH {BOUNDS},
          o AS (
              SELECT (o.created_at AT TIME ZONE $3)::date AS d, count(*) AS n,
@@ -85,25 +86,25 @@ pub async fn sales(
          LEFT JOIN o ON o.d = g.d::date
          LEFT JOIN r ON r.d = g.d::date
          ORDER BY 1"
-    ))
+    )))
     .bind(from)
     .bind(to)
     .bind(tz)
     .fetch_all(pool)
     .await?;
-    let by_payment_method: Vec<(String, i64)> = sqlx::query_as(&format!(
+    let by_payment_method: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
         "WITH {BOUNDS}
          SELECT p.method, sum(p.amount_cents)::bigint
          FROM payments p JOIN orders o ON o.id = p.order_id, bounds
          WHERE p.created_at >= bounds.lo AND p.created_at < bounds.hi AND o.status <> 'cancelled'
          GROUP BY 1 ORDER BY 1"
-    ))
+    )))
     .bind(from)
     .bind(to)
     .bind(tz)
     .fetch_all(pool)
     .await?;
-    let top_products: Vec<TopProduct> = sqlx::query_as(&format!(
+    let top_products: Vec<TopProduct> = sqlx::query_as(AssertSqlSafe(format!(
         "WITH {BOUNDS}
          SELECT l.product_id, (array_agg(l.name ORDER BY o.created_at DESC))[1] AS name,
                 sum(l.quantity)::bigint AS quantity,
@@ -113,7 +114,7 @@ pub async fn sales(
          GROUP BY l.product_id
          ORDER BY revenue_cents DESC, quantity DESC, l.product_id
          LIMIT 10"
-    ))
+    )))
     .bind(from)
     .bind(to)
     .bind(tz)

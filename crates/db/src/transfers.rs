@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::types::Json;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -156,7 +157,7 @@ pub async fn insert(
 
 /// The whole transfer, or `None`.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Transfer>, DbError> {
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE t.id = $1"))
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!("{SELECT} WHERE t.id = $1")))
         .bind(id)
         .fetch_optional(conn)
         .await?;

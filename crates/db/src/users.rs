@@ -1,6 +1,7 @@
 //! Users (staff accounts and customer logins).
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -40,7 +41,7 @@ pub async fn insert(conn: &mut PgConnection, u: NewUser<'_>) -> Result<UserRow, 
         "INSERT INTO users (id, email, password_hash, name, phone, role, customer_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(Uuid::now_v7())
         .bind(u.email)
         .bind(u.password_hash)
@@ -54,7 +55,7 @@ pub async fn insert(conn: &mut PgConnection, u: NewUser<'_>) -> Result<UserRow, 
 
 pub async fn find_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, DbError> {
     let sql = format!("SELECT {COLS} FROM users WHERE email = $1");
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(email)
         .fetch_optional(pool)
         .await?)
@@ -83,7 +84,10 @@ pub async fn auth_epoch(pool: &PgPool, id: Uuid) -> Result<Option<i64>, DbError>
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<UserRow, DbError> {
     let sql = format!("SELECT {COLS} FROM users WHERE id = $1");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_one(pool).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(pool)
+        .await?)
 }
 
 pub async fn any_admin(pool: &PgPool) -> Result<bool, DbError> {
@@ -105,7 +109,7 @@ pub async fn list(
          WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
          ORDER BY created_at, id LIMIT $3"
     );
-    let rows: Vec<UserRow> = sqlx::query_as(&sql)
+    let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(limit as i64 + 1)
@@ -140,7 +144,7 @@ pub async fn update(
                            THEN 1 ELSE 0 END
          WHERE id = $1 RETURNING {COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .bind(p.role)
         .bind(p.active)
@@ -164,7 +168,10 @@ pub async fn customer_is_linked(
 
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<UserRow, DbError> {
     let sql = format!("SELECT {COLS} FROM users WHERE id = $1 FOR UPDATE");
-    Ok(sqlx::query_as(&sql).bind(id).fetch_one(conn).await?)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Counts active admins, locking them so two concurrent demotions cannot both pass the check.

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -67,7 +68,7 @@ pub async fn insert(conn: &mut PgConnection, e: NewEndpoint<'_>) -> Result<Endpo
          VALUES ($1, $2, $3, $4, $5, $6, (SELECT last_seq FROM outbox_counter WHERE id = 1))
          RETURNING {ENDPOINT_COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(e.id)
         .bind(e.url)
         .bind(e.events)
@@ -80,7 +81,7 @@ pub async fn insert(conn: &mut PgConnection, e: NewEndpoint<'_>) -> Result<Endpo
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<EndpointRow, DbError> {
     let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1");
-    sqlx::query_as(&sql)
+    sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -89,7 +90,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<EndpointRow, DbError> {
 
 pub async fn get_for_update(conn: &mut PgConnection, id: Uuid) -> Result<EndpointRow, DbError> {
     let sql = format!("SELECT {ENDPOINT_COLS} FROM webhook_endpoints WHERE id = $1 FOR UPDATE");
-    sqlx::query_as(&sql)
+    sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -106,7 +107,7 @@ pub async fn list(
          WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2))
          ORDER BY created_at, id LIMIT $3"
     );
-    let rows: Vec<EndpointRow> = sqlx::query_as(&sql)
+    let rows: Vec<EndpointRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(limit as i64 + 1)
@@ -146,7 +147,7 @@ pub async fn update(
              updated_at = now(), version = version + 1
          WHERE id = $1 RETURNING {ENDPOINT_COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .bind(p.url)
         .bind(p.events)
@@ -168,7 +169,7 @@ pub async fn rotate(
              previous_valid_until = $3, updated_at = now(), version = version + 1
          WHERE id = $1 RETURNING {ENDPOINT_COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .bind(secret)
         .bind(previous_valid_until)
@@ -253,7 +254,7 @@ pub async fn deliveries(
            AND ($3::bigint IS NULL OR event_seq < $3)
          ORDER BY event_seq DESC LIMIT $4"
     );
-    let rows: Vec<DeliveryRow> = sqlx::query_as(&sql)
+    let rows: Vec<DeliveryRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(endpoint_id)
         .bind(status)
         .bind(before_seq)
@@ -269,7 +270,7 @@ pub fn decode_delivery_cursor(c: &str) -> Option<i64> {
 
 pub async fn delivery(pool: &PgPool, id: Uuid) -> Result<DeliveryRow, DbError> {
     let sql = format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries WHERE id = $1");
-    sqlx::query_as(&sql)
+    sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -293,7 +294,7 @@ pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<DeliveryRow, DbE
              max_attempts = GREATEST(max_attempts, attempts + 1), delivered_at = NULL
          WHERE id = $1 RETURNING {DELIVERY_COLS}"
     );
-    sqlx::query_as(&sql)
+    sqlx::query_as(AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -318,7 +319,7 @@ pub async fn lease_endpoint(
              FOR UPDATE SKIP LOCKED)
          RETURNING {ENDPOINT_COLS}"
     );
-    Ok(sqlx::query_as(&sql)
+    Ok(sqlx::query_as(AssertSqlSafe(sql))
         .bind(worker)
         .bind(lease_ms)
         .fetch_optional(pool)

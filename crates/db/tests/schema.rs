@@ -5,6 +5,7 @@
 //! - the stock ledger's low-stock trigger: one alert when a tracked product crosses down to its
 //!   threshold, whoever writes the movement.
 
+use sqlx::AssertSqlSafe;
 use std::collections::BTreeMap;
 
 use sqlx::{Connection, PgConnection};
@@ -54,7 +55,7 @@ async fn with_fresh_db<T>(f: impl AsyncFnOnce(&mut PgConnection) -> T) -> T {
     let mut admin = PgConnection::connect(&format!("{base}/postgres"))
         .await
         .expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -67,7 +68,7 @@ async fn with_fresh_db<T>(f: impl AsyncFnOnce(&mut PgConnection) -> T) -> T {
         conn.close().await.unwrap();
         out
     };
-    sqlx::query(&format!("DROP DATABASE {name}"))
+    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name}")))
         .execute(&mut admin)
         .await
         .unwrap();

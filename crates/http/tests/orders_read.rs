@@ -1,6 +1,7 @@
 //! Reading orders (list, one, per customer), the board, the audit log and the sales report.
 
 use serde_json::{json, Value};
+use sqlx::AssertSqlSafe;
 use till_test_support::*;
 
 const ORDERS: &str = "/api/v1/orders";
@@ -20,9 +21,9 @@ fn ids(page: &Value) -> Vec<&str> {
 }
 
 async fn set_time(app: &TestApp, table: &str, id: &str, at: &str) {
-    sqlx::query(&format!(
+    sqlx::query(AssertSqlSafe(format!(
         "UPDATE {table} SET created_at = $2::timestamptz WHERE id = $1::uuid"
-    ))
+    )))
     .bind(id)
     .bind(at)
     .execute(&app.state.db.write)

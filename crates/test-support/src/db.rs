@@ -1,6 +1,7 @@
 //! Databases for tests: a fresh PostgreSQL database per test, cloned from a template that has every
 //! migration applied, and the service URLs the tests read from the environment.
 
+use sqlx::AssertSqlSafe;
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
@@ -48,11 +49,11 @@ pub async fn fresh_db() -> String {
             .unwrap();
     if !exists {
         let building = format!("{template}_building");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {building}"))
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {building}")))
             .execute(&mut admin)
             .await
             .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {building}"))
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {building}")))
             .execute(&mut admin)
             .await
             .unwrap();
@@ -66,10 +67,12 @@ pub async fn fresh_db() -> String {
                 .expect("migrations apply");
             c.close().await.unwrap();
         }
-        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {template}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER DATABASE {building} RENAME TO {template}"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     }
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(fp as i64)
@@ -85,9 +88,11 @@ pub async fn fresh_db() -> String {
     // CREATE DATABASE … TEMPLATE copies files: milliseconds, versus re-running migrations.
     let mut tries = 0;
     loop {
-        match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-            .execute(&mut admin)
-            .await
+        match sqlx::query(AssertSqlSafe(format!(
+            "CREATE DATABASE {name} TEMPLATE {template}"
+        )))
+        .execute(&mut admin)
+        .await
         {
             Ok(_) => break,
             // "source database is being accessed by other users": another process is cloning.

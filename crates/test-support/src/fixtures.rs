@@ -3,6 +3,7 @@
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 
 use crate::app::TestApp;
 use crate::builders::ProductBuilder;
@@ -26,7 +27,7 @@ pub async fn insert_product(
 
 /// Runs fixture SQL with one text parameter bound as `$1` (e.g. a product id).
 pub async fn exec_sql(app: &TestApp, sql: &str, arg: &str) {
-    sqlx::query(sql)
+    sqlx::query(AssertSqlSafe(sql))
         .bind(arg)
         .execute(&app.state.db.write)
         .await
@@ -44,7 +45,7 @@ pub async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
 
 /// One `count(*)`-style number, with one text parameter bound as `$1` (`""` when unused).
 pub async fn count(app: &TestApp, sql: &str, arg: &str) -> i64 {
-    let q = sqlx::query_scalar(sql);
+    let q = sqlx::query_scalar(AssertSqlSafe(sql));
     let q = if sql.contains("$1") { q.bind(arg) } else { q };
     q.fetch_one(&app.state.db.write).await.expect("count")
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::types::Json;
+use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
 use till_domain::{Channel, Fulfilment, OrderStatus, PaymentMethod};
 use uuid::Uuid;
@@ -244,7 +245,10 @@ pub struct ProductForOrder {
 /// The whole order, or `NotFound`.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Order, DbError> {
     let sql = format!("{} FROM orders o WHERE o.id = $1", select_whole());
-    let row: OrderRow = sqlx::query_as(&sql).bind(id).fetch_one(conn).await?;
+    let row: OrderRow = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
     row.try_into()
 }
 

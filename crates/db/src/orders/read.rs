@@ -2,6 +2,7 @@
 //! worker's queries for expired online orders that are not fully paid.
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use till_domain::{Channel, OrderStatus};
 use uuid::Uuid;
@@ -111,7 +112,7 @@ pub async fn board(pool: &PgPool, per_column: i64, done: i64) -> Result<Board, D
          ORDER BY o.created_at, o.id",
         select_whole()
     );
-    let columns: Vec<OrderRow> = sqlx::query_as(&sql)
+    let columns: Vec<OrderRow> = sqlx::query_as(AssertSqlSafe(sql))
         .bind(&statuses)
         .bind(per_column)
         .fetch_all(pool)
@@ -121,7 +122,10 @@ pub async fn board(pool: &PgPool, per_column: i64, done: i64) -> Result<Board, D
          ORDER BY o.updated_at DESC, o.id DESC LIMIT $1",
         select_whole()
     );
-    let recent: Vec<OrderRow> = sqlx::query_as(&sql).bind(done).fetch_all(pool).await?;
+    let recent: Vec<OrderRow> = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(done)
+        .fetch_all(pool)
+        .await?;
     Ok(Board {
         counts,
         columns: into_orders(columns)?,
@@ -162,13 +166,13 @@ async fn expired(
     money: &'static str,
 ) -> Result<Vec<Uuid>, DbError> {
     // The predicate matches the partial index `orders_open_online_idx`.
-    Ok(sqlx::query_scalar(&format!(
+    Ok(sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT id FROM orders
          WHERE status = 'pending' AND channel = 'online' AND paid_cents < total_cents
            AND {money}
            AND created_at < now() - make_interval(secs => $1::float8)
          ORDER BY created_at LIMIT $2"
-    ))
+    )))
     .bind(ttl_secs as f64)
     .bind(limit)
     .fetch_all(pool)

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::AssertSqlSafe;
 use sqlx::PgConnection;
 use till_domain::CashMovementType;
 use uuid::Uuid;
@@ -175,20 +176,20 @@ pub async fn register_active(conn: &mut PgConnection, id: Uuid) -> Result<bool, 
 
 /// The shift row without a lock.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<ShiftRow, DbError> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {COLS} FROM shifts WHERE id = $1"))
-            .bind(id)
-            .fetch_one(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLS} FROM shifts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
 }
 
 /// The shift row, locked `FOR UPDATE` (join, cash movements, close): waits for every payment,
 /// refund and order holding it `FOR SHARE`, and keeps new ones out until the caller commits.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<ShiftRow, DbError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "SELECT {COLS} FROM shifts WHERE id = $1 FOR UPDATE"
-    ))
+    )))
     .bind(id)
     .fetch_one(conn)
     .await?)
@@ -251,14 +252,14 @@ pub async fn add_movement(
         CashMovementType::PaidIn => "paid_in_cents",
         CashMovementType::PaidOut => "paid_out_cents",
     };
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "WITH u AS (
              UPDATE shifts SET {column} = {column} + $4, version = version + 1 WHERE id = $2
          )
          INSERT INTO shift_cash_movements (id, shift_id, type, amount_cents, reason, created_by)
          VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, shift_id, type, amount_cents, reason, created_by, created_at"
-    ))
+    )))
     .bind(Uuid::now_v7())
     .bind(shift_id)
     .bind(kind.as_str())
