@@ -153,10 +153,10 @@ pub(crate) async fn run(
 /// request) and drives it as a `Oneshot`. An HTTP/1 connection serves its requests one at a
 /// time, so here each connection keeps one copy of the stack and calls it in place; the lock is
 /// only ever taken by the connection's own task. Measured with the liveness probe (wrk at 64
-/// connections, 5 s rounds against the bare axum baseline, two builds whose liveness path differs
-/// only in this,
-/// alternated): this build answered more in 9 of 10 rounds, median ratio 0.87–0.89 against
-/// 0.79–0.81; the per-request clone and `Oneshot` were about 1 % of the server's `perf` samples.
+/// connections, 5 s rounds against the bare axum baseline, alternating two builds whose
+/// liveness path differs only in this): this one answered more in 9 of 10 rounds, median ratio
+/// 0.87–0.89 against 0.79–0.81; the per-request clone and `Oneshot` were about 1 % of the
+/// server's `perf` samples.
 struct PerConnection<S> {
     app: Mutex<S>,
     /// The peer's address for `ConnectInfo`, as `into_make_service_with_connect_info` gives.
