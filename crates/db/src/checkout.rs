@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::audit::Actor;
@@ -69,7 +69,7 @@ struct PreparedRow {
 
 /// Reads what an order needs before it can be priced; see the module comment.
 pub async fn prepare(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     scope: &str,
     key: &str,
     product_ids: &[Uuid],
@@ -85,7 +85,7 @@ pub async fn prepare(
     .bind(key)
     .bind(product_ids)
     .bind(customer_id)
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await?;
     let stored = row.request_hash.map(|request_hash| Stored {
         request_hash,
@@ -382,11 +382,11 @@ pub struct Placed {
 }
 
 /// Writes the order and all that goes with it in one statement; see the module comment.
-pub async fn place(pool: &PgPool, p: Placement<'_>) -> Result<Placed, PlaceError> {
+pub async fn place(conn: &mut PgConnection, p: Placement<'_>) -> Result<Placed, PlaceError> {
     let args = Json(PlaceArgs::new(&p));
     let out: Json<Value> = sqlx::query_scalar("SELECT till_place_order($1)")
         .bind(args)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?;
     let bad =
         |e: serde_json::Error| PlaceError::Db(DbError::Other(sqlx::Error::Decode(Box::new(e))));

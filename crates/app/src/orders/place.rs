@@ -12,6 +12,7 @@ use serde_json::json;
 use till_db::audit::Actor;
 use till_db::checkout::{self, AuditEntry, PlaceError, Placement};
 use till_db::orders::{Line, Order, ProductForOrder, StatusChange};
+use till_db::DbError;
 use till_domain::{
     discount_needs_manager, price_order, Channel, Discount, FieldErrors, Fulfilment, LineInput,
     MovementReason, OrderStatus, Role,
@@ -79,11 +80,17 @@ pub async fn place(
     }
     let (note, address) = check_body(body, channel)?;
 
+    // Both round trips on one connection: the pool tests every connection given back with a
+    // round trip of its own (sqlx's `return_to_pool`), so taking one connection instead of two
+    // saves PostgreSQL an exchange per order and the next order a hand-over. No transaction
+    // stays open between the two; pricing in between is microseconds of CPU.
+    let mut conn = app.db.write.acquire().await.map_err(DbError::from)?;
+
     // Round trip 1: the key's stored answer, the products, the order number and the clock.
     let scope = idempotency::scope(caller.user_id);
     let ids: Vec<Uuid> = body.lines.iter().map(|l| l.product_id).collect();
     let named_customer = customer_id.filter(|_| channel == Channel::Pos);
-    let prep = checkout::prepare(&app.db.write, &scope, &key.key, &ids, named_customer).await?;
+    let prep = checkout::prepare(&mut conn, &scope, &key.key, &ids, named_customer).await?;
     if let Some(stored) = prep.stored {
         return Ok(idempotency::answer_stored(stored, key)?);
     }
@@ -130,7 +137,7 @@ pub async fn place(
     };
     let mut answer = render(&order);
     let placed = checkout::place(
-        &app.db.write,
+        &mut conn,
         Placement {
             order: &order,
             movement_reason: MovementReason::Sale.as_str(),
@@ -150,6 +157,8 @@ pub async fn place(
         },
     )
     .await;
+    // Back to the pool before anything else may want one (a taken key reads its answer).
+    drop(conn);
     match placed {
         Ok(placed) => {
             app.after_commit(true);
