@@ -273,14 +273,15 @@ fn envelope(resp: Response) -> Response {
 const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
 const X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
 const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
-/// The policy of the pages a browser renders (the till's and the shop's HTML, the API docs):
-/// scripts, styles, images and the live feed from this origin only.
+/// The policy of the pages a browser renders (the till's and the shop's HTML, the API docs) and
+/// of their scripts (a worker runs under its script's policy): scripts, styles, images and the
+/// live feed from this origin only.
 const DOCUMENT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
-/// The policy of everything else (JSON, CSV, images): data, never a page that runs anything, so
-/// it may load nothing and be framed by nobody, as OWASP's REST guidance has it for APIs. An
-/// SVG opened on its own runs no script under it. Under a quarter of the document policy's
-/// length, on every API answer.
+/// The policy of data (JSON, CSV, plain text, images): never a page that runs anything, so it
+/// may load nothing and be framed by nobody, as OWASP's REST guidance has it for APIs. An SVG
+/// opened on its own runs no script under it. Under a quarter of the document policy's length,
+/// on every API answer.
 const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Headers every response carries.
@@ -291,11 +292,7 @@ fn security_headers(state: &AppState, h: &mut HeaderMap) {
         .or_insert(HeaderValue::from_static("DENY"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        let csp = if is_document(h) {
-            DOCUMENT_CSP
-        } else {
-            DATA_CSP
-        };
+        let csp = if is_data(h) { DATA_CSP } else { DOCUMENT_CSP };
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(csp),
@@ -309,14 +306,31 @@ fn security_headers(state: &AppState, h: &mut HeaderMap) {
     }
 }
 
-/// Whether a response may be a page a browser renders: HTML, or no content type at all. A
-/// 304 has none, and browsers replace a cached page's headers with a 304's, so it keeps the
-/// document policy.
-fn is_document(h: &HeaderMap) -> bool {
-    let starts = |ct: &[u8], p: &[u8]| ct.get(..p.len()).is_some_and(|c| c.eq_ignore_ascii_case(p));
-    h.get(header::CONTENT_TYPE).is_none_or(|ct| {
-        starts(ct.as_bytes(), b"text/html") || starts(ct.as_bytes(), b"application/xhtml+xml")
-    })
+/// Whether a response is data that no browser runs as a page or a worker. Everything else keeps
+/// the document policy: HTML; scripts, because a worker's script answer sets the worker's own
+/// policy (the till's offline service worker fetches under it); and answers without a content
+/// type, such as a 304 for a page, whose headers browsers put on the cached page.
+fn is_data(h: &HeaderMap) -> bool {
+    let Some(ct) = h.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let ct = ct.as_bytes();
+    let essence = ct
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let is = |t: &[u8]| essence.eq_ignore_ascii_case(t);
+    let starts = |p: &[u8]| {
+        essence
+            .get(..p.len())
+            .is_some_and(|c| c.eq_ignore_ascii_case(p))
+    };
+    is(b"application/json")
+        || (starts(b"application/") && essence.ends_with(b"+json"))
+        || is(b"text/csv")
+        || is(b"text/plain")
+        || starts(b"image/")
 }
 
 const IMPORT_PATH: &str = "/api/v1/products/import";
@@ -656,34 +670,38 @@ mod tests {
     }
 
     #[test]
-    fn pages_and_bodiless_answers_get_the_document_policy_and_data_the_strict_one() {
+    fn data_gets_the_strict_policy_and_pages_scripts_and_bodiless_answers_the_document_one() {
         let policy = |ct: Option<&'static str>| {
             let mut h = HeaderMap::new();
             if let Some(ct) = ct {
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
             }
-            if is_document(&h) {
-                DOCUMENT_CSP
-            } else {
+            if is_data(&h) {
                 DATA_CSP
+            } else {
+                DOCUMENT_CSP
             }
         };
         for page in [
             Some("text/html"),
             Some("text/html; charset=utf-8"),
-            Some("TEXT/HTML"),
             Some("application/xhtml+xml"),
+            Some("text/javascript"),
+            Some("application/javascript; charset=utf-8"),
+            Some("text/css"),
+            Some(""),
             None,
         ] {
             assert_eq!(policy(page), DOCUMENT_CSP, "{page:?}");
         }
         for data in [
             "application/json",
-            "text/csv",
-            "image/svg+xml",
+            "APPLICATION/JSON; charset=utf-8",
+            "application/problem+json",
+            "text/csv; charset=utf-8",
             "text/plain; version=0.0.4",
-            "text/htm",
-            "",
+            "image/png",
+            "image/svg+xml",
         ] {
             assert_eq!(policy(Some(data)), DATA_CSP, "{data}");
         }
