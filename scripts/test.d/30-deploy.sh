@@ -293,6 +293,7 @@ body = m.group(1)
 assert "alias /srv/till/media/;" in body and "try_files $uri =404;" in body, body
 assert 'add_header Cache-Control "public, max-age=31536000, immutable";' in body, body
 assert "proxy_pass" not in body, "media must be served from disk, not proxied"
+assert """add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;""" in body, body
 assert re.search(r"location = /api/v1/products/import \{[^}]*client_max_body_size 64m;", conf), "import body limit"
 assert re.search(r"location ~ \^/api/v1/products/\[\^/\]\+/images\$ \{[^}]*client_max_body_size 10m;", conf), "image body limit"
 env = open(sys.argv[3]).read()

@@ -276,13 +276,13 @@ const REFERRER_POLICY: HeaderName = HeaderName::from_static("referrer-policy");
 /// The policy of the pages a browser renders (the till's and the shop's HTML, the API docs) and
 /// of their scripts (a worker runs under its script's policy): scripts, styles, images and the
 /// live feed from this origin only.
-const DOCUMENT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+pub const DOCUMENT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 /// The policy of data (JSON, CSV, plain text, images): never a page that runs anything, so it
 /// may load nothing and be framed by nobody, as OWASP's REST guidance has it for APIs. An SVG
 /// opened on its own runs no script under it. Under a quarter of the document policy's length,
 /// on every API answer.
-const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+pub const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Headers every response carries.
 fn security_headers(state: &AppState, h: &mut HeaderMap) {

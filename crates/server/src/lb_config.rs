@@ -228,7 +228,10 @@ struct Context {
     /// nginx's burst: a third of the per-minute rate, at least 1.
     login_burst: u32,
     internal_nets: &'static [&'static str],
+    /// The policies Till sends (see till-http's security headers), for files the balancer
+    /// serves itself: the UI's pages and scripts, and product images.
     csp: &'static str,
+    data_csp: &'static str,
     /// nginx's named locations for the answers it makes itself.
     own_errors: Vec<OwnError>,
     /// HAProxy's 429 body, escaped for a double-quoted `lf-string` (request id from the header).
@@ -313,7 +316,8 @@ impl Context {
             login_per_min: a.login_per_min.max(1),
             login_burst: (a.login_per_min / 3).max(1),
             internal_nets: INTERNAL_NETS,
-            csp: CSP,
+            csp: till_http::layers::DOCUMENT_CSP,
+            data_csp: till_http::layers::DATA_CSP,
             own_errors: vec![
                 own_error(
                     "till_unavailable",
@@ -492,10 +496,6 @@ const INTERNAL_NETS: &[&str] = &[
 /// Till's own Strict-Transport-Security (sent when COOKIE_SECURE is on): two years would pin
 /// HTTPS longer than a certificate mistake should; one year is what preload lists accept.
 const HSTS: &str = "max-age=31536000; includeSubDomains";
-
-/// The Content-Security-Policy Till sends, for files the balancer serves itself.
-const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
-connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 #[cfg(test)]
 mod tests {
@@ -676,6 +676,36 @@ mod tests {
         assert!(c.contains("client_max_body_size 2k;"));
         assert!(c.contains("limit_req zone=till_login burst=2 nodelay;"));
         assert!(c.contains("--login-per-min 6"));
+    }
+
+    /// Files nginx serves itself carry the policies Till sends for the same files: the pages'
+    /// policy for the UI (pages and scripts, which a worker runs under), the data policy for
+    /// product images.
+    #[test]
+    fn nginx_served_files_carry_tills_policies() {
+        let c = render(&args(COMPOSE_NGINX_ARGS)).unwrap();
+        // The UI's locations follow its root (the plain-HTTP server before it only redirects).
+        let ui = c.find("root /srv/till/web;").expect("the static root");
+        let block = |start: &str| {
+            let from = ui + c[ui..].find(start).unwrap_or_else(|| panic!("no {start}"));
+            let len = c[from..].find("\n        }").unwrap();
+            c[from..from + len].to_owned()
+        };
+        let page = format!(
+            "add_header Content-Security-Policy \"{}\" always;",
+            till_http::layers::DOCUMENT_CSP
+        );
+        let data = format!(
+            "add_header Content-Security-Policy \"{}\" always;",
+            till_http::layers::DATA_CSP
+        );
+        for ui in ["location = / {", "location / {"] {
+            assert!(block(ui).contains(&page), "{ui}");
+        }
+        let media = block("location /media/ {");
+        assert!(media.contains(&data), "{media}");
+        assert!(media.contains("add_header X-Frame-Options DENY always;"));
+        assert!(media.contains("add_header Referrer-Policy no-referrer always;"));
     }
 
     /// `nginx/nginx.conf` is generated; if this fails, regenerate it with
