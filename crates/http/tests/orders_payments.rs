@@ -128,6 +128,16 @@ async fn payment_errors_and_roles() {
             json!({"method": "card", "amount_cents": 500, "tendered_cents": 500}),
             "tendered_cents",
         ),
+        // Found by the schema fuzzer: the change was computed from the out-of-range pair and
+        // overflowed (a 500) before the field errors were answered.
+        (
+            json!({"method": "cash", "amount_cents": -103879390, "tendered_cents": i64::MAX - 1}),
+            "tendered_cents",
+        ),
+        (
+            json!({"method": "cash", "amount_cents": i64::MIN, "tendered_cents": i64::MAX}),
+            "amount_cents",
+        ),
         (json!({"method": "cheque", "amount_cents": 500}), "method"),
         (
             json!({"method": "cash", "amount_cents": 5.5}),

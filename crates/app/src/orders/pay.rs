@@ -180,7 +180,9 @@ fn check(b: &PaymentInput) -> Result<(Option<i64>, i64, Option<&str>), OrderErro
             errs.add("tendered_cents", "must be at least amount_cents");
             (None, 0)
         }
-        (PaymentMethod::Cash, Some(t)) => (Some(t), t - b.amount_cents),
+        // Saturating: an out-of-range pair (a negative amount, a tender near i64::MAX) has its
+        // errors recorded above and must not overflow before they are answered.
+        (PaymentMethod::Cash, Some(t)) => (Some(t), t.saturating_sub(b.amount_cents)),
         (_, Some(_)) => {
             errs.add("tendered_cents", "is only for cash payments");
             (None, 0)
