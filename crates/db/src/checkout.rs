@@ -117,6 +117,8 @@ pub struct Placement<'a> {
     pub actor: &'a Actor,
     pub audit: &'a [AuditEntry],
     pub event_topic: &'a str,
+    /// The event's payload without `data`: the function adds the stored answer (the order as
+    /// placed, with the location, register and shift it resolved) as `data`.
     pub event: &'a Value,
     pub idem_scope: &'a str,
     pub idem_key: &'a str,
@@ -180,9 +182,9 @@ impl From<sqlx::Error> for PlaceError {
 
 /// The one argument of `till_place_order`
 /// (migrations/20261130100000_place_order_by_name.sql, 20261130200000_payment_intents.sql,
-/// 20261201100000_register_shifts.sql, 20261201400000_locations.sql): every key is the column it
-/// fills, read
-/// there with `jsonb_populate_record(NULL::<table>, …)`.
+/// 20261201100000_register_shifts.sql, 20261201400000_locations.sql,
+/// 20261202100001_order_event_carries_the_stored_answer.sql): every key is the column it fills,
+/// read there with `jsonb_populate_record(NULL::<table>, …)`.
 #[derive(Serialize)]
 struct PlaceArgs<'a> {
     order: OrderRow<'a>,

@@ -9,12 +9,14 @@ use till_test_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_sales_beyond_the_pool_waits_its_turn_and_every_sale_goes_through() {
-    // Two pooled connections and a 100 ms acquire timeout: 200 sales at once queued at the pool
-    // would wait far longer than 100 ms for a connection, and many would answer 503.
+    // Two pooled connections and a 400 ms acquire timeout: 200 sales at once queued at the pool
+    // would wait far longer than 400 ms for a connection (the burst takes about 2 s), and many
+    // would answer 503. (Not 100 ms: opening a connection, TLS included, takes longer than
+    // that in a debug build on a slow machine, and the acquire timeout covers it.)
     let opts = Opts::new()
         .await
         .set("DATABASE_MAX_CONNECTIONS", "2")
-        .set("DATABASE_ACQUIRE_TIMEOUT_MS", "100");
+        .set("DATABASE_ACQUIRE_TIMEOUT_MS", "400");
     let app = TestApp::spawn_with(&opts).await;
     let cashier = app.as_cashier().await;
     let product = ProductBuilder::new("BURST-1")

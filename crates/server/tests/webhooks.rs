@@ -242,6 +242,15 @@ async fn deliveries_are_signed_and_verify_across_a_rotation() {
         assert!(body["sequence"].as_i64().unwrap() > 0);
         assert_eq!(g.attempt, 1);
     }
+    // The order as placed, as the till was answered: with the location it was taken from
+    // (the default one here, which the order did not name).
+    let placed = got
+        .iter()
+        .find(|g| g.kind == "order.created")
+        .unwrap()
+        .json();
+    assert!(order["location_id"].is_string(), "{order}");
+    assert_eq!(placed["data"], order, "data is the order as placed");
     let paid = got.iter().find(|g| g.kind == "order.paid").unwrap().json();
     assert_eq!(paid["data"]["id"], oid.as_str(), "data is the order");
     assert_eq!(paid["data"]["total_cents"], 1250);

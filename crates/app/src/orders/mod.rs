@@ -204,6 +204,15 @@ fn live_type(topic: &str) -> &'static str {
 /// frames). The customer id routes the event to its customer (it is not sent).
 pub fn event_payload(topic: &str, o: &Order) -> Value {
     let full = order_json(o);
+    let mut payload = event_envelope(topic, o, &full);
+    if let Some(obj) = payload.as_object_mut() {
+        obj.insert("data".into(), full);
+    }
+    payload
+}
+
+/// [`event_payload`] without its `data`, for `full`, the order's JSON (`order_json(o)`).
+pub(crate) fn event_envelope(topic: &str, o: &Order, full: &Value) -> Value {
     let mut summary = serde_json::Map::new();
     for k in [
         "id",
@@ -222,6 +231,5 @@ pub fn event_payload(topic: &str, o: &Order) -> Value {
         "at": chrono::Utc::now(),
         "order": summary,
         "customer_id": o.customer_id,
-        "data": full,
     })
 }

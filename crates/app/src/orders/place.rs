@@ -19,7 +19,7 @@ use till_domain::{
 };
 use uuid::Uuid;
 
-use super::{event_payload, Caller, OrderError};
+use super::{event_envelope, order_json, Caller, OrderError};
 use crate::idempotency::{self, Answer, IdempotencyError, IdempotencyKey};
 use crate::App;
 
@@ -56,15 +56,16 @@ pub struct LineInputBody {
     pub quantity: i64,
 }
 
-/// Places `input` for `caller` under idempotency `key`. `render` shapes the answer, which is
-/// written in the same statement as the order (and replayed for retries).
+/// Places `input` for `caller` under idempotency `key`. The answer (201, the order, and the
+/// `headers` given for it) is written in the same statement as the order (and replayed for
+/// retries).
 pub async fn place(
     app: &App,
     caller: &Caller,
     actor: &Actor,
     input: &PlaceInput,
     key: &IdempotencyKey,
-    render: impl FnOnce(&Order) -> Answer,
+    headers: impl FnOnce(&Order) -> Vec<(String, String)>,
 ) -> Result<Answer, OrderError> {
     let body = input;
     let channel = match caller.role {
@@ -135,7 +136,9 @@ pub async fn place(
         }],
         receipt_count: 0,
     };
-    let mut answer = render(&order);
+    // The answer is the order as `GET` returns it; the function stores it and makes it the
+    // event's `data` too (after adding the location, register and shift it resolves).
+    let mut answer = Answer::new(201, order_json(&order), headers(&order));
     let placed = checkout::place(
         &mut conn,
         Placement {
@@ -144,7 +147,7 @@ pub async fn place(
             actor,
             audit: &audit_entries(&order, body.discount.as_ref()),
             event_topic: "order.created",
-            event: &event_payload("order.created", &order),
+            event: &event_envelope("order.created", &order, &answer.body),
             idem_scope: &scope,
             idem_key: &key.key,
             idem_hash: &key.request_hash,

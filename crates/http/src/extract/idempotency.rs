@@ -183,11 +183,15 @@ pub fn canonical_json(v: &Value) -> String {
 
 /// An answer to store and send: status, JSON body and headers (ETag, Location).
 pub fn answer(status: StatusCode, body: Value, headers: Vec<(HeaderName, HeaderValue)>) -> Answer {
-    let headers = headers
+    Answer::new(status.as_u16(), body, stored_headers(headers))
+}
+
+/// Headers as an [`Answer`] keeps them: lower-case names and their text.
+pub fn stored_headers(headers: Vec<(HeaderName, HeaderValue)>) -> Vec<(String, String)> {
+    headers
         .into_iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    Answer::new(status.as_u16(), body, headers)
+        .collect()
 }
 
 /// A `Location` header for an answer.

@@ -2,13 +2,13 @@
 //! rules). The answer carries `Location` and `ETag`, and is stored for idempotent retries.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use till_app::orders::PlaceInput;
 
-use super::{caller, etag, order_json};
+use super::{caller, etag};
 use crate::error::ApiResult;
-use crate::extract::idempotency::{answer, respond};
+use crate::extract::idempotency::{respond, stored_headers};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta};
 use crate::openapi::schemas::ErrorBody;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ pub async fn create(
             if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)) {
                 headers.insert(0, (header::LOCATION, location));
             }
-            answer(StatusCode::CREATED, order_json(order), headers)
+            stored_headers(headers)
         },
     )
     .await?;
