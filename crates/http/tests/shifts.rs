@@ -60,6 +60,16 @@ async fn expected_cash_counts_cash_amounts_not_tendered_nor_card_and_takes_cash_
     let a = sale(&cashier, &p, 1).await;
     assert_eq!(a["register_id"], till.as_str());
     assert_eq!(a["shift_id"], shift["id"]);
+    // Its event carries the order as placed (a webhook's `data`): register and shift included.
+    let data: Value = sqlx::query_scalar(
+        "SELECT payload -> 'data' FROM outbox
+         WHERE topic = 'order.created' AND payload -> 'order' ->> 'id' = $1",
+    )
+    .bind(a["id"].as_str().unwrap())
+    .fetch_one(&app.state.db.write)
+    .await
+    .unwrap();
+    assert_eq!(data, a);
     let v = cashier
         .pay(
             a["id"].as_str().unwrap(),
