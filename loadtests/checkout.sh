@@ -28,6 +28,10 @@
 #     best with few active backends; the pool's queue is first come, first served. Measured
 #     2026-11-22 (5 runs each): pool 32 → 1060 orders/s, p99 53 ms; pool 8 → 931/s, p99 50 ms.
 #   BENCH_DB [till_bench]  PGBENCH_DB [till_pgbench]  RUST_LOG [warn]  KEEP_DB [0]
+#   PG_SSLMODE [unset: what the server offers]  sslmode for both Till's and pgbench's
+#     connections. A PostgreSQL with `ssl = on` (Debian's default) gets TLS on loopback too;
+#     docker-compose.yml's PostgreSQL has no TLS, so `PG_SSLMODE=disable` measures the shipped
+#     compose topology. The summary says which one the run used.
 #   MODE [sequential] | concurrent
 #   BASELINE [pgbench] | webhooks
 #     webhooks: instead of pgbench, each run measures checkout twice: with 5 webhook endpoints
@@ -105,7 +109,9 @@ trap cleanup EXIT
 
 echo "== database $BENCH_DB with $PRODUCTS products"
 psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $BENCH_DB" -c "CREATE DATABASE $BENCH_DB"
-export DATABASE_URL="$PG_URL/$BENCH_DB"
+PG_QUERY=""
+[ -n "${PG_SSLMODE:-}" ] && PG_QUERY="?sslmode=$PG_SSLMODE"
+export DATABASE_URL="$PG_URL/$BENCH_DB$PG_QUERY"
 "$TILL" migrate >/dev/null
 psql -w -X -q -d "$DATABASE_URL" <<SQL
 INSERT INTO products (id, sku, name, price_cents, tax_rate_bp, stock_on_hand)
@@ -228,13 +234,13 @@ for i in $(seq 1 "$RUNS"); do
     echo "tps = $(echo "$base_line" | field rps)" >"$work/pgbench.out"
   elif [ "$MODE" = concurrent ]; then
     rm -f "$work"/pgblog*
-    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix="$work/pgblog" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" &
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix="$work/pgblog" "$PG_URL/$PGBENCH_DB$PG_QUERY" >"$work/pgbench.out" 2>"$work/pgbench.err" &
     pgbench_pid=$!
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
     wait "$pgbench_pid" || true
   else
     rm -f "$work"/pgblog*
-    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix="$work/pgblog" "$PG_URL/$PGBENCH_DB" >"$work/pgbench.out" 2>"$work/pgbench.err" || true
+    pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix="$work/pgblog" "$PG_URL/$PGBENCH_DB$PG_QUERY" >"$work/pgbench.out" 2>"$work/pgbench.err" || true
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
   fi
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
@@ -269,6 +275,10 @@ m_rps="$(median "${rps_all[@]}")"
 m_p99="$(median "${p99_all[@]}")"
 m_ratio="$(median "${ratio_all[@]}")"
 orders="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FROM orders")"
+# What Till's own connections to the database negotiated (see PG_SSLMODE).
+till_tls="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT count(*) FILTER (WHERE s.ssl) || ' of ' || count(*)
+  FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+  WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'")"
 errors5="$(grep -c '"level":"ERROR"' "$work/server.log" || true)"
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN { exit !(a $3 b) }"; then echo PASS; else echo FAIL; fi; }
 if [ "$BASELINE" = webhooks ]; then
@@ -306,4 +316,5 @@ median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${
   ratio orders/s / pgbench tps         $m_ratio      (target >= 0.6: $(verdict "$m_ratio" 0.6 '>='))
   orders in the database               $orders
   errors logged by the server          $errors5
+  Till's connections using TLS         $till_tls    (PG_SSLMODE=${PG_SSLMODE:-unset})
 EOF
