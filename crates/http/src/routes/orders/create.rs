@@ -2,13 +2,12 @@
 //! rules). The answer carries `Location` and `ETag`, and is stored for idempotent retries.
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use till_app::orders::PlaceInput;
 
-use super::{caller, etag};
+use super::caller;
 use crate::error::ApiResult;
-use crate::extract::idempotency::{respond, stored_headers};
+use crate::extract::idempotency::{etag_header, location, respond, stored_headers};
 use crate::extract::{AnyUser, Authed, Idempotent, RequestMeta};
 use crate::openapi::schemas::ErrorBody;
 use crate::state::AppState;
@@ -42,12 +41,13 @@ pub async fn create(
         &idem.body,
         &idem.key,
         |order| {
-            let mut headers = vec![etag(order.version)];
-            // A UUID path is always a valid header value.
-            if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/orders/{}", order.id)) {
-                headers.insert(0, (header::LOCATION, location));
-            }
-            stored_headers(headers)
+            stored_headers(
+                [
+                    location(&format!("/api/v1/orders/{}", order.id)),
+                    etag_header(order.version),
+                ]
+                .concat(),
+            )
         },
     )
     .await?;
