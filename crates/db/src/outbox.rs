@@ -14,11 +14,16 @@ const PUBLISHER_LOCK: i64 = 0x7469_6c6c_6f75_7462; // "tilloutb"
 /// The PostgreSQL NOTIFY channel a publishing round signals on commit.
 pub const PUBLISHED_CHANNEL: &str = "till_outbox_published";
 
+/// An event as the live path (publisher, subscribers, WebSocket replay) reads it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub seq: i64,
     pub topic: String,
+    /// The stored payload without its `data` (the whole changed object, ~1.6 KB for an order;
+    /// the `CASE` keeps a non-object payload as it is instead of failing the whole batch):
+    /// only webhooks send that, and `till worker` reads it from the table itself. Leaving it in
+    /// PostgreSQL saves decoding, re-encoding and publishing it once per event on every instance.
     pub payload: Value,
     pub created_at: DateTime<Utc>,
     /// What webhook receivers dedupe by; the same on every delivery of the event.
@@ -65,7 +70,10 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
          )
          UPDATE outbox o SET seq = counter.base + pending.n, published_at = now()
          FROM pending, counter WHERE o.id = pending.id
-         RETURNING o.id, o.seq, o.topic, o.payload, o.created_at, o.event_id",
+         RETURNING o.id, o.seq, o.topic,
+             CASE jsonb_typeof(o.payload) WHEN 'object' THEN o.payload - 'data'
+                  ELSE o.payload END AS payload,
+             o.created_at, o.event_id",
     )
     .bind(limit)
     .fetch_all(&mut *conn)
@@ -84,7 +92,11 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
 /// Published events after `seq`, oldest first (catch-up for subscribers and clients).
 pub async fn after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, seq, topic, payload, created_at, event_id FROM outbox
+        "SELECT id, seq, topic,
+                CASE jsonb_typeof(payload) WHEN 'object' THEN payload - 'data'
+                     ELSE payload END AS payload,
+                created_at, event_id
+         FROM outbox
          WHERE seq > $1 ORDER BY seq LIMIT $2",
     )
     .bind(seq)

@@ -347,6 +347,16 @@ async fn order_events_follow_an_order_across_instances() {
         .await
         .expect("order.created on B");
     assert_eq!(created["type"], "order.created");
+    // The live frame is the summary: no routing fields, and not the whole order (`data`),
+    // which only webhooks carry.
+    let mut keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["at", "order", "seq", "type"]);
     assert_eq!(created["order"]["id"], id);
     assert_eq!(created["order"]["number"], order["number"]);
     assert_eq!(created["order"]["total_cents"], 974); // 900 + 8.25 % tax (74.25 → 74)
