@@ -184,6 +184,30 @@ impl Store {
         }
     }
 
+    /// Several keys in one round trip (`MGET`), in the order asked.
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let full: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        match &self.backend {
+            Backend::Local(l) => Ok(full.iter().map(|k| l.get(k)).collect()),
+            Backend::Redis(r) => {
+                bounded(async {
+                    let mut c = r.conn().await?;
+                    // `MGET` spelt out: redis's `mget` helper sends `GET` for a single key,
+                    // whose answer is not a list.
+                    let values: Vec<Option<Vec<u8>>> =
+                        redis::cmd("MGET").arg(&full).query_async(&mut c).await?;
+                    if values.len() != full.len() {
+                        return Err(StoreError::Unavailable(
+                            "MGET answered another count".into(),
+                        ));
+                    }
+                    Ok(values)
+                })
+                .await
+            }
+        }
+    }
+
     pub async fn set(
         &self,
         key: &str,
@@ -598,6 +622,21 @@ mod tests {
             if let Err(e) = Store::redis(url, "till") {
                 panic!("{url}: {e}");
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn get_many_answers_each_key_in_order_in_both_backends() {
+        let server = Server::start(free_port());
+        let redis = Store::redis(&format!("redis://127.0.0.1:{}", server.port), "t").unwrap();
+        for store in [Store::local(), redis] {
+            store.set("a", b"1", None).await.unwrap();
+            store.set("c", b"3", None).await.unwrap();
+            assert_eq!(
+                store.get_many(&["c", "b", "a"]).await.unwrap(),
+                [Some(b"3".to_vec()), None, Some(b"1".to_vec())]
+            );
+            assert_eq!(store.get_many(&["a"]).await.unwrap(), [Some(b"1".to_vec())]);
         }
     }
 

@@ -2,7 +2,7 @@ use axum::http::{header, HeaderMap};
 use till_domain::Role;
 use uuid::Uuid;
 
-use super::session::{self, EpochError, Session};
+use super::session::{self, Cached, EpochError, Session};
 use crate::state::AppState;
 
 /// Who is calling, once credentials have been checked against the shared session store.
@@ -58,7 +58,7 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> AuthOutcome {
         Err(e) => AuthOutcome::Unavailable(e.to_string()),
         // A stale cookie is not an attack: browse on as anonymous.
         Ok(None) => AuthOutcome::Anonymous,
-        Ok(Some((handle, s))) => match admit(state, handle, s, true).await {
+        Ok(Some((handle, s))) => match admit(state, handle, s, true, None).await {
             // A revoked session behind a cookie is stale too.
             AuthOutcome::Invalid => AuthOutcome::Anonymous,
             other => other,
@@ -71,17 +71,29 @@ pub async fn resolve_token(state: &AppState, token: &str) -> AuthOutcome {
     let Some(claims) = state.jwt.verify(token) else {
         return AuthOutcome::Invalid;
     };
-    match session::get(&state.store, &state.db, &claims.sh).await {
+    match session::get_with_epoch(&state.store, &state.db, &claims.sh, claims.sub).await {
         Err(e) => AuthOutcome::Unavailable(e.to_string()),
-        Ok(Some(s)) if s.user_id == claims.sub => admit(state, claims.sh, s, false).await,
+        Ok(Some((s, epoch))) if s.user_id == claims.sub => {
+            admit(state, claims.sh, s, false, Some(epoch)).await
+        }
         Ok(_) => AuthOutcome::Invalid,
     }
 }
 
 /// A session found in the store is honoured only if it was issued under the user's current
-/// revocation epoch.
-async fn admit(state: &AppState, handle: String, s: Session, by_cookie: bool) -> AuthOutcome {
-    match session::current_epoch(&state.store, &state.db, s.user_id).await {
+/// revocation epoch (`epoch`: what the store answered for it already, if it was asked).
+async fn admit(
+    state: &AppState,
+    handle: String,
+    s: Session,
+    by_cookie: bool,
+    epoch: Option<Cached>,
+) -> AuthOutcome {
+    let current = match epoch {
+        Some(cached) => session::epoch_from(&state.store, &state.db, s.user_id, cached).await,
+        None => session::current_epoch(&state.store, &state.db, s.user_id).await,
+    };
+    match current {
         Ok(current) if s.epoch >= current => {}
         Ok(_) | Err(EpochError::NoSuchUser) => return AuthOutcome::Invalid,
         Err(EpochError::Unavailable(cause)) => return AuthOutcome::Unavailable(cause),

@@ -177,8 +177,68 @@ pub async fn get(store: &Store, db: &Db, handle: &str) -> Result<Option<Session>
     if !well_formed(handle) {
         return Ok(None);
     }
-    let cached = store.get(&key(handle)).await;
-    if let Ok(Some(bytes)) = &cached {
+    let cached = Cached::from(store.get(&key(handle)).await);
+    load(store, db, handle, cached).await
+}
+
+/// What the store answered for one key; `reachable: false` when it could not be asked (then
+/// nothing read from PostgreSQL is written back to it).
+pub struct Cached {
+    reachable: bool,
+    bytes: Option<Vec<u8>>,
+}
+
+impl Cached {
+    const UNREACHABLE: Cached = Cached {
+        reachable: false,
+        bytes: None,
+    };
+}
+
+impl From<Result<Option<Vec<u8>>, StoreError>> for Cached {
+    fn from(r: Result<Option<Vec<u8>>, StoreError>) -> Cached {
+        match r {
+            Ok(bytes) => Cached {
+                reachable: true,
+                bytes,
+            },
+            Err(_) => Cached::UNREACHABLE,
+        }
+    }
+}
+
+/// The session a bearer token names, with what the store holds of its user's epoch (for
+/// [`epoch_from`]): every request with a token needs both, so they are asked for in one round
+/// trip instead of two.
+pub async fn get_with_epoch(
+    store: &Store,
+    db: &Db,
+    handle: &str,
+    user_id: Uuid,
+) -> Result<Option<(Session, Cached)>, SessionError> {
+    if !well_formed(handle) {
+        return Ok(None);
+    }
+    let (session, epoch) = match store.get_many(&[&key(handle), &epoch_key(user_id)]).await {
+        Ok(mut v) => {
+            let epoch = v.pop().flatten();
+            let session = v.pop().flatten();
+            (Cached::from(Ok(session)), Cached::from(Ok(epoch)))
+        }
+        Err(_) => (Cached::UNREACHABLE, Cached::UNREACHABLE),
+    };
+    Ok(load(store, db, handle, session).await?.map(|s| (s, epoch)))
+}
+
+/// The cached session if it decodes, else the one in PostgreSQL (cached again if the store
+/// could be asked).
+async fn load(
+    store: &Store,
+    db: &Db,
+    handle: &str,
+    cached: Cached,
+) -> Result<Option<Session>, SessionError> {
+    if let Some(bytes) = &cached.bytes {
         if let Ok(s) = serde_json::from_slice::<Session>(bytes) {
             return Ok(Some(s));
         }
@@ -190,7 +250,7 @@ pub async fn get(store: &Store, db: &Db, handle: &str) -> Result<Option<Session>
         .to_std()
         .unwrap_or_default();
     let session = from_row(row);
-    if cached.is_ok() {
+    if cached.reachable {
         cache(store, handle, &session, left).await;
     }
     Ok(Some(session))
@@ -236,24 +296,35 @@ pub enum EpochError {
 /// The user's current revocation epoch: from the store (one round trip), else from PostgreSQL
 /// (then cached again), also when the store cannot answer.
 pub async fn current_epoch(store: &Store, db: &Db, user_id: Uuid) -> Result<i64, EpochError> {
-    let key = epoch_key(user_id);
-    let cached = store.get(&key).await;
-    if let Ok(Some(bytes)) = &cached {
-        if let Some(e) = std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
-            return Ok(e);
-        }
+    let cached = Cached::from(store.get(&epoch_key(user_id)).await);
+    epoch_from(store, db, user_id, cached).await
+}
+
+/// [`current_epoch`] from what the store already answered for the user's epoch key.
+pub async fn epoch_from(
+    store: &Store,
+    db: &Db,
+    user_id: Uuid,
+    cached: Cached,
+) -> Result<i64, EpochError> {
+    if let Some(e) = cached
+        .bytes
+        .as_deref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        return Ok(e);
     }
     let epoch = match till_db::users::auth_epoch(&db.write, user_id).await {
         Ok(Some(e)) => e,
         Ok(None) => return Err(EpochError::NoSuchUser),
         Err(e) => return Err(EpochError::Unavailable(e.to_string())),
     };
-    if cached.is_ok() {
+    if cached.reachable {
         // Best effort: the next request reads PostgreSQL again if this fails.
-        let _ = store.set_max(&key, epoch, EPOCH_CACHE_TTL).await;
+        let _ = store
+            .set_max(&epoch_key(user_id), epoch, EPOCH_CACHE_TTL)
+            .await;
     }
     Ok(epoch)
 }
