@@ -18,6 +18,9 @@
 #      two then see the same background load, so their ratio is steadier (each gets about half
 #      the machine, so absolute numbers and latencies are worse);
 #   6. prints each run and the medians; targets: orders/s >= 0.6 x pgbench tps, p99 < 50 ms.
+#      Sequential runs also print the CPU time per order of Till and of a local PostgreSQL (all
+#      its processes), read from /proc around the wrk run: steadier than orders/s when the
+#      machine's own speed drifts, so the figure to compare two builds by.
 #
 # Environment (all optional):
 #   TILL_PG_URL     PostgreSQL server URL without database   (postgres://postgres@127.0.0.1:5432)
@@ -203,13 +206,22 @@ run_wrk() { # duration tag
     sed -n 's/^BENCH //p'
 }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+# CPU time (utime + stime, in clock ticks) of the given processes; a process gone since counts 0.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+clk_tck="$(getconf CLK_TCK)"
 
 echo "== warm-up (5 s)"
 run_wrk 5s "warm$$" >/dev/null
 # The endpoints were active during the warm-up: every event is delivered before the first pause.
 if [ "$BASELINE" = webhooks ]; then drain >/dev/null; fi
 
-declare -a tps_all rps_all p99_all ratio_all pgb_p99_all
+declare -a tps_all rps_all p99_all ratio_all pgb_p99_all till_cpu_all pg_cpu_all
 baseline_label=pgbench_tps
 [ "$BASELINE" = webhooks ] && baseline_label=no_hooks_ops
 printf '\n%-4s %12s %12s %10s %10s %8s\n' run "$baseline_label" orders_per_s p99_ms p50_ms ratio
@@ -241,7 +253,13 @@ for i in $(seq 1 "$RUNS"); do
   else
     rm -f "$work"/pgblog*
     pgbench -c "$CONNECTIONS" -j 2 -T "$DURATION" -l --log-prefix="$work/pgblog" "$PG_URL/$PGBENCH_DB$PG_QUERY" >"$work/pgbench.out" 2>"$work/pgbench.err" || true
+    # Alone on the machine during the wrk run: Till, and a local PostgreSQL's processes (none
+    # when it runs elsewhere). CPU per order is steadier than orders/s on a machine whose speed
+    # drifts, so it is what to compare two builds by.
+    pg_pids="$(pgrep -x postgres || true)"
+    till_t0="$(cpu_ticks "$server_pid")"; pg_t0="$(cpu_ticks $pg_pids)"
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
+    till_t1="$(cpu_ticks "$server_pid")"; pg_t1="$(cpu_ticks $pg_pids)"
   fi
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
   if [ -z "$tps" ] || [ -z "$line" ]; then
@@ -264,6 +282,13 @@ for i in $(seq 1 "$RUNS"); do
     pgb_p99_all+=("$pgb_p99")
   fi
   printf '\n'
+  if [ "$MODE" = sequential ] && [ "$BASELINE" = pgbench ]; then
+    n="$(echo "$line" | field requests)"
+    till_ms="$(awk -v t=$((till_t1 - till_t0)) -v n="$n" -v h="$clk_tck" 'BEGIN { printf "%.3f", (n > 0 ? t * 1000 / h / n : 0) }')"
+    pg_ms="$(awk -v t=$((pg_t1 - pg_t0)) -v n="$n" -v h="$clk_tck" 'BEGIN { printf "%.3f", (n > 0 ? t * 1000 / h / n : 0) }')"
+    echo "     CPU per order: till $till_ms ms, postgres $pg_ms ms"
+    till_cpu_all+=("$till_ms"); pg_cpu_all+=("$pg_ms")
+  fi
   if [ "$bad" != 0 ]; then echo "     ($bad responses were not 2xx or failed)"; fi
   tps_all+=("$tps"); rps_all+=("$rps"); p99_all+=("$p99"); ratio_all+=("$ratio")
 done
@@ -314,6 +339,7 @@ median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${
   checkout p99                         $m_p99 ms    (target < 50 ms: $(verdict "$m_p99" 50 '<'))
   pgbench's own p99 at $CONNECTIONS clients    $( [ "${#pgb_p99_all[@]}" -gt 0 ] && median "${pgb_p99_all[@]}" || echo -) ms
   ratio orders/s / pgbench tps         $m_ratio      (target >= 0.6: $(verdict "$m_ratio" 0.6 '>='))
+  CPU per order, till / postgres       $( [ "${#till_cpu_all[@]}" -gt 0 ] && echo "$(median "${till_cpu_all[@]}") / $(median "${pg_cpu_all[@]}") ms" || echo "- (sequential mode only)")
   orders in the database               $orders
   errors logged by the server          $errors5
   Till's connections using TLS         $till_tls    (PG_SSLMODE=${PG_SSLMODE:-unset})
