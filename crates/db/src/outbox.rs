@@ -20,10 +20,11 @@ pub struct EventRow {
     pub id: i64,
     pub seq: i64,
     pub topic: String,
-    /// The stored payload without its `data` (the whole changed object, ~1.6 KB for an order;
-    /// the `CASE` keeps a non-object payload as it is instead of failing the whole batch):
+    /// The stored payload without its `data`, the whole changed object (~1.6 KB for an order):
     /// only webhooks send that, and `till worker` reads it from the table itself. Leaving it in
     /// PostgreSQL saves decoding, re-encoding and publishing it once per event on every instance.
+    /// (The queries' `CASE` passes a payload that is not an object through unchanged, where
+    /// `- 'data'` would fail the whole batch.)
     pub payload: Value,
     pub created_at: DateTime<Utc>,
     /// What webhook receivers dedupe by; the same on every delivery of the event.
