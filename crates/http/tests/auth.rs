@@ -297,6 +297,25 @@ async fn tokens_and_cookies_work_on_every_instance_and_logout_is_shared() {
         .expect_error(401, "unauthorized");
 }
 
+/// A bearer request reads its session and the user's revocation epoch from the shared store in
+/// one round trip; an epoch found there is honoured as it is, without asking PostgreSQL (which
+/// here still holds the old one), on every instance.
+#[tokio::test]
+async fn an_epoch_in_the_shared_store_ends_bearer_tokens_on_every_instance() {
+    let (a, b) = TestApp::spawn_pair().await;
+    let cashier = a.as_cashier().await;
+    let other = a.as_cashier().await;
+    cashier.on(&b).me().await.expect_status(200);
+    let id: uuid::Uuid = cashier.id().parse().unwrap();
+    till_http::auth::session::publish_epoch(&a.state.store, id, 1_000_000)
+        .await
+        .unwrap();
+    cashier.on(&b).me().await.expect_error(401, "unauthorized");
+    cashier.me().await.expect_error(401, "unauthorized");
+    // Another user's epoch key is not consulted for this one.
+    other.on(&b).me().await.expect_status(200);
+}
+
 fn forge(
     token: &str,
     header: Option<&str>,
