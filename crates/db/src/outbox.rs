@@ -23,12 +23,23 @@ pub struct EventRow {
     /// The stored payload without its `data`, the whole changed object (~1.6 KB for an order):
     /// only webhooks send that, and `till worker` reads it from the table itself. Leaving it in
     /// PostgreSQL saves decoding, re-encoding and publishing it once per event on every instance.
-    /// (The queries' `CASE` passes a payload that is not an object through unchanged, where
-    /// `- 'data'` would fail the whole batch.)
+    /// (A payload that is not an object passes through unchanged, where `- 'data'` would fail
+    /// the whole batch.)
     pub payload: Value,
     pub created_at: DateTime<Utc>,
     /// What webhook receivers dedupe by; the same on every delivery of the event.
     pub event_id: uuid::Uuid,
+}
+
+/// The columns of an [`EventRow`], from `outbox` aliased `o` (a macro, so that `concat!` can
+/// splice them into each query's literal text).
+macro_rules! event_row_columns {
+    () => {
+        "o.id, o.seq, o.topic,
+         CASE jsonb_typeof(o.payload) WHEN 'object' THEN o.payload - 'data'
+              ELSE o.payload END AS payload,
+         o.created_at, o.event_id"
+    };
 }
 
 /// Records an event; call inside the transaction of the change.
@@ -60,7 +71,7 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
     // `seq` comes from a one-row counter moved in this transaction, not from a sequence: a
     // round that rolls back (Redis refused the publish) gives its numbers back, so the
     // published `seq`s have no holes and a receiver can tell a missed event from none.
-    let mut rows: Vec<EventRow> = sqlx::query_as(
+    let mut rows: Vec<EventRow> = sqlx::query_as(concat!(
         "WITH pending AS (
              SELECT id, row_number() OVER (ORDER BY id) AS n
              FROM (SELECT id FROM outbox WHERE seq IS NULL ORDER BY id LIMIT $1 FOR UPDATE) p
@@ -71,11 +82,9 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
          )
          UPDATE outbox o SET seq = counter.base + pending.n, published_at = now()
          FROM pending, counter WHERE o.id = pending.id
-         RETURNING o.id, o.seq, o.topic,
-             CASE jsonb_typeof(o.payload) WHEN 'object' THEN o.payload - 'data'
-                  ELSE o.payload END AS payload,
-             o.created_at, o.event_id",
-    )
+         RETURNING ",
+        event_row_columns!()
+    ))
     .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
@@ -92,14 +101,11 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Option<Vec<Eve
 
 /// Published events after `seq`, oldest first (catch-up for subscribers and clients).
 pub async fn after(pool: &PgPool, seq: i64, limit: i64) -> Result<Vec<EventRow>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT id, seq, topic,
-                CASE jsonb_typeof(payload) WHEN 'object' THEN payload - 'data'
-                     ELSE payload END AS payload,
-                created_at, event_id
-         FROM outbox
-         WHERE seq > $1 ORDER BY seq LIMIT $2",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        event_row_columns!(),
+        " FROM outbox o WHERE o.seq > $1 ORDER BY o.seq LIMIT $2"
+    ))
     .bind(seq)
     .bind(limit)
     .fetch_all(pool)
