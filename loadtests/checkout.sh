@@ -42,6 +42,15 @@
 #     crates/server/examples/webhook_sink, whose last endpoint answers after SLOW_MS [100] ms);
 #     between runs it waits until every delivery is done. Prints both rates, their ratio
 #     (target >= 0.9), every event's delivery, and the delivery lag p50/p99 per endpoint.
+#   FLOOR [0] | 1
+#     1: each sequential run also measures the database floor: pgbench sends PostgreSQL the same
+#     two statements Till sends per order (till_prepare_order, then till_place_order, with
+#     arguments made from one captured from a real POST; loadtests/floor.sql and floor.pgb) at
+#     DB_POOL clients, with no HTTP, no Till and no Redis. It prints the floor's orders/s and
+#     p99, checkout ÷ floor, and CONNECTIONS ÷ floor orders/s: the least mean latency any
+#     server can give that many closed-loop clients when every order costs PostgreSQL this much
+#     (Little's law). The arguments are made before the first run (about 2 ms each, FLOOR_ROWS
+#     [1500 × DURATION × RUNS] of them).
 #   CARGO_TARGET_DIR  build directory                        ($HOME/.cache/till-target)
 #   TILL_BIN        a till binary to measure instead of the one built here (implies --no-build)
 set -euo pipefail
@@ -72,8 +81,15 @@ PGBENCH_DB="${PGBENCH_DB:-till_pgbench}"
 MODE="${MODE:-sequential}"
 BASELINE="${BASELINE:-pgbench}"
 SLOW_MS="${SLOW_MS:-100}"
+FLOOR="${FLOOR:-0}"
+FLOOR_ROWS="${FLOOR_ROWS:-$((1500 * DURATION * RUNS))}"
 case "$BASELINE" in pgbench | webhooks) ;; *) echo "checkout.sh: BASELINE must be pgbench or webhooks" >&2; exit 2 ;; esac
 case "$MODE" in sequential | concurrent) ;; *) echo "checkout.sh: MODE must be sequential or concurrent" >&2; exit 2 ;; esac
+case "$FLOOR" in
+  0) ;;
+  1) [ "$MODE/$BASELINE" = sequential/pgbench ] || { echo "checkout.sh: FLOOR=1 needs MODE=sequential and BASELINE=pgbench" >&2; exit 2; } ;;
+  *) echo "checkout.sh: FLOOR must be 0 or 1" >&2; exit 2 ;;
+esac
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/till-target}"
 
 need() {
@@ -160,6 +176,30 @@ export TILL_TOKEN
 TILL_TOKEN="$(login bench-cashier@till.local bench-cashier-password)"
 export TILL_PRODUCTS_FILE="$work/products.txt"
 
+if [ "$FLOOR" = 1 ]; then
+  # The floor's template: the argument of the first order, captured by a stand-in for
+  # till_place_order that records it and calls the real one. No order has been placed yet, so
+  # no pooled connection holds a plan of the real function; the stand-in is dropped right
+  # after, and connections that planned against it plan again against the real one.
+  psql -w -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" <<'SQL'
+CREATE TABLE bench_capture (args jsonb);
+ALTER FUNCTION till_place_order(jsonb) RENAME TO till_place_order_captured;
+CREATE FUNCTION till_place_order(args jsonb) RETURNS json LANGUAGE sql AS $$
+    INSERT INTO bench_capture VALUES (args);
+    SELECT till_place_order_captured(args);
+$$;
+SQL
+  read -r p1 p2 p3 <<<"$(head -n3 "$TILL_PRODUCTS_FILE" | tr '\n' ' ')"
+  curl -fsS -o /dev/null -H 'content-type: application/json' -H "authorization: Bearer $TILL_TOKEN" \
+    -H "Idempotency-Key: floor-template-$$" \
+    -d "{\"fulfilment\":\"in_store\",\"lines\":[{\"product_id\":\"$p1\",\"quantity\":1},{\"product_id\":\"$p2\",\"quantity\":2},{\"product_id\":\"$p3\",\"quantity\":3}]}" \
+    "$base/api/v1/orders"
+  psql -w -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -c "DROP FUNCTION till_place_order(jsonb)" \
+    -c "ALTER FUNCTION till_place_order_captured(jsonb) RENAME TO till_place_order"
+  echo "== database floor: $FLOOR_ROWS order arguments (loadtests/floor.sql)"
+  psql -w -X -q -v ON_ERROR_STOP=1 -v n="$FLOOR_ROWS" -d "$DATABASE_URL" -f loadtests/floor.sql
+fi
+
 if [ "$BASELINE" = pgbench ]; then
   echo "== pgbench -i -s $PGBENCH_SCALE (database $PGBENCH_DB)"
   psql -w -X -q -d "$PG_URL/postgres" -c "DROP DATABASE IF EXISTS $PGBENCH_DB" -c "CREATE DATABASE $PGBENCH_DB"
@@ -221,7 +261,7 @@ run_wrk 5s "warm$$" >/dev/null
 # The endpoints were active during the warm-up: every event is delivered before the first pause.
 if [ "$BASELINE" = webhooks ]; then drain >/dev/null; fi
 
-declare -a tps_all rps_all p99_all ratio_all pgb_p99_all till_cpu_all pg_cpu_all
+declare -a tps_all rps_all p99_all ratio_all pgb_p99_all till_cpu_all pg_cpu_all floor_all floor_p99_all
 baseline_label=pgbench_tps
 [ "$BASELINE" = webhooks ] && baseline_label=no_hooks_ops
 printf '\n%-4s %12s %12s %10s %10s %8s\n' run "$baseline_label" orders_per_s p99_ms p50_ms ratio
@@ -260,6 +300,11 @@ for i in $(seq 1 "$RUNS"); do
     till_t0="$(cpu_ticks "$server_pid")"; pg_t0="$(cpu_ticks $pg_pids)"
     line="$(run_wrk "${DURATION}s" "run$$-$i")"
     till_t1="$(cpu_ticks "$server_pid")"; pg_t1="$(cpu_ticks $pg_pids)"
+    if [ "$FLOOR" = 1 ]; then
+      rm -f "$work"/floorlog*
+      pgbench -n -c "$DB_POOL" -j 2 -T "$DURATION" -f loadtests/floor.pgb -l --log-prefix="$work/floorlog" \
+        "$DATABASE_URL" >"$work/floor.out" 2>&1 || true
+    fi
   fi
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | tail -n1)"
   if [ -z "$tps" ] || [ -z "$line" ]; then
@@ -288,6 +333,19 @@ for i in $(seq 1 "$RUNS"); do
     pg_ms="$(awk -v t=$((pg_t1 - pg_t0)) -v n="$n" -v h="$clk_tck" 'BEGIN { printf "%.3f", (n > 0 ? t * 1000 / h / n : 0) }')"
     echo "     CPU per order: till $till_ms ms, postgres $pg_ms ms"
     till_cpu_all+=("$till_ms"); pg_cpu_all+=("$pg_ms")
+  fi
+  if [ "$FLOOR" = 1 ]; then
+    floor_tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/floor.out" | tail -n1)"
+    floor_failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/floor.out")"
+    floor_p99="$(cat "$work"/floorlog* 2>/dev/null | awk '{ print $3 / 1000 }' | sort -g | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", v[i] }')"
+    used="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT last_value FROM bench_seq")"
+    if [ -z "$floor_tps" ] || [ "${floor_failed:-1}" != 0 ] || [ "$used" -ge "$FLOOR_ROWS" ]; then
+      echo "     database floor failed (or used up its $FLOOR_ROWS arguments: raise FLOOR_ROWS): $(tail -n2 "$work/floor.out" | tr '\n' ' ')" >&2
+    else
+      printf '     database floor (%s clients, no Till): %.1f orders/s, p99 %s ms; checkout / floor %s\n' "$DB_POOL" "$floor_tps" "$floor_p99" \
+        "$(awk -v a="$rps" -v b="$floor_tps" 'BEGIN { printf "%.2f", a / b }')"
+      floor_all+=("$floor_tps"); floor_p99_all+=("$floor_p99")
+    fi
   fi
   if [ "$bad" != 0 ]; then echo "     ($bad responses were not 2xx or failed)"; fi
   tps_all+=("$tps"); rps_all+=("$rps"); p99_all+=("$p99"); ratio_all+=("$ratio")
@@ -344,3 +402,11 @@ median of ${#tps_all[@]} of $RUNS runs ($MODE, $CONNECTIONS connections each, ${
   errors logged by the server          $errors5
   Till's connections using TLS         $till_tls    (PG_SSLMODE=${PG_SSLMODE:-unset})
 EOF
+if [ "${#floor_all[@]}" -gt 0 ]; then
+  m_floor="$(median "${floor_all[@]}")"
+  cat <<EOF
+  database floor orders/s, $DB_POOL clients   $m_floor    (p99 $(median "${floor_p99_all[@]}") ms; the order's two statements by pgbench, no Till)
+  checkout orders/s / floor            $(awk -v a="$m_rps" -v b="$m_floor" 'BEGIN { printf "%.2f", a / b }')
+  least mean latency at $CONNECTIONS clients   $(awk -v c="$CONNECTIONS" -v b="$m_floor" 'BEGIN { printf "%.1f", c * 1000 / b }') ms    ($CONNECTIONS ÷ floor orders/s, Little's law)
+EOF
+fi
