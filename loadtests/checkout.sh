@@ -261,7 +261,8 @@ run_wrk 5s "warm$$" >/dev/null
 # The endpoints were active during the warm-up: every event is delivered before the first pause.
 if [ "$BASELINE" = webhooks ]; then drain >/dev/null; fi
 
-declare -a tps_all rps_all p99_all ratio_all pgb_p99_all till_cpu_all pg_cpu_all floor_all floor_p99_all
+declare -a tps_all rps_all p99_all ratio_all pgb_p99_all till_cpu_all pg_cpu_all
+floor_all=() floor_p99_all=()
 baseline_label=pgbench_tps
 [ "$BASELINE" = webhooks ] && baseline_label=no_hooks_ops
 printf '\n%-4s %12s %12s %10s %10s %8s\n' run "$baseline_label" orders_per_s p99_ms p50_ms ratio
@@ -338,8 +339,8 @@ for i in $(seq 1 "$RUNS"); do
     floor_tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/floor.out" | tail -n1)"
     floor_failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$work/floor.out")"
     floor_p99="$(cat "$work"/floorlog* 2>/dev/null | awk '{ print $3 / 1000 }' | sort -g | awk '{ v[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.2f", v[i] }')"
-    used="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT last_value FROM bench_seq")"
-    if [ -z "$floor_tps" ] || [ "${floor_failed:-1}" != 0 ] || [ "$used" -ge "$FLOOR_ROWS" ]; then
+    used_up="$(psql -w -X -A -t -d "$DATABASE_URL" -c "SELECT (SELECT last_value FROM bench_seq) >= (SELECT count(*) FROM bench_args)")"
+    if [ -z "$floor_tps" ] || [ "${floor_failed:-1}" != 0 ] || [ "$used_up" != f ]; then
       echo "     database floor failed (or used up its $FLOOR_ROWS arguments: raise FLOOR_ROWS): $(tail -n2 "$work/floor.out" | tr '\n' ' ')" >&2
     else
       printf '     database floor (%s clients, no Till): %.1f orders/s, p99 %s ms; checkout / floor %s\n' "$DB_POOL" "$floor_tps" "$floor_p99" \
