@@ -46,11 +46,13 @@
 #     1: each sequential run also measures the database floor: pgbench sends PostgreSQL the same
 #     two statements Till sends per order (till_prepare_order, then till_place_order, with
 #     arguments made from one captured from a real POST; loadtests/floor.sql and floor.pgb) at
-#     DB_POOL clients, with no HTTP, no Till and no Redis. It prints the floor's orders/s and
-#     p99, checkout ÷ floor, and CONNECTIONS ÷ floor orders/s: the least mean latency any
-#     server can give that many closed-loop clients when every order costs PostgreSQL this much
-#     (Little's law). The arguments are made before the first run (about 2 ms each, FLOOR_ROWS
-#     [1500 × DURATION × RUNS] of them).
+#     DB_POOL clients, with no HTTP and no request through Till (its outbox publisher still
+#     publishes the floor's order events to Redis, as it does checkout's, so both pay for it).
+#     It prints the floor's orders/s and p99, checkout ÷ floor, and CONNECTIONS ÷ floor
+#     orders/s: the least mean latency any server can give that many closed-loop clients when
+#     every order costs PostgreSQL this much (Little's law). The arguments are made before the
+#     first run (about 2 ms each, FLOOR_ROWS [1500 × DURATION × RUNS] of them); the floor's
+#     orders stay in the database, which grows as with checkout's own.
 #   CARGO_TARGET_DIR  build directory                        ($HOME/.cache/till-target)
 #   TILL_BIN        a till binary to measure instead of the one built here (implies --no-build)
 set -euo pipefail
@@ -343,7 +345,7 @@ for i in $(seq 1 "$RUNS"); do
     if [ -z "$floor_tps" ] || [ "${floor_failed:-1}" != 0 ] || [ "$used_up" != f ]; then
       echo "     database floor failed (or used up its $FLOOR_ROWS arguments: raise FLOOR_ROWS): $(tail -n2 "$work/floor.out" | tr '\n' ' ')" >&2
     else
-      printf '     database floor (%s clients, no Till): %.1f orders/s, p99 %s ms; checkout / floor %s\n' "$DB_POOL" "$floor_tps" "$floor_p99" \
+      printf '     database floor (%s clients, no HTTP): %.1f orders/s, p99 %s ms; checkout / floor %s\n' "$DB_POOL" "$floor_tps" "$floor_p99" \
         "$(awk -v a="$rps" -v b="$floor_tps" 'BEGIN { printf "%.2f", a / b }')"
       floor_all+=("$floor_tps"); floor_p99_all+=("$floor_p99")
     fi
@@ -406,7 +408,7 @@ EOF
 if [ "${#floor_all[@]}" -gt 0 ]; then
   m_floor="$(median "${floor_all[@]}")"
   cat <<EOF
-  database floor orders/s, $DB_POOL clients   $m_floor    (p99 $(median "${floor_p99_all[@]}") ms; the order's two statements by pgbench, no Till)
+  database floor orders/s, $DB_POOL clients   $m_floor    (p99 $(median "${floor_p99_all[@]}") ms; the order's two statements by pgbench, no HTTP)
   checkout orders/s / floor            $(awk -v a="$m_rps" -v b="$m_floor" 'BEGIN { printf "%.2f", a / b }')
   least mean latency at $CONNECTIONS clients   $(awk -v c="$CONNECTIONS" -v b="$m_floor" 'BEGIN { printf "%.1f", c * 1000 / b }') ms    ($CONNECTIONS ÷ floor orders/s, Little's law)
 EOF

@@ -9,6 +9,7 @@
 -- floor.pgb's counter never lands on a missing row. Ids are time-ordered like Till's UUIDv7s (a
 -- counter in the leading bits), so index inserts land where Till's do. Order numbers start at
 -- 10^12, far above any the benchmark makes.
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_args;
 DROP SEQUENCE IF EXISTS bench_seq;
 CREATE SEQUENCE bench_seq;
